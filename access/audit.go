@@ -1,0 +1,46 @@
+package access
+
+import "time"
+
+// Action names what an audit event records.
+type Action string
+
+// The audited actions.
+const (
+	ActSubmitted    Action = "submitted"
+	ActApproved     Action = "approved" // one approval (of N)
+	ActDenied       Action = "denied"
+	ActCancelled    Action = "cancelled"
+	ActTimedOut     Action = "timed_out"
+	ActGranted      Action = "granted" // provider confirmed; active until EndsAt
+	ActGrantFailed  Action = "grant_failed"
+	ActGrantRetry   Action = "grant_retry"
+	ActRevokeStart  Action = "revoke_started" // access must end now
+	ActRevoked      Action = "revoked"        // provider confirmed removal; ended
+	ActRevokeRetry  Action = "revoke_retry"
+	ActRevokeAlert  Action = "revoke_alert" // revocation failing for too long
+	ActExtended     Action = "extended"
+	ActBreakGlass   Action = "break_glass"
+	ActAcknowledged Action = "acknowledged"
+	ActHandoff      Action = "handoff"
+)
+
+// AuditEvent is one line of the audit log. Stores write it in the same
+// atomic step as the state change it describes.
+type AuditEvent struct {
+	ID        string    `json:"id,omitempty"` // assigned by the store (stream id / sequence)
+	At        time.Time `json:"at"`
+	RequestID string    `json:"request_id"`
+	Action    Action    `json:"action"`
+	Actor     string    `json:"actor"`   // who did it: identity, or "accessbot" for the scheduler
+	Subject   string    `json:"subject"` // whose access: the requester
+	Role      string    `json:"role"`
+	From      State     `json:"from,omitempty"`
+	To        State     `json:"to,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// SystemActor is the actor of events the bot does on its own (expiry,
+// timeouts, rotation handoffs).
+const SystemActor = "accessbot"

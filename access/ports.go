@@ -1,0 +1,158 @@
+package access
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists requests, their due index, the audit log and seen event ids.
+// Implementations: store/bolt (one replica) and store/redis (several).
+// store/storetest is the conformance suite every implementation must pass.
+type Store interface {
+	// Create stores a new request with its audit events in one atomic step.
+	// It fails with ErrExists when the id is taken.
+	Create(ctx context.Context, r *Request, events ...AuditEvent) error
+
+	// Get returns a copy of the request, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Request, error)
+
+	// Update is a compare-and-set: it loads the request, calls fn on a copy
+	// and, when fn returns no error, writes the copy (Version incremented,
+	// UpdatedAt untouched: fn sets it), the due index entry (from DueAt) and
+	// the returned audit events atomically, but only if nobody else wrote the
+	// request in between; otherwise it reloads and calls fn again (fn must
+	// therefore be free of side effects). An error from fn is returned as it
+	// is and nothing is written. ErrNotFound for an unknown id; ErrConflict
+	// when the CAS keeps losing (after a bounded number of tries).
+	Update(ctx context.Context, id string, fn func(r *Request) ([]AuditEvent, error)) (*Request, error)
+
+	// List returns requests matching the filter, newest first.
+	List(ctx context.Context, f Filter) ([]*Request, error)
+
+	// Due returns up to limit request ids whose DueAt is at or before t,
+	// earliest first.
+	Due(ctx context.Context, t time.Time, limit int) ([]string, error)
+
+	// NextDue returns the earliest DueAt in the index, false when it is empty.
+	NextDue(ctx context.Context) (time.Time, bool, error)
+
+	// Claim takes an exclusive, expiring claim on work for id (revoking,
+	// granting) so that two replicas never call the provider for the same
+	// request at once. It returns false when someone else holds the claim.
+	// Release gives it back early (only if owner still holds it).
+	Claim(ctx context.Context, id, owner string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, id, owner string) error
+
+	// Audit returns audit events at or after since, oldest first.
+	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
+
+	// Seen records an incoming event id (a chat envelope id) and reports
+	// whether it was seen before within ttl. The first caller gets false.
+	Seen(ctx context.Context, eventID string, ttl time.Duration) (bool, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Filter selects requests for Store.List. Empty fields match everything.
+type Filter struct {
+	Requester string  // identity, exact (case-insensitive emails are lowered by the service)
+	States    []State // any of
+	Role      string
+	Limit     int // 0: no limit
+}
+
+// Grant is what a provider is asked to add or remove: one identity in one group.
+type Grant struct {
+	RequestID string
+	Role      string
+	Group     string
+	User      string // identity (email)
+}
+
+// Provisioner adds and removes group membership in an identity provider.
+// Both calls are idempotent: Grant of an existing membership and Revoke of a
+// missing one succeed. Errors that retrying cannot fix are wrapped with
+// Permanent (or are ErrUnknownUser / ErrUserDisabled).
+type Provisioner interface {
+	Grant(ctx context.Context, g Grant) error
+	Revoke(ctx context.Context, g Grant) error
+}
+
+// MemberLister is the optional drift-check capability of a Provisioner.
+type MemberLister interface {
+	Members(ctx context.Context, group string) ([]string, error)
+}
+
+// UserChecker is the optional capability of a Provisioner to tell, before a
+// request is posted, whether the user exists (ErrUnknownUser, ErrUserDisabled).
+type UserChecker interface {
+	CheckUser(ctx context.Context, identity string) error
+}
+
+// Shift is who is on call for a rotation between Start and End.
+// A zero End means "until further notice".
+type Shift struct {
+	Rotation string
+	People   []string // identities (emails)
+	Start    time.Time
+	End      time.Time
+}
+
+// OnCall answers who is on call for a rotation at a time.
+type OnCall interface {
+	OnCall(ctx context.Context, rotation string, at time.Time) (Shift, error)
+}
+
+// Notifier tells people about what happened to a request. Implementations
+// render messages for a chat platform. Notify returns references to newly
+// posted messages that later events should update; the service stores them
+// on the request. Notification failures never undo a state change.
+type Notifier interface {
+	Notify(ctx context.Context, ev Event) ([]MessageRef, error)
+}
+
+// Event is a state change (or alert) worth telling people about.
+type Event struct {
+	Type    EventType
+	Request *Request // after the change
+	Actor   string   // who caused it
+	Reason  string   // deny reason, revoke reason, alert detail
+	Role    Role     // the role as configured now
+}
+
+// EventType names an Event.
+type EventType string
+
+// The event types.
+const (
+	EvSubmitted   EventType = "submitted" // post approval card, tell requester it is pending
+	EvApproval    EventType = "approval"  // one approval of several recorded
+	EvDenied      EventType = "denied"
+	EvCancelled   EventType = "cancelled"
+	EvTimedOut    EventType = "timed_out"
+	EvActive      EventType = "active"      // granted until EndsAt
+	EvFailed      EventType = "failed"      // grant failed
+	EvEnded       EventType = "ended"       // access removed
+	EvExtended    EventType = "extended"    // target grant's end moved (Request is the target)
+	EvBreakGlass  EventType = "break_glass" // announce in the security channel
+	EvAcked       EventType = "acknowledged"
+	EvRevokeAlert EventType = "revoke_alert" // revocation failing for too long: security channel
+)
+
+// Clock is the time source; tests inject a fixed or stepping clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Waker is told when a due time is stored that may be earlier than the one
+// the expiry engine is waiting for. The scheduler implements it.
+type Waker interface {
+	Wake(at time.Time)
+}

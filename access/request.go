@@ -1,0 +1,205 @@
+package access
+
+import (
+	"crypto/rand"
+	"strings"
+	"time"
+)
+
+// State is where a request is in its lifecycle.
+//
+//	pending -> approved -> active -> revoking -> ended
+//	pending -> denied | cancelled | timed_out
+//	approved -> failed
+//
+// revoking is the short (or, when the provider keeps failing, long) window
+// between "access must end" and "the provider confirmed the removal"; the
+// grant is still live in the provider while a request is revoking, which is
+// why it is a state of its own and not hidden in ended.
+type State string
+
+// The request states.
+const (
+	StatePending   State = "pending"
+	StateApproved  State = "approved"
+	StateActive    State = "active"
+	StateRevoking  State = "revoking"
+	StateEnded     State = "ended"
+	StateDenied    State = "denied"
+	StateCancelled State = "cancelled"
+	StateTimedOut  State = "timed_out"
+	StateFailed    State = "failed"
+)
+
+// Terminal reports whether nothing can happen to a request in s any more.
+func (s State) Terminal() bool {
+	switch s {
+	case StateEnded, StateDenied, StateCancelled, StateTimedOut, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Live reports whether a request in s may hold access in the provider
+// (approved and being provisioned, active, or being revoked).
+func (s State) Live() bool {
+	return s == StateApproved || s == StateActive || s == StateRevoking
+}
+
+// Kind tells how a request came about.
+type Kind string
+
+// The request kinds.
+const (
+	KindRequest    Kind = "request"     // asked for, needs approval
+	KindBreakGlass Kind = "break_glass" // granted at once, announced, acknowledged later
+	KindRotation   Kind = "rotation"    // granted for an on-call shift
+	KindExtension  Kind = "extension"   // asks for more time on an active grant (Target)
+)
+
+// EndReason says why access ended.
+type EndReason string
+
+// The end reasons.
+const (
+	EndExpired    EndReason = "expired"
+	EndRevoked    EndReason = "revoked"    // revoked early, see EndedBy
+	EndSuperseded EndReason = "superseded" // replaced by a newer grant of the same access
+	EndShiftOver  EndReason = "shift_over" // rotation grant after handoff
+)
+
+// Decision is one approver's answer.
+type Decision struct {
+	By      string    `json:"by"` // approver identity (email)
+	Approve bool      `json:"approve"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// MessageRef points at a chat message that later state changes update
+// (the approval card, a break-glass announcement, the requester's DM).
+type MessageRef struct {
+	Platform string `json:"platform"`
+	Purpose  string `json:"purpose"` // "approval", "security", "requester"
+	Channel  string `json:"channel"`
+	ID       string `json:"id"`            // message timestamp / id on the platform
+	For      string `json:"for,omitempty"` // identity the message was sent to (DMs)
+}
+
+// Request is one access request and, once approved, the grant it became.
+// Stores persist it as a whole; Version is the compare-and-set token.
+type Request struct {
+	ID        string        `json:"id"`
+	Version   int64         `json:"version"`
+	Kind      Kind          `json:"kind"`
+	Requester string        `json:"requester"` // identity (email)
+	Role      string        `json:"role"`
+	Provider  string        `json:"provider"` // snapshot of the role at submit time
+	Group     string        `json:"group"`
+	Duration  time.Duration `json:"duration"`
+	Reason    string        `json:"reason"`
+	State     State         `json:"state"`
+	Rotation  string        `json:"rotation,omitempty"` // rotation grants: which rotation
+	Target    string        `json:"target,omitempty"`   // extensions: the request being extended
+
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	PendingUntil time.Time `json:"pending_until,omitempty"` // pending requests time out here
+
+	Approvers []string   `json:"approvers,omitempty"` // who was asked (snapshot, for display)
+	Needed    int        `json:"needed,omitempty"`    // approvals needed
+	Decisions []Decision `json:"decisions,omitempty"`
+
+	GrantedAt time.Time `json:"granted_at,omitempty"`
+	EndsAt    time.Time `json:"ends_at,omitempty"`
+	EndedAt   time.Time `json:"ended_at,omitempty"`
+	EndReason EndReason `json:"end_reason,omitempty"`
+	EndedBy   string    `json:"ended_by,omitempty"`
+	Failure   string    `json:"failure,omitempty"` // why a grant failed (user-safe text)
+
+	// Provisioning retries: the next attempt time and how many failed.
+	RetryAt        time.Time    `json:"retry_at,omitempty"`
+	Attempts       int          `json:"attempts,omitempty"`
+	FailingSince   time.Time    `json:"failing_since,omitempty"`
+	Alerted        bool         `json:"alerted,omitempty"`
+	LastError      string       `json:"last_error,omitempty"`
+	KeepMembership bool         `json:"keep_membership,omitempty"` // another live grant needs the same group
+	Extensions     int          `json:"extensions,omitempty"`
+	AckBy          string       `json:"ack_by,omitempty"` // break-glass: security acknowledgement
+	AckAt          time.Time    `json:"ack_at,omitempty"`
+	Messages       []MessageRef `json:"messages,omitempty"`
+}
+
+// approvedLiveFor is how long an approved request may wait for its grant
+// before the sweep picks it up again (a replica died between decision and
+// grant).
+const approvedLiveFor = 30 * time.Second
+
+// DueAt returns when the expiry engine must look at the request next, and
+// false when nothing is scheduled. Stores keep this in their due index and
+// update it atomically with every write of the request.
+func (r *Request) DueAt() (time.Time, bool) {
+	switch r.State {
+	case StatePending:
+		return r.PendingUntil, !r.PendingUntil.IsZero()
+	case StateApproved:
+		if !r.RetryAt.IsZero() {
+			return r.RetryAt, true
+		}
+		return r.UpdatedAt.Add(approvedLiveFor), true
+	case StateActive:
+		return r.EndsAt, !r.EndsAt.IsZero()
+	case StateRevoking:
+		if !r.RetryAt.IsZero() {
+			return r.RetryAt, true
+		}
+		return r.UpdatedAt, true
+	}
+	return time.Time{}, false
+}
+
+// Clone returns a deep copy, so a store can hand out requests that callers
+// may change freely.
+func (r *Request) Clone() *Request {
+	c := *r
+	c.Approvers = append([]string(nil), r.Approvers...)
+	c.Decisions = append([]Decision(nil), r.Decisions...)
+	c.Messages = append([]MessageRef(nil), r.Messages...)
+	return &c
+}
+
+// Approvals counts the distinct approvers who approved.
+func (r *Request) Approvals() int {
+	n := 0
+	for _, d := range r.Decisions {
+		if d.Approve {
+			n++
+		}
+	}
+	return n
+}
+
+// DecidedBy reports whether identity already decided on the request.
+func (r *Request) DecidedBy(identity string) bool {
+	for _, d := range r.Decisions {
+		if strings.EqualFold(d.By, identity) {
+			return true
+		}
+	}
+	return false
+}
+
+const idAlphabet = "23456789abcdefghjkmnpqrstuvwxyz" // no 0/1/i/l/o: easy to type from a screen
+
+// NewID returns a short random request id like "r-7k3m9q2x".
+func NewID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	out := []byte("r-")
+	for _, c := range b {
+		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	return string(out)
+}

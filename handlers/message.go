@@ -1,0 +1,133 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/accessbot/accessbot/access"
+)
+
+// Message is a platform-neutral chat message. Transports render it: Block
+// Kit on Slack, embeds and components on Discord, plain text on the console.
+// Text and field values are user-visible strings that may contain text
+// typed by users; transports must escape them for their markup.
+type Message struct {
+	Title   string   // first line, bold
+	Text    string   // body; may hold several lines
+	Fields  []Field  // label/value pairs
+	Buttons []Button // none: nothing left to decide
+	Footer  string   // small print (request id, timestamps)
+	Color   string   // "good", "warning", "danger" or "" (transports may ignore)
+}
+
+// Field is one label/value pair of a Message.
+type Field struct {
+	Label string
+	Value string
+}
+
+// Button is one button of a Message. Action and Value come back in an
+// Action when it is pressed.
+type Button struct {
+	Label  string
+	Action string // ActionApprove, ActionDeny, ...
+	Value  string // the request id
+	Style  string // "primary", "danger" or ""
+}
+
+// The button actions a transport feeds back into Handler.Action.
+const (
+	ActionApprove = "approve"
+	ActionDeny    = "deny"
+	ActionRevoke  = "revoke"
+	ActionCancel  = "cancel"
+	ActionAck     = "ack"
+)
+
+// Chat is what a transport offers the notifier: post to a channel, update a
+// posted message, DM a person (by identity), and know its special channels.
+// Implementations keep platform quirks (rate limits, escaping) inside.
+type Chat interface {
+	// Platform names the transport ("slack", "discord", "console").
+	Platform() string
+	// Post sends m to a channel and returns a reference for updates.
+	Post(ctx context.Context, channel string, m Message) (access.MessageRef, error)
+	// Update replaces a posted message.
+	Update(ctx context.Context, ref access.MessageRef, m Message) error
+	// DM sends m to the chat account of identity (an email).
+	DM(ctx context.Context, identity string, m Message) (access.MessageRef, error)
+	// ApprovalsChannel is where approval cards go; "" means DM each approver.
+	ApprovalsChannel() string
+	// SecurityChannel is where break-glass use and alerts are announced.
+	SecurityChannel() string
+}
+
+// Directory maps chat users to identities (emails) and back. Identity is
+// only ever taken from the platform's payload user id, never from text.
+type Directory interface {
+	// Identity returns the identity of a chat user id; access.ErrNoIdentity
+	// when the user has none (no email on the profile, no explicit link).
+	Identity(ctx context.Context, chatUser string) (string, error)
+	// ChatUser returns the chat user id of an identity; access.ErrNoIdentity
+	// when the identity has no chat account.
+	ChatUser(ctx context.Context, identity string) (string, error)
+}
+
+// Command is a slash command as typed: "/access <Text>".
+type Command struct {
+	User string // chat user id from the payload
+	Team string // workspace / guild id ("" where the platform has none)
+	Text string // everything after "/access"
+}
+
+// Action is a button press, or a typed equivalent on the console.
+type Action struct {
+	User      string // chat user id from the payload
+	Team      string
+	Action    string // ActionApprove, ...
+	RequestID string
+	Reason    string // deny or revoke reason, when the transport asked for one
+}
+
+// Reply is what the person who typed or clicked sees, only them
+// (ephemeral). A Reply with Form set asks the transport to open a form
+// (Slack modal, Discord modal, console prompt) instead.
+type Reply struct {
+	Message
+	Form *Form
+}
+
+// Form is the request form opened when /access is missing arguments.
+type Form struct {
+	Roles    []RoleOption // what the user may request
+	Role     string       // prefilled values
+	Duration string
+	Reason   string
+}
+
+// RoleOption is one choice of the form's role field.
+type RoleOption struct {
+	Name        string
+	Description string
+	MaxDuration string
+}
+
+// FormInput is a submitted form. Field names are FieldRole, FieldDuration
+// and FieldReason.
+type FormInput struct {
+	User     string
+	Team     string
+	Role     string
+	Duration string
+	Reason   string
+}
+
+// The form fields, as keys of FormErrors.
+const (
+	FieldRole     = "role"
+	FieldDuration = "duration"
+	FieldReason   = "reason"
+)
+
+// FormErrors maps a field to what is wrong with it; empty when the form was
+// accepted.
+type FormErrors map[string]string
