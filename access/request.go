@@ -203,3 +203,6 @@ func NewID() string {
 	}
 	return string(out)
 }
+
+// EndApplied closes an extension request once its time was added to the grant.
+const EndApplied EndReason = "applied"

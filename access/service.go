@@ -1,0 +1,1069 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Tunables of the workflow; the zero Options means the defaults.
+type Options struct {
+	// GrantRetryFor is how long a grant that fails with transient errors is
+	// retried before the request ends failed (default 5 minutes).
+	GrantRetryFor time.Duration
+	// RevokeAlertAfter is how long a revocation may keep failing before it
+	// is announced to the security channel (default 5 minutes).
+	RevokeAlertAfter time.Duration
+	// MaxBackoff caps the wait between provider retries (default 60 s).
+	MaxBackoff time.Duration
+	// ClaimTTL bounds how long one replica holds a request's provider work
+	// before another may take it over (default 2 minutes).
+	ClaimTTL time.Duration
+	// NotifyTimeout bounds each notification (default 30 s).
+	NotifyTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.GrantRetryFor <= 0 {
+		o.GrantRetryFor = 5 * time.Minute
+	}
+	if o.RevokeAlertAfter <= 0 {
+		o.RevokeAlertAfter = 5 * time.Minute
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Minute
+	}
+	if o.ClaimTTL <= 0 {
+		o.ClaimTTL = 2 * time.Minute
+	}
+	if o.NotifyTimeout <= 0 {
+		o.NotifyTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// Deps are the collaborators of a Service. Store, Policy and Providers are
+// required; a nil OnCall means "no rotations", a nil Notifier tells nobody,
+// a nil Clock is the wall clock and a nil Logger discards.
+type Deps struct {
+	Store     Store
+	Policy    *Policy
+	Providers map[string]Provisioner
+	OnCall    OnCall
+	Notifier  Notifier
+	Clock     Clock
+	Logger    *slog.Logger
+	Owner     string // replica name used for claims; random when empty
+	Options   Options
+}
+
+// Service is the request workflow: it validates requests against the policy,
+// performs every state change as one compare-and-set with its audit event,
+// calls the providers and tells people what happened. It is safe for
+// concurrent use by any number of goroutines and replicas sharing a store.
+type Service struct {
+	store     Store
+	policy    *Policy
+	providers map[string]Provisioner
+	oncall    OnCall
+	notifier  Notifier
+	clock     Clock
+	log       *slog.Logger
+	owner     string
+	opt       Options
+
+	mu    sync.RWMutex
+	waker Waker
+}
+
+// NewService checks the dependencies and returns a Service.
+func NewService(d Deps) (*Service, error) {
+	if d.Store == nil || d.Policy == nil {
+		return nil, errors.New("access: service needs a store and a policy")
+	}
+	for name, role := range d.Policy.Roles {
+		if _, ok := d.Providers[role.Provider]; !ok {
+			return nil, fmt.Errorf("access: role %s uses provider %q, which is not configured", name, role.Provider)
+		}
+	}
+	s := &Service{
+		store: d.Store, policy: d.Policy, providers: d.Providers, oncall: d.OnCall,
+		notifier: d.Notifier, clock: d.Clock, log: d.Logger, owner: d.Owner, opt: d.Options.withDefaults(),
+	}
+	if s.clock == nil {
+		s.clock = SystemClock{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.owner == "" {
+		s.owner = "replica-" + NewID()[2:]
+	}
+	return s, nil
+}
+
+// SetWaker connects the expiry engine, which is built after the service.
+func (s *Service) SetWaker(w Waker) {
+	s.mu.Lock()
+	s.waker = w
+	s.mu.Unlock()
+}
+
+// SetNotifier connects the chat side, which may be built after the service.
+func (s *Service) SetNotifier(n Notifier) {
+	s.mu.Lock()
+	s.notifier = n
+	s.mu.Unlock()
+}
+
+// Policy returns the policy the service enforces.
+func (s *Service) Policy() *Policy { return s.policy }
+
+// Store returns the store (for read-only queries such as the audit log).
+func (s *Service) Store() Store { return s.store }
+
+// Now returns the service clock's time.
+func (s *Service) Now() time.Time { return s.clock.Now() }
+
+func (s *Service) wake(r *Request) {
+	at, ok := r.DueAt()
+	if !ok {
+		return
+	}
+	s.mu.RLock()
+	w := s.waker
+	s.mu.RUnlock()
+	if w != nil {
+		w.Wake(at)
+	}
+}
+
+func normID(identity string) string { return strings.ToLower(strings.TrimSpace(identity)) }
+
+// SubmitInput is a new access request.
+type SubmitInput struct {
+	Requester string        // identity (email), from the platform payload
+	Role      string        // role name
+	Duration  time.Duration // 0: the role's default
+	Reason    string
+}
+
+func (s *Service) validate(in SubmitInput) (Role, time.Duration, string, error) {
+	if normID(in.Requester) == "" {
+		return Role{}, 0, "", userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are; ask an admin to link it")
+	}
+	role, ok := s.policy.Role(in.Role)
+	if !ok {
+		if strings.TrimSpace(in.Role) == "" {
+			return Role{}, 0, "", userErr(ErrUnknownRole, "name a role; try `/access roles` to see what you may request")
+		}
+		return Role{}, 0, "", userErr(ErrUnknownRole, "there is no role %q; try `/access roles` to see what you may request", clip(in.Role, 60))
+	}
+	d := in.Duration
+	if d == 0 {
+		d = role.DefaultDuration
+	}
+	if d < MinDuration {
+		return Role{}, 0, "", userErr(ErrBadDuration, "the duration %s is too short; the minimum is %s", FormatDuration(d), FormatDuration(MinDuration))
+	}
+	if d > role.MaxDuration {
+		return Role{}, 0, "", userErr(ErrTooLong, "%s may be held for at most %s; you asked for %s", role.Name, FormatDuration(role.MaxDuration), FormatDuration(d))
+	}
+	reason := strings.TrimSpace(in.Reason)
+	if reason == "" {
+		return Role{}, 0, "", userErr(ErrNoReason, "give a reason, e.g. `/access %s %s fixing the checkout outage`", role.Name, FormatDuration(d))
+	}
+	if n := len([]rune(reason)); n > MaxReasonLen {
+		return Role{}, 0, "", userErr(ErrReasonTooLong, "the reason is %d characters long; the limit is %d", n, MaxReasonLen)
+	}
+	return role, d, reason, nil
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// checkUser asks the role's provider whether the user exists, when it can tell.
+func (s *Service) checkUser(ctx context.Context, role Role, identity string) error {
+	uc, ok := s.providers[role.Provider].(UserChecker)
+	if !ok {
+		return nil
+	}
+	err := uc.CheckUser(ctx, identity)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrUnknownUser):
+		return userErr(ErrUnknownUser, "%s has no account in %s, so %s cannot be granted; ask an admin to create it", identity, role.Provider, role.Name)
+	case errors.Is(err, ErrUserDisabled):
+		return userErr(ErrUserDisabled, "the %s account of %s is disabled, so %s cannot be granted", role.Provider, identity, role.Name)
+	default:
+		s.log.WarnContext(ctx, "user check failed; continuing", "role", role.Name, "user", identity, "err", err)
+		return nil
+	}
+}
+
+// overlap refuses a request for a role the user already holds or asked for.
+func (s *Service) overlap(ctx context.Context, requester string, role Role) error {
+	live, err := s.store.List(ctx, Filter{Requester: requester, Role: role.Name,
+		States: []State{StatePending, StateApproved, StateActive}})
+	if err != nil {
+		return fmt.Errorf("access: list requests of %s: %w", requester, err)
+	}
+	for _, r := range live {
+		if r.Kind == KindExtension {
+			continue
+		}
+		switch r.State {
+		case StatePending:
+			return userErr(ErrDuplicate, "you already asked for %s (request %s is waiting for approval); cancel it with `/access cancel %s` first", role.Name, r.ID, r.ID)
+		case StateActive, StateApproved:
+			return userErr(ErrDuplicate, "you already hold %s until %s (request %s); ask for more time with `/access extend %s <duration> <reason>`",
+				role.Name, r.EndsAt.UTC().Format("15:04 MST"), r.ID, r.ID)
+		}
+	}
+	return nil
+}
+
+// Approvers returns who may decide a request of requester for role right
+// now: the role's named approvers and the current on-call people of its
+// rotations, without the requester unless the role allows self-approval.
+// When a rotation cannot be asked, only named approvers count (never
+// "anyone"); the error says which rotation failed.
+func (s *Service) Approvers(ctx context.Context, role Role, requester string) ([]string, error) {
+	return s.approversAt(ctx, role, requester, s.clock.Now())
+}
+
+func (s *Service) approversAt(ctx context.Context, role Role, requester string, at time.Time) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(id string) {
+		id = normID(id)
+		if id == "" || seen[id] {
+			return
+		}
+		if id == normID(requester) && !role.SelfApprove {
+			return
+		}
+		seen[id] = true
+		out = append(out, id)
+	}
+	for _, u := range role.ApproverUsers {
+		add(u)
+	}
+	var errs []error
+	for _, rot := range role.ApproverRotations {
+		if s.oncall == nil {
+			errs = append(errs, fmt.Errorf("rotation %s: no on-call source configured", rot))
+			continue
+		}
+		shift, err := s.oncall.OnCall(ctx, rot, at)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rotation %s: %w", rot, err))
+			s.log.WarnContext(ctx, "on-call lookup failed; only named approvers count", "rotation", rot, "role", role.Name, "err", err)
+			continue
+		}
+		for _, p := range shift.People {
+			add(p)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Submit validates a request against the policy, stores it as pending with
+// its audit event and asks the approvers. Validation failures are
+// *UserError values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
+// ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
+// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity) and change nothing.
+func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
+	role, d, reason, err := s.validate(in)
+	if err != nil {
+		return nil, err
+	}
+	requester := normID(in.Requester)
+	if err := s.overlap(ctx, requester, role); err != nil {
+		return nil, err
+	}
+	if err := s.checkUser(ctx, role, requester); err != nil {
+		return nil, err
+	}
+	return s.create(ctx, KindRequest, "", requester, role, d, reason)
+}
+
+func (s *Service) create(ctx context.Context, kind Kind, target, requester string, role Role, d time.Duration, reason string) (*Request, error) {
+	approvers, _ := s.Approvers(ctx, role, requester)
+	if len(approvers) == 0 {
+		return nil, userErr(ErrNoApprovers, "nobody can approve %s right now (no named approver and nobody on call), so the request was not sent; ask an admin", role.Name)
+	}
+	if len(approvers) < role.Approvals {
+		return nil, userErr(ErrNoApprovers, "%s needs %d approvals but only %d approver(s) are available right now, so the request was not sent", role.Name, role.Approvals, len(approvers))
+	}
+	now := s.clock.Now()
+	r := &Request{
+		ID: NewID(), Kind: kind, Target: target, Requester: requester, Role: role.Name,
+		Provider: role.Provider, Group: role.Group, Duration: d, Reason: reason,
+		State: StatePending, CreatedAt: now, UpdatedAt: now, PendingUntil: now.Add(role.PendingTTL),
+		Approvers: approvers, Needed: role.Approvals,
+	}
+	ev := s.event(r, ActSubmitted, requester, "", StatePending, reason)
+	if kind == KindExtension {
+		ev.Detail = "extends " + target + " by " + FormatDuration(d)
+	}
+	if err := s.store.Create(ctx, r, ev); err != nil {
+		return nil, fmt.Errorf("access: store request: %w", err)
+	}
+	s.log.InfoContext(ctx, "request submitted", "request_id", r.ID, "requester", requester, "role", role.Name,
+		"duration", FormatDuration(d), "kind", string(kind))
+	s.wake(r)
+	s.notify(ctx, Event{Type: EvSubmitted, Request: r, Actor: requester, Role: role})
+	return s.reload(ctx, r), nil
+}
+
+func (s *Service) reload(ctx context.Context, r *Request) *Request {
+	if got, err := s.store.Get(ctx, r.ID); err == nil {
+		return got
+	}
+	return r
+}
+
+func (s *Service) event(r *Request, act Action, actor string, from, to State, reason string) AuditEvent {
+	return AuditEvent{At: s.clock.Now(), RequestID: r.ID, Action: act, Actor: actor, Subject: r.Requester,
+		Role: r.Role, From: from, To: to, Reason: reason}
+}
+
+// notify tells people about ev and keeps the references of new messages on
+// the request. It never fails the caller: the state change already happened.
+func (s *Service) notify(ctx context.Context, ev Event) {
+	s.mu.RLock()
+	n := s.notifier
+	s.mu.RUnlock()
+	if n == nil {
+		return
+	}
+	if ev.Role.Name == "" {
+		ev.Role, _ = s.policy.Role(ev.Request.Role)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.NotifyTimeout)
+	defer cancel()
+	refs, err := n.Notify(ctx, ev)
+	if err != nil {
+		s.log.WarnContext(ctx, "notification failed", "request_id", ev.Request.ID, "event", string(ev.Type), "err", err)
+	}
+	if len(refs) == 0 {
+		return
+	}
+	_, err = s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
+		r.Messages = append(r.Messages, refs...)
+		return nil, nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "keep message references", "request_id", ev.Request.ID, "err", err)
+	}
+}
+
+// Get returns a request by id (ErrNotFound when there is none).
+func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
+	r, err := s.store.Get(ctx, strings.TrimSpace(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+	}
+	return r, err
+}
+
+// Mine returns the requester's pending and live requests, newest first.
+func (s *Service) Mine(ctx context.Context, requester string) ([]*Request, error) {
+	return s.store.List(ctx, Filter{Requester: normID(requester),
+		States: []State{StatePending, StateApproved, StateActive, StateRevoking}})
+}
+
+// Decide records approver's decision on a pending request. Authorisation is
+// checked inside the compare-and-set, against the approvers at decision
+// time: refusals are *UserError wrapping ErrSelfApproval or ErrNotAllowed,
+// or a *StateError (ErrAlreadyDecided, ErrTimedOut) when the request is no
+// longer pending; none of them changes anything. A deny by any eligible
+// approver ends the request; the Needed-th distinct approval approves it and
+// provisions the grant. Clicking twice never counts twice.
+func (s *Service) Decide(ctx context.Context, id, approver string, approve bool, reason string) (*Request, error) {
+	approver = normID(approver)
+	if approver == "" {
+		return nil, userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are")
+	}
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	role, ok := s.policy.Role(cur.Role)
+	if !ok {
+		return nil, userErr(ErrUnknownRole, "role %s is no longer configured; nobody can decide request %s", cur.Role, cur.ID)
+	}
+	if len([]rune(reason)) > MaxReasonLen {
+		return nil, userErr(ErrReasonTooLong, "the reason is too long; the limit is %d characters", MaxReasonLen)
+	}
+	reason = strings.TrimSpace(reason)
+	now := s.clock.Now()
+	eligible, _ := s.approversAt(ctx, role, cur.Requester, now)
+	var became State
+	r, err := s.store.Update(ctx, cur.ID, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StatePending {
+			return nil, stateErr(r, "pending")
+		}
+		if !now.Before(r.PendingUntil) {
+			return nil, &StateError{ID: r.ID, State: StateTimedOut, Want: "pending", Err: ErrTimedOut}
+		}
+		if approver == r.Requester && !role.SelfApprove {
+			return nil, userErr(ErrSelfApproval, "you cannot approve or deny your own request for %s; it needs another approver", r.Role)
+		}
+		if !contains(eligible, approver) {
+			return nil, userErr(ErrNotAllowed, "you are not an approver of %s right now; who may decide: %s", r.Role, listOrNobody(eligible))
+		}
+		if r.DecidedBy(approver) {
+			return nil, userErr(ErrAlreadyDecided, "you already approved request %s; it needs %d approval(s), %d so far", r.ID, r.Needed, r.Approvals())
+		}
+		r.Decisions = append(r.Decisions, Decision{By: approver, Approve: approve, Reason: reason, At: now})
+		r.UpdatedAt = now
+		if !approve {
+			r.State = StateDenied
+			became = StateDenied
+			return []AuditEvent{s.event(r, ActDenied, approver, StatePending, StateDenied, reason)}, nil
+		}
+		ev := s.event(r, ActApproved, approver, StatePending, StatePending, reason)
+		if r.Approvals() >= r.Needed {
+			r.State = StateApproved
+			ev.To = StateApproved
+			became = StateApproved
+		} else {
+			became = StatePending
+			ev.Detail = fmt.Sprintf("%d of %d approvals", r.Approvals(), r.Needed)
+		}
+		return []AuditEvent{ev}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "decision", "request_id", r.ID, "approver", approver, "approve", approve, "state", string(r.State))
+	switch became {
+	case StateDenied:
+		s.notify(ctx, Event{Type: EvDenied, Request: r, Actor: approver, Reason: reason, Role: role})
+		return r, nil
+	case StatePending:
+		s.notify(ctx, Event{Type: EvApproval, Request: r, Actor: approver, Role: role})
+		return r, nil
+	}
+	s.notify(ctx, Event{Type: EvApproval, Request: r, Actor: approver, Role: role})
+	if r.Kind == KindExtension {
+		return s.applyExtension(ctx, r, approver)
+	}
+	return s.provision(ctx, r.ID)
+}
+
+func listOrNobody(l []string) string {
+	if len(l) == 0 {
+		return "nobody"
+	}
+	return strings.Join(l, ", ")
+}
+
+func stateErr(r *Request, want string) error {
+	sentinel := ErrAlreadyDecided
+	switch {
+	case r.State == StateTimedOut:
+		sentinel = ErrTimedOut
+	case want == "active" || want == "revoking":
+		sentinel = ErrNotActive
+	}
+	return &StateError{ID: r.ID, State: r.State, Want: want, Err: sentinel}
+}
+
+// backoff returns the wait before retry number n (1-based): exponential
+// from 1 s with jitter, capped at MaxBackoff.
+func (s *Service) backoff(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < s.opt.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > s.opt.MaxBackoff {
+		d = s.opt.MaxBackoff
+	}
+	j := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	return d - d/10 + j/2
+}
+
+// provision calls the provider for an approved request and makes it active,
+// or schedules a retry, or ends it failed. Only one replica works on a
+// request at a time (Store.Claim); the others return the current state.
+func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
+	ok, err := s.store.Claim(ctx, "grant:"+id, s.owner, s.opt.ClaimTTL)
+	if err != nil {
+		return nil, fmt.Errorf("access: claim %s: %w", id, err)
+	}
+	if !ok {
+		return s.store.Get(ctx, id)
+	}
+	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), "grant:"+id, s.owner) }()
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateApproved {
+		return r, nil
+	}
+	p := s.providers[r.Provider]
+	if p == nil {
+		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider))
+	}
+	g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}
+	gerr := p.Grant(ctx, g)
+	now := s.clock.Now()
+	if gerr == nil {
+		var from State
+		r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+			if r.State != StateApproved {
+				return nil, stateErr(r, "approved")
+			}
+			from = r.State
+			r.State = StateActive
+			r.GrantedAt = now
+			r.EndsAt = now.Add(r.Duration)
+			r.UpdatedAt = now
+			r.RetryAt, r.Attempts, r.LastError, r.FailingSince = time.Time{}, 0, "", time.Time{}
+			ev := s.event(r, ActGranted, SystemActor, from, StateActive, "")
+			ev.Detail = fmt.Sprintf("%s group %s until %s", r.Provider, r.Group, r.EndsAt.UTC().Format(time.RFC3339))
+			return []AuditEvent{ev}, nil
+		})
+		if err != nil {
+			// The membership exists but the request is no longer approved
+			// (nothing else moves an approved request, so this is a store
+			// failure): the sweep retries the grant, which is idempotent.
+			return nil, fmt.Errorf("access: record grant of %s: %w", id, err)
+		}
+		s.log.InfoContext(ctx, "access granted", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+			"provider", r.Provider, "group", r.Group, "ends_at", r.EndsAt)
+		s.wake(r)
+		s.notify(ctx, Event{Type: EvActive, Request: r, Actor: SystemActor})
+		return r, nil
+	}
+	s.log.WarnContext(ctx, "grant failed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+		"provider", r.Provider, "err", gerr)
+	since := r.FailingSince
+	if since.IsZero() {
+		since = now
+	}
+	if IsPermanent(gerr) || now.Sub(since) >= s.opt.GrantRetryFor {
+		return s.failGrant(ctx, r, describeProviderErr(r, gerr))
+	}
+	r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StateApproved {
+			return nil, stateErr(r, "approved")
+		}
+		r.Attempts++
+		if r.FailingSince.IsZero() {
+			r.FailingSince = now
+		}
+		r.LastError = gerr.Error()
+		r.RetryAt = now.Add(s.backoff(r.Attempts))
+		r.UpdatedAt = now
+		if r.Attempts == 1 {
+			ev := s.event(r, ActGrantRetry, SystemActor, StateApproved, StateApproved, "")
+			ev.Detail = gerr.Error()
+			return []AuditEvent{ev}, nil
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.wake(r)
+	return r, nil
+}
+
+func describeProviderErr(r *Request, err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return fmt.Sprintf("%s has no account in %s", r.Requester, r.Provider)
+	case errors.Is(err, ErrUserDisabled):
+		return fmt.Sprintf("the %s account of %s is disabled", r.Provider, r.Requester)
+	}
+	return fmt.Sprintf("%s refused to add %s to %s: %v", r.Provider, r.Requester, r.Group, err)
+}
+
+// failGrant ends an approved request as failed. The provider is asked once
+// more to remove the membership, so that an ambiguous failure (a timeout
+// after the provider acted) leaves nothing behind.
+func (s *Service) failGrant(ctx context.Context, r *Request, why string) (*Request, error) {
+	if p := s.providers[r.Provider]; p != nil {
+		if err := p.Revoke(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}); err != nil && !IsPermanent(err) {
+			s.log.WarnContext(ctx, "clean-up after failed grant failed", "request_id", r.ID, "err", err)
+		}
+	}
+	now := s.clock.Now()
+	r, err := s.store.Update(ctx, r.ID, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StateApproved {
+			return nil, stateErr(r, "approved")
+		}
+		r.State = StateFailed
+		r.Failure = why
+		r.UpdatedAt = now
+		r.EndedAt = now
+		r.RetryAt = time.Time{}
+		ev := s.event(r, ActGrantFailed, SystemActor, StateApproved, StateFailed, "")
+		ev.Detail = why
+		return []AuditEvent{ev}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.ErrorContext(ctx, "grant failed for good", "request_id", r.ID, "requester", r.Requester, "role", r.Role, "why", why)
+	s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: why})
+	return r, nil
+}
+
+// Process does whatever is due for one request: time out a pending request
+// past its TTL, (re)try the grant of an approved one, start the revocation
+// of an expired grant, retry a failing revocation. It is what the expiry
+// engine calls for each id in the due index; calling it for a request with
+// nothing due is a no-op, so duplicate calls are harmless.
+func (s *Service) Process(ctx context.Context, id string) error {
+	r, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	due, ok := r.DueAt()
+	if !ok || now.Before(due) {
+		return nil
+	}
+	switch r.State {
+	case StatePending:
+		return s.timeout(ctx, r.ID)
+	case StateApproved:
+		if r.Kind == KindExtension {
+			_, err = s.applyExtension(ctx, r, SystemActor)
+			return err
+		}
+		_, err = s.provision(ctx, r.ID)
+		return err
+	case StateActive:
+		reason := EndExpired
+		if r.Kind == KindRotation {
+			reason = EndShiftOver
+		}
+		_, err = s.endGrant(ctx, r.ID, reason, SystemActor, "")
+		return err
+	case StateRevoking:
+		_, err = s.revoke(ctx, r.ID)
+		return err
+	}
+	return nil
+}
+
+func (s *Service) timeout(ctx context.Context, id string) error {
+	now := s.clock.Now()
+	r, err := s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StatePending || now.Before(r.PendingUntil) {
+			return nil, errNothingDue
+		}
+		r.State = StateTimedOut
+		r.UpdatedAt = now
+		return []AuditEvent{s.event(r, ActTimedOut, SystemActor, StatePending, StateTimedOut, "")}, nil
+	})
+	if errors.Is(err, errNothingDue) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "request timed out", "request_id", r.ID, "role", r.Role, "requester", r.Requester)
+	s.notify(ctx, Event{Type: EvTimedOut, Request: r, Actor: SystemActor})
+	return nil
+}
+
+var errNothingDue = errors.New("nothing due")
+
+// endGrant moves an active grant to revoking and revokes it.
+func (s *Service) endGrant(ctx context.Context, id string, why EndReason, by, reason string) (*Request, error) {
+	now := s.clock.Now()
+	r, err := s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StateActive {
+			return nil, stateErr(r, "active")
+		}
+		if why == EndExpired || why == EndShiftOver {
+			if now.Before(r.EndsAt) {
+				return nil, errNothingDue // extended meanwhile
+			}
+		}
+		r.State = StateRevoking
+		r.EndReason = why
+		r.EndedBy = by
+		r.UpdatedAt = now
+		r.RetryAt, r.Attempts, r.FailingSince, r.LastError = time.Time{}, 0, time.Time{}, ""
+		ev := s.event(r, ActRevokeStart, by, StateActive, StateRevoking, reason)
+		ev.Detail = string(why)
+		return []AuditEvent{ev}, nil
+	})
+	if errors.Is(err, errNothingDue) {
+		return s.store.Get(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.revoke(ctx, r.ID)
+}
+
+// revoke asks the provider to remove a revoking grant. On success the
+// request ends; on failure a retry is scheduled with capped exponential
+// backoff, for as long as it takes, and the security channel is told once
+// it has been failing for RevokeAlertAfter.
+func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
+	ok, err := s.store.Claim(ctx, "revoke:"+id, s.owner, s.opt.ClaimTTL)
+	if err != nil {
+		return nil, fmt.Errorf("access: claim %s: %w", id, err)
+	}
+	if !ok {
+		return s.store.Get(ctx, id)
+	}
+	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), "revoke:"+id, s.owner) }()
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateRevoking {
+		return r, nil
+	}
+	// Another live grant of the same group for the same person (a newer
+	// request, a rotation shift) still needs the membership: end this one
+	// without touching the provider, never cutting the newer grant short.
+	keeper, err := s.keeper(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var rerr error
+	if keeper == nil {
+		p := s.providers[r.Provider]
+		if p == nil {
+			rerr = fmt.Errorf("provider %q is not configured", r.Provider)
+		} else {
+			rerr = p.Revoke(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+		}
+	}
+	now := s.clock.Now()
+	if rerr == nil {
+		r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+			if r.State != StateRevoking {
+				return nil, stateErr(r, "revoking")
+			}
+			r.State = StateEnded
+			r.EndedAt = now
+			r.UpdatedAt = now
+			r.RetryAt = time.Time{}
+			ev := s.event(r, ActRevoked, SystemActor, StateRevoking, StateEnded, "")
+			ev.Detail = string(r.EndReason)
+			if keeper != nil {
+				r.KeepMembership = true
+				ev.Detail += "; membership kept for " + keeper.ID + " until " + keeper.EndsAt.UTC().Format(time.RFC3339)
+			}
+			return []AuditEvent{ev}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "access removed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+			"provider", r.Provider, "group", r.Group, "end_reason", string(r.EndReason), "membership_kept", keeper != nil)
+		s.notify(ctx, Event{Type: EvEnded, Request: r, Actor: r.EndedBy})
+		return r, nil
+	}
+	alert := false
+	r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StateRevoking {
+			return nil, stateErr(r, "revoking")
+		}
+		r.Attempts++
+		if r.FailingSince.IsZero() {
+			r.FailingSince = now
+		}
+		r.LastError = rerr.Error()
+		r.RetryAt = now.Add(s.backoff(r.Attempts))
+		r.UpdatedAt = now
+		var evs []AuditEvent
+		if r.Attempts == 1 {
+			ev := s.event(r, ActRevokeRetry, SystemActor, StateRevoking, StateRevoking, "")
+			ev.Detail = rerr.Error()
+			evs = append(evs, ev)
+		}
+		if !r.Alerted && now.Sub(r.FailingSince) >= s.opt.RevokeAlertAfter {
+			r.Alerted = true
+			alert = true
+			ev := s.event(r, ActRevokeAlert, SystemActor, StateRevoking, StateRevoking, "")
+			ev.Detail = fmt.Sprintf("failing since %s (%d attempts): %v", r.FailingSince.UTC().Format(time.RFC3339), r.Attempts, rerr)
+			evs = append(evs, ev)
+		}
+		return evs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if alert {
+		s.log.ErrorContext(ctx, "revocation keeps failing", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+			"provider", r.Provider, "group", r.Group, "attempts", r.Attempts, "failing_since", r.FailingSince, "err", rerr)
+		s.notify(ctx, Event{Type: EvRevokeAlert, Request: r, Actor: SystemActor, Reason: rerr.Error()})
+	} else {
+		s.log.WarnContext(ctx, "revocation failed; will retry", "request_id", r.ID, "attempts", r.Attempts,
+			"retry_at", r.RetryAt, "err", rerr)
+	}
+	s.wake(r)
+	return r, nil
+}
+
+// keeper returns another live grant that needs the same membership as r and
+// lasts longer, or nil.
+func (s *Service) keeper(ctx context.Context, r *Request) (*Request, error) {
+	others, err := s.store.List(ctx, Filter{Requester: r.Requester, States: []State{StateApproved, StateActive}})
+	if err != nil {
+		return nil, fmt.Errorf("access: list grants of %s: %w", r.Requester, err)
+	}
+	for _, o := range others {
+		if o.ID != r.ID && o.Kind != KindExtension && o.Provider == r.Provider && o.Group == r.Group {
+			return o, nil
+		}
+	}
+	return nil, nil
+}
+
+// Cancel withdraws a pending request; only its requester may.
+func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
+	by = normID(by)
+	now := s.clock.Now()
+	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
+		if r.Requester != by {
+			return nil, userErr(ErrNotAllowed, "only %s can cancel request %s", r.Requester, r.ID)
+		}
+		if r.State != StatePending {
+			return nil, stateErr(r, "pending")
+		}
+		r.State = StateCancelled
+		r.UpdatedAt = now
+		return []AuditEvent{s.event(r, ActCancelled, by, StatePending, StateCancelled, "")}, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.notify(ctx, Event{Type: EvCancelled, Request: r, Actor: by})
+	return r, nil
+}
+
+// Revoke ends an active grant early. The requester, an eligible approver of
+// the role or an admin may; anyone else gets ErrNotAllowed. Revoking a
+// grant that is already ending or ended is a *StateError (ErrNotActive).
+func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, error) {
+	by = normID(by)
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if by != cur.Requester && !s.policy.IsAdmin(by) {
+		role, _ := s.policy.Role(cur.Role)
+		approvers, _ := s.Approvers(ctx, role, cur.Requester)
+		if !contains(approvers, by) {
+			return nil, userErr(ErrNotAllowed, "only %s, an approver of %s or an admin can revoke request %s", cur.Requester, cur.Role, cur.ID)
+		}
+	}
+	if len([]rune(reason)) > MaxReasonLen {
+		return nil, userErr(ErrReasonTooLong, "the reason is too long; the limit is %d characters", MaxReasonLen)
+	}
+	return s.endGrant(ctx, cur.ID, EndRevoked, by, strings.TrimSpace(reason))
+}
+
+// Extend asks for more time on an active grant. It creates an extension
+// request that needs approval like any request; when approved, the grant's
+// end moves by d. The new end may be at most the role's max_duration from
+// the moment of asking. Only the grant's holder may ask.
+func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*Request, error) {
+	by = normID(by)
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Requester != by {
+		return nil, userErr(ErrNotAllowed, "only %s can extend request %s", cur.Requester, cur.ID)
+	}
+	if cur.State != StateActive {
+		return nil, userErr(ErrNotActive, "request %s is %s, not active, so there is nothing to extend", cur.ID, cur.State)
+	}
+	if cur.Kind == KindRotation {
+		return nil, userErr(ErrNotAllowed, "request %s is an on-call shift grant; it ends at the handoff and cannot be extended", cur.ID)
+	}
+	role, d, reason, err := s.validate(SubmitInput{Requester: by, Role: cur.Role, Duration: d, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	if newEnd := cur.EndsAt.Add(d); newEnd.Sub(now) > role.MaxDuration {
+		return nil, userErr(ErrTooLong, "extending by %s would give %s until %s, more than the maximum of %s from now; ask for at most %s",
+			FormatDuration(d), role.Name, newEnd.UTC().Format("15:04 MST"), FormatDuration(role.MaxDuration),
+			FormatDuration((role.MaxDuration - cur.EndsAt.Sub(now)).Truncate(time.Minute)))
+	}
+	pend, err := s.store.List(ctx, Filter{Requester: by, Role: role.Name, States: []State{StatePending}})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pend {
+		if p.Kind == KindExtension && p.Target == cur.ID {
+			return nil, userErr(ErrDuplicate, "an extension of %s is already waiting for approval (request %s)", cur.ID, p.ID)
+		}
+	}
+	return s.create(ctx, KindExtension, cur.ID, by, role, d, reason)
+}
+
+// applyExtension moves the target grant's end and closes the extension.
+func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (*Request, error) {
+	now := s.clock.Now()
+	target, err := s.store.Update(ctx, ext.Target, func(t *Request) ([]AuditEvent, error) {
+		if t.State != StateActive {
+			return nil, stateErr(t, "active")
+		}
+		old := t.EndsAt
+		t.EndsAt = t.EndsAt.Add(ext.Duration)
+		t.Extensions++
+		t.UpdatedAt = now
+		ev := s.event(t, ActExtended, by, StateActive, StateActive, ext.Reason)
+		ev.Detail = fmt.Sprintf("by %s through %s: %s -> %s", FormatDuration(ext.Duration), ext.ID,
+			old.UTC().Format(time.RFC3339), t.EndsAt.UTC().Format(time.RFC3339))
+		return []AuditEvent{ev}, nil
+	})
+	var failure string
+	if err != nil {
+		var se *StateError
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		failure = fmt.Sprintf("request %s was %s by the time the extension was approved", ext.Target, se.State)
+	}
+	r, err := s.store.Update(ctx, ext.ID, func(r *Request) ([]AuditEvent, error) {
+		if r.State != StateApproved {
+			return nil, stateErr(r, "approved")
+		}
+		r.UpdatedAt = now
+		if failure != "" {
+			r.State = StateFailed
+			r.Failure = failure
+			ev := s.event(r, ActGrantFailed, SystemActor, StateApproved, StateFailed, "")
+			ev.Detail = failure
+			return []AuditEvent{ev}, nil
+		}
+		r.State = StateEnded
+		r.EndReason = EndApplied
+		r.GrantedAt = now
+		r.EndsAt = target.EndsAt
+		r.EndedAt = now
+		ev := s.event(r, ActExtended, SystemActor, StateApproved, StateEnded, "")
+		ev.Detail = "applied to " + ext.Target
+		return []AuditEvent{ev}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failure != "" {
+		s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: failure})
+		return r, nil
+	}
+	s.wake(target)
+	s.notify(ctx, Event{Type: EvExtended, Request: target, Actor: by, Reason: ext.Reason})
+	return r, nil
+}
+
+// BreakGlass grants a role at once, without approval, to a user on the
+// break-glass list for a role that allows it. The grant is flagged,
+// announced in the security channel and waits for a security
+// acknowledgement (Acknowledge). Refusals are *UserError values.
+func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, error) {
+	role, d, reason, err := s.validate(in)
+	if err != nil {
+		return nil, err
+	}
+	requester := normID(in.Requester)
+	if !s.policy.MayBreakGlass(requester) {
+		return nil, userErr(ErrNotAllowed, "you are not on the break-glass list; ask for %s with `/access %s <duration> <reason>` instead", role.Name, role.Name)
+	}
+	if !role.BreakGlass {
+		return nil, userErr(ErrNotAllowed, "%s does not allow break-glass access; ask for it with `/access %s <duration> <reason>`", role.Name, role.Name)
+	}
+	if err := s.overlap(ctx, requester, role); err != nil {
+		return nil, err
+	}
+	if err := s.checkUser(ctx, role, requester); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	r := &Request{
+		ID: NewID(), Kind: KindBreakGlass, Requester: requester, Role: role.Name, Provider: role.Provider,
+		Group: role.Group, Duration: d, Reason: reason, State: StateApproved, CreatedAt: now, UpdatedAt: now,
+	}
+	ev := s.event(r, ActBreakGlass, requester, "", StateApproved, reason)
+	ev.Detail = "granted without approval for " + FormatDuration(d)
+	if err := s.store.Create(ctx, r, ev); err != nil {
+		return nil, fmt.Errorf("access: store request: %w", err)
+	}
+	s.log.WarnContext(ctx, "break-glass access", "request_id", r.ID, "requester", requester, "role", role.Name, "duration", FormatDuration(d))
+	s.wake(r)
+	s.notify(ctx, Event{Type: EvBreakGlass, Request: r, Actor: requester, Reason: reason, Role: role})
+	return s.provision(ctx, r.ID)
+}
+
+// Acknowledge records the security team's acknowledgement of a
+// break-glass grant. The user themself cannot acknowledge; when the policy
+// names acknowledgers only they (and admins) can. Acknowledging twice is a
+// *UserError naming who did first.
+func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, error) {
+	by = normID(by)
+	now := s.clock.Now()
+	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
+		if r.Kind != KindBreakGlass {
+			return nil, userErr(ErrNotAllowed, "request %s is not a break-glass grant; there is nothing to acknowledge", r.ID)
+		}
+		if r.AckBy != "" {
+			return nil, userErr(ErrAlreadyDecided, "%s already acknowledged request %s", r.AckBy, r.ID)
+		}
+		if !s.policy.MayAcknowledge(by, r.Requester) {
+			if by == r.Requester {
+				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
+			}
+			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
+		}
+		r.AckBy = by
+		r.AckAt = now
+		return []AuditEvent{s.event(r, ActAcknowledged, by, r.State, r.State, "")}, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.notify(ctx, Event{Type: EvAcked, Request: r, Actor: by})
+	return r, nil
+}
+
+// Audit returns the audit events since t, oldest first.
+func (s *Service) Audit(ctx context.Context, since time.Time) ([]AuditEvent, error) {
+	evs, err := s.store.Audit(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
+	return evs, nil
+}
