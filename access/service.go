@@ -1067,3 +1067,22 @@ func (s *Service) Audit(ctx context.Context, since time.Time) ([]AuditEvent, err
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
 	return evs, nil
 }
+
+// Shifts returns the current and the next shift of a rotation.
+func (s *Service) Shifts(ctx context.Context, rotation string) (cur, next Shift, err error) {
+	if s.oncall == nil {
+		return Shift{}, Shift{}, fmt.Errorf("access: no on-call source configured")
+	}
+	now := s.clock.Now()
+	cur, err = s.oncall.OnCall(ctx, rotation, now)
+	if err != nil {
+		return Shift{}, Shift{}, err
+	}
+	if !cur.End.IsZero() {
+		next, err = s.oncall.OnCall(ctx, rotation, cur.End)
+		if err != nil {
+			return cur, Shift{}, nil
+		}
+	}
+	return cur, next, nil
+}

@@ -1,0 +1,232 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/accessbot/accessbot/access"
+)
+
+var _ access.Notifier = (*Notifier)(nil)
+
+// Message purposes kept in access.MessageRef.Purpose.
+const (
+	PurposeApproval = "approval" // the approval card (channel or an approver's DM)
+	PurposeSecurity = "security" // the break-glass announcement
+	PurposeGrant    = "grant"    // the requester's "you have access" DM with its Revoke button
+)
+
+// Notifier renders access events as messages and sends them through a
+// chat transport: the approval card (updated at every step), DMs to the
+// requester, and announcements in the security channel.
+type Notifier struct {
+	chat Chat
+	log  *slog.Logger
+}
+
+// NewNotifier returns a Notifier that talks through chat.
+func NewNotifier(chat Chat, log *slog.Logger) *Notifier {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Notifier{chat: chat, log: log}
+}
+
+// Notify implements access.Notifier. Every failure is collected and
+// returned; the messages that did go out are returned as references.
+func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.MessageRef, error) {
+	r := ev.Request
+	var refs []access.MessageRef
+	var errs []error
+	keep := func(ref access.MessageRef, purpose, who string, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		ref.Purpose, ref.For = purpose, who
+		if ref.Platform == "" {
+			ref.Platform = n.chat.Platform()
+		}
+		refs = append(refs, ref)
+	}
+	dm := func(m Message) {
+		if _, err := n.chat.DM(ctx, r.Requester, m); err != nil {
+			errs = append(errs, fmt.Errorf("dm %s: %w", r.Requester, err))
+		}
+	}
+	switch ev.Type {
+	case access.EvSubmitted:
+		card := Card(r, ev.Role)
+		if ch := n.chat.ApprovalsChannel(); ch != "" {
+			ref, err := n.chat.Post(ctx, ch, card)
+			keep(ref, PurposeApproval, "", err)
+		} else {
+			for _, a := range r.Approvers {
+				ref, err := n.chat.DM(ctx, a, card)
+				keep(ref, PurposeApproval, a, err)
+			}
+		}
+		what := "Your request"
+		if r.Kind == access.KindExtension {
+			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
+		}
+		dm(Message{Title: "Request " + r.ID + " is waiting for approval",
+			Text: fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
+			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
+	case access.EvApproval, access.EvFailed, access.EvCancelled, access.EvTimedOut, access.EvDenied,
+		access.EvActive, access.EvEnded, access.EvExtended:
+		errs = append(errs, n.updateCards(ctx, ev))
+		switch ev.Type {
+		case access.EvDenied:
+			m := Message{Title: "Request " + r.ID + " was denied", Color: "danger", Text: fmt.Sprintf("*%s*: %s.", r.Role, statusLine(r))}
+			dm(m)
+		case access.EvTimedOut:
+			dm(Message{Title: "Request " + r.ID + " timed out", Text: fmt.Sprintf("Nobody decided on *%s* in time; nothing was granted. Ask again if you still need it.", r.Role)})
+		case access.EvFailed:
+			dm(Message{Title: "Request " + r.ID + " failed", Color: "danger", Text: fmt.Sprintf("*%s* could not be granted: %s. Nothing was left behind.", r.Role, r.Failure)})
+		case access.EvActive:
+			m := Message{Title: "You have " + r.Role + " until " + stamp(r.EndsAt), Color: "good",
+				Text:    fmt.Sprintf("Request %s is active (%s). It ends on its own; end it sooner with the button or `/access revoke %s`.", r.ID, approvedLine(r), r.ID),
+				Buttons: []Button{{Label: "Revoke now", Action: ActionRevoke, Value: r.ID, Style: "danger"}}}
+			ref, err := n.chat.DM(ctx, r.Requester, m)
+			keep(ref, PurposeGrant, r.Requester, err)
+		case access.EvEnded:
+			dm(Message{Title: "Your " + r.Role + " access has ended", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
+		case access.EvExtended:
+			dm(Message{Title: "Your " + r.Role + " access was extended", Color: "good", Text: fmt.Sprintf("Request %s now ends at %s.", r.ID, stamp(r.EndsAt))})
+		}
+	case access.EvBreakGlass:
+		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
+			Text: "Granted at once, without approval. Please review and acknowledge.",
+			Fields: []Field{{"Who", r.Requester}, {"Role", r.Role + " — " + ev.Role.Description}, {"Why", r.Reason},
+				{"For", access.FormatDuration(r.Duration)}},
+			Buttons: []Button{{Label: "Acknowledge", Action: ActionAck, Value: r.ID, Style: "primary"}},
+			Footer:  "Request " + r.ID}
+		if ch := n.chat.SecurityChannel(); ch != "" {
+			ref, err := n.chat.Post(ctx, ch, m)
+			keep(ref, PurposeSecurity, "", err)
+		} else {
+			errs = append(errs, errors.New("no security channel configured: break-glass use was not announced"))
+		}
+	case access.EvAcked:
+		for _, ref := range r.Messages {
+			if ref.Purpose == PurposeSecurity {
+				errs = append(errs, n.chat.Update(ctx, ref, SecurityCard(r)))
+			}
+		}
+	case access.EvRevokeAlert:
+		m := Message{Title: "Revocation keeps failing: " + r.Requester + " still has " + r.Role, Color: "danger",
+			Text: fmt.Sprintf("accessbot has failed to remove %s from %s group %s since %s (%d attempts) and keeps retrying. Last error: %s",
+				r.Requester, r.Provider, r.Group, stamp(r.FailingSince), r.Attempts, ev.Reason),
+			Footer: "Request " + r.ID}
+		if ch := n.chat.SecurityChannel(); ch != "" {
+			_, err := n.chat.Post(ctx, ch, m)
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, errors.New("no security channel configured: revocation alert was not announced"))
+		}
+	}
+	return refs, errors.Join(errs...)
+}
+
+// updateCards re-renders every message that shows the request's state.
+func (n *Notifier) updateCards(ctx context.Context, ev access.Event) error {
+	r := ev.Request
+	var errs []error
+	for _, ref := range r.Messages {
+		var m Message
+		switch ref.Purpose {
+		case PurposeApproval:
+			m = Card(r, ev.Role)
+		case PurposeSecurity:
+			m = SecurityCard(r)
+		case PurposeGrant:
+			if r.State == access.StateActive {
+				continue
+			}
+			m = Message{Title: r.Role + ": " + statusLine(r), Text: "Request " + r.ID + "."}
+		default:
+			continue
+		}
+		if err := n.chat.Update(ctx, ref, m); err != nil {
+			errs = append(errs, fmt.Errorf("update %s message of %s: %w", ref.Purpose, r.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Card renders the approval card of a request in its current state; the
+// Approve/Deny buttons are there only while a decision is possible.
+func Card(r *access.Request, role access.Role) Message {
+	title := r.Requester + " asks for " + r.Role
+	if r.Kind == access.KindExtension {
+		title = r.Requester + " asks to extend " + r.Role + " (" + r.Target + ")"
+	}
+	desc := role.Description
+	if desc == "" {
+		desc = r.Role
+	}
+	approvers := strings.Join(r.Approvers, ", ")
+	if r.Needed > 1 {
+		approvers += fmt.Sprintf(" (%d approvals needed)", r.Needed)
+	}
+	dur := access.FormatDuration(r.Duration)
+	if r.Kind == access.KindExtension {
+		dur = "+" + dur
+	}
+	m := Message{
+		Title: title,
+		Fields: []Field{
+			{"Requester", r.Requester}, {"Role", r.Role + " — " + desc}, {"Duration", dur},
+			{"Reason", r.Reason}, {"Approvers", approvers}, {"Status", statusLine(r)},
+		},
+		Footer: "Request " + r.ID,
+	}
+	switch r.State {
+	case access.StatePending:
+		m.Buttons = []Button{
+			{Label: "Approve", Action: ActionApprove, Value: r.ID, Style: "primary"},
+			{Label: "Deny", Action: ActionDeny, Value: r.ID, Style: "danger"},
+		}
+	case access.StateActive, access.StateEnded:
+		m.Color = "good"
+		if r.State == access.StateEnded {
+			m.Color = ""
+		}
+	case access.StateDenied, access.StateFailed:
+		m.Color = "danger"
+	}
+	if r.State == access.StateActive && r.Kind != access.KindExtension {
+		m.Fields[5].Value = "active until " + stamp(r.EndsAt) + " (" + approvedLine(r) + ")"
+	}
+	return m
+}
+
+// SecurityCard renders the break-glass announcement in its current state.
+func SecurityCard(r *access.Request) Message {
+	m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
+		Fields: []Field{{"Who", r.Requester}, {"Role", r.Role}, {"Why", r.Reason},
+			{"For", access.FormatDuration(r.Duration)}, {"Status", statusLine(r)}},
+		Footer: "Request " + r.ID}
+	if r.AckBy != "" {
+		m.Text = "Acknowledged by " + r.AckBy + " at " + stamp(r.AckAt) + "."
+		m.Color = "warning"
+	} else {
+		m.Text = "Granted at once, without approval. Please review and acknowledge."
+		m.Buttons = []Button{{Label: "Acknowledge", Action: ActionAck, Value: r.ID, Style: "primary"}}
+	}
+	return m
+}
+
+func approvedLine(r *access.Request) string {
+	switch r.Kind {
+	case access.KindBreakGlass:
+		return "break-glass"
+	case access.KindRotation:
+		return "on-call shift of " + r.Rotation
+	}
+	return "approved by " + approvedBy(r)
+}
