@@ -74,7 +74,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
 		}
 		dm(Message{Title: "Request " + r.ID + " is waiting for approval",
-			Text: fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
+			Text:    fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
 			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
 	case access.EvApproval, access.EvFailed, access.EvCancelled, access.EvTimedOut, access.EvDenied,
 		access.EvActive, access.EvEnded, access.EvExtended:
