@@ -1,0 +1,410 @@
+// Package scheduler is accessbot's expiry engine and job runner.
+//
+// The domain keeps every request's next deadline in the store's due index.
+// The Scheduler arms one timer at the earliest deadline (NextDue), and when
+// it fires drains the index: it takes the ids due now in batches and hands
+// them to a bounded pool of workers that call Processor.Process. Wake re-arms
+// the timer when an earlier deadline is stored, and a periodic sweep drains
+// as a safety net (a Wake lost to another replica, clock drift, a restart).
+// Nothing sleeps until an expiry, so a restart loses nothing: Run drains once
+// at start.
+//
+// Singleton cron jobs (AddJob) run on one replica at a time under a lock
+// from a Locker: NewLocalLocker for one replica, NewRedisLocker for several.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/accessbot/accessbot/access"
+)
+
+// Processor does whatever is due for one request. The workflow service
+// implements it: it claims the work itself, and when it must retry later it
+// moves the request's due time itself.
+type Processor interface {
+	Process(ctx context.Context, id string) error
+}
+
+// DueIndex is the part of access.Store the scheduler reads.
+type DueIndex interface {
+	// Due returns up to limit ids due at or before t, earliest first.
+	Due(ctx context.Context, t time.Time, limit int) ([]string, error)
+	// NextDue returns the earliest due time, false when nothing is due.
+	NextDue(ctx context.Context) (time.Time, bool, error)
+}
+
+var (
+	_ DueIndex     = access.Store(nil)
+	_ access.Waker = (*Scheduler)(nil)
+)
+
+// Options tunes a Scheduler. Zero values take the defaults.
+type Options struct {
+	// Sweep is the interval of the safety-net drain (default 15s). The cron
+	// library works in whole seconds: shorter intervals become 1s.
+	Sweep time.Duration
+	// Workers bounds how many Process calls run at once (default 32).
+	Workers int
+	// Batch is how many due ids are read from the index at a time (default 1000).
+	Batch int
+	// ItemTimeout is the deadline of each Process call (default 30s).
+	ItemTimeout time.Duration
+	// RetryAfter is how long an id whose Process failed is left alone by
+	// later drains of this scheduler (default: Sweep). The service normally
+	// moves a failed item's due time itself; this only stops a failure that
+	// leaves the item due from being retried in a tight loop.
+	RetryAfter time.Duration
+	// Recheck is how soon the timer looks again when ids a drain has just
+	// seen are still due (failed or not moved by Process), since they hide
+	// the next due time behind them (default 1s).
+	Recheck time.Duration
+	// Locker guards singleton jobs (default: NewLocalLocker()).
+	Locker Locker
+	// LockTTL is the lifetime of a job lock; it is refreshed every third of
+	// it while the job runs (default 1m).
+	LockTTL time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Sweep <= 0 {
+		o.Sweep = 15 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.ItemTimeout <= 0 {
+		o.ItemTimeout = 30 * time.Second
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = o.Sweep
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = time.Second
+	}
+	if o.Locker == nil {
+		o.Locker = NewLocalLocker()
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = time.Minute
+	}
+	return o
+}
+
+// Scheduler is the expiry engine and the runner of singleton jobs. Create
+// it with New; it is safe for concurrent use.
+type Scheduler struct {
+	idx   DueIndex
+	p     Processor
+	clock access.Clock
+	log   *slog.Logger
+	opts  Options
+
+	sem   chan struct{} // worker slots, shared by all drains
+	wake  chan struct{} // a Wake is waiting (capacity 1: bursts coalesce)
+	sweep chan struct{} // a sweep tick is waiting (capacity 1)
+
+	mu       sync.Mutex
+	inflight map[string]struct{}  // ids being processed now
+	held     map[string]time.Time // failed ids -> not to be retried before
+	wakeAt   time.Time            // earliest time asked for by Wake since Run last looked
+	running  bool
+	jobs     map[string]*job
+}
+
+// New returns a Scheduler reading idx and calling p. A nil clock is the
+// system clock and a nil log discards. It starts nothing: call Run.
+func New(idx DueIndex, p Processor, clock access.Clock, log *slog.Logger, opts Options) *Scheduler {
+	if clock == nil {
+		clock = access.SystemClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	return &Scheduler{
+		idx:      idx,
+		p:        p,
+		clock:    clock,
+		log:      log,
+		opts:     opts,
+		sem:      make(chan struct{}, opts.Workers),
+		wake:     make(chan struct{}, 1),
+		sweep:    make(chan struct{}, 1),
+		inflight: make(map[string]struct{}),
+		held:     make(map[string]time.Time),
+		jobs:     make(map[string]*job),
+	}
+}
+
+func (s *Scheduler) check() error {
+	if s.idx == nil {
+		return errors.New("scheduler: no due index")
+	}
+	if s.p == nil {
+		return errors.New("scheduler: no processor")
+	}
+	return nil
+}
+
+// Wake tells the scheduler that something is due at at (a zero at means
+// now). It never blocks and starts no goroutine: bursts are coalesced into
+// the earliest time, which Run re-arms its timer for if it is earlier than
+// the armed one. Calls while Run is not running are remembered for it.
+func (s *Scheduler) Wake(at time.Time) {
+	if at.IsZero() {
+		at = s.clock.Now()
+	}
+	s.mu.Lock()
+	if s.wakeAt.IsZero() || at.Before(s.wakeAt) {
+		s.wakeAt = at
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) takeWake() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.wakeAt
+	s.wakeAt = time.Time{}
+	return at, !at.IsZero()
+}
+
+// Run drains once at once (grants that expired while the process was down
+// are revoked right at start), then waits on the timer armed at the earliest
+// due time, on Wake and on the sweep, draining each time, and runs the
+// singleton jobs on their schedules. It blocks until ctx ends, waits for the
+// drain and the jobs in progress, and then returns nil. Errors of the index
+// or of Process are logged, never returned. Run fails at once if the
+// scheduler lacks its index or processor or is already running.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("scheduler: already running")
+	}
+	s.running = true
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+
+	c := cron.New(cron.WithLogger(cron.DiscardLogger), cron.WithChain())
+	c.Schedule(cron.Every(s.opts.Sweep), cron.FuncJob(func() {
+		select {
+		case s.sweep <- struct{}{}:
+		default:
+		}
+	}))
+	for _, j := range jobs {
+		c.Schedule(j.sched, cron.FuncJob(func() { s.tick(ctx, j) }))
+	}
+	c.Start()
+	defer func() { <-c.Stop().Done() }()
+
+	timer := time.NewTimer(0)
+	timer.Stop()
+	defer timer.Stop()
+	s.log.DebugContext(ctx, "scheduler started", "sweep", s.opts.Sweep.String(), "workers", s.opts.Workers)
+	for {
+		start := s.clock.Now()
+		n, err := s.Drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "scheduler: drain", "err", err)
+		} else if n > 0 {
+			s.log.DebugContext(ctx, "scheduler: drained", "count", n)
+		}
+		armed := s.nextArm(ctx, start, err != nil)
+		arm(timer, armed, s.clock.Now())
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+				waiting = false
+			case <-s.sweep:
+				waiting = false
+			case <-s.wake:
+				if at, ok := s.takeWake(); ok && (armed.IsZero() || at.Before(armed)) {
+					armed = at
+					arm(timer, armed, s.clock.Now())
+				}
+			}
+		}
+	}
+}
+
+// nextArm says when to drain next after a drain that started at start:
+// zero when nothing is due at all.
+func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) time.Time {
+	next, ok, err := s.idx.NextDue(ctx)
+	now := s.clock.Now()
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "scheduler: next due", "err", err)
+		}
+		return now.Add(s.opts.Recheck)
+	case failed:
+		return now.Add(s.opts.Recheck)
+	case !ok:
+		return time.Time{}
+	case !next.After(start):
+		// The drain saw this one and it is still due: it failed or its
+		// Process left it in place. Do not spin on it; look again soon
+		// for anything due behind it.
+		return now.Add(s.opts.Recheck)
+	}
+	return next
+}
+
+// arm sets t to fire at at (at once when at is not after now), or stops it
+// when at is zero. Since Go 1.23 Reset and Stop leave no stale tick behind.
+func arm(t *time.Timer, at, now time.Time) {
+	if at.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(max(at.Sub(now), 0))
+}
+
+// Drain processes everything due at the time it starts and returns how many
+// Process calls it made. Ids already being processed by another drain of
+// this scheduler are skipped, each id is processed at most once per drain,
+// and ids whose Process failed recently (Options.RetryAfter) are left
+// alone, so a failure that leaves an item due cannot make it spin. Process
+// errors are logged, not returned; the error is the index's (wrapped) or
+// ctx's. Drain waits for the Process calls it started before returning.
+func (s *Scheduler) Drain(ctx context.Context) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	now := s.clock.Now()
+	attempted := make(map[string]struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	n := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		// Ask for enough ids that, past the ones to skip, a full batch of
+		// new ones fits: otherwise a head of failed items could hide
+		// everything behind it.
+		limit := len(attempted) + s.skippable() + s.opts.Batch
+		ids, err := s.idx.Due(ctx, now, limit)
+		if err != nil {
+			return n, fmt.Errorf("scheduler: due at %s: %w", now.Format(time.RFC3339Nano), err)
+		}
+		fresh := 0
+		for _, id := range ids {
+			if _, ok := attempted[id]; ok {
+				continue
+			}
+			if !s.begin(id, now) {
+				continue
+			}
+			attempted[id] = struct{}{}
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				s.end(id, nil)
+				return n, ctx.Err()
+			}
+			fresh++
+			n++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-s.sem }()
+				s.process(ctx, id)
+			}()
+		}
+		if fresh == 0 {
+			return n, nil
+		}
+	}
+}
+
+// skippable is how many ids the index may return that begin refuses.
+func (s *Scheduler) skippable() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight) + len(s.held)
+}
+
+// begin marks id in flight unless it already is or is held after a failure.
+func (s *Scheduler) begin(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.inflight[id]; ok {
+		return false
+	}
+	if until, ok := s.held[id]; ok {
+		if now.Before(until) {
+			return false
+		}
+		delete(s.held, id)
+	}
+	s.inflight[id] = struct{}{}
+	return true
+}
+
+// end clears id's in-flight mark and holds it for RetryAfter when err is set.
+func (s *Scheduler) end(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, id)
+	if err != nil {
+		s.held[id] = s.clock.Now().Add(s.opts.RetryAfter)
+	} else {
+		delete(s.held, id)
+	}
+}
+
+func (s *Scheduler) process(ctx context.Context, id string) {
+	ictx, cancel := context.WithTimeout(ctx, s.opts.ItemTimeout)
+	defer cancel()
+	err := s.call(ictx, id)
+	s.end(id, err)
+	if err != nil && ctx.Err() == nil {
+		s.log.ErrorContext(ctx, "scheduler: process due request", "request_id", id, "err", err)
+	}
+}
+
+// call runs Process, turning a panic into an error so one bad request
+// cannot take the engine down.
+func (s *Scheduler) call(ctx context.Context, id string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("process %s: panic: %v", id, r)
+		}
+	}()
+	return s.p.Process(ctx, id)
+}
