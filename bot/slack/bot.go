@@ -1,0 +1,430 @@
+// Package slack is the Slack transport of accessbot: it receives slash
+// commands and interactions over Socket Mode (no public endpoint needed),
+// hands them to the handlers, and renders handlers.Message as Block Kit.
+//
+// Every envelope is acknowledged before any work is done, then handled on a
+// bounded worker pool with a deadline per event. Envelope ids and a stable
+// id per interaction are recorded through a Deduper, so an envelope Slack
+// delivers twice is acted on once. Web API calls wait out 429 answers and
+// chat.postMessage is paced per channel.
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	goslack "github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/accessbot/accessbot/handlers"
+)
+
+// Defaults of Config.
+const (
+	DefaultAPIURL       = "https://slack.com/api/"
+	DefaultWorkers      = 16
+	DefaultEventTimeout = 30 * time.Second
+
+	// dedupTTL is how long envelope and interaction ids are remembered.
+	// Slack gives up redelivering long before.
+	dedupTTL = 10 * time.Minute
+	// ackBudget is how long a view_submission or block_suggestion may take
+	// before it is acknowledged anyway (Slack waits 3 s for such acks).
+	ackBudget = 2500 * time.Millisecond
+	// queuePerWorker sizes the queue between the socket reader and the
+	// workers; when it is full the reader waits (and Slack redelivers).
+	queuePerWorker = 64
+)
+
+// Fixed texts shown to people instead of raw errors.
+const (
+	textTeamRefused = "This workspace is not allowed to use accessbot."
+	textFailed      = "Sorry, something went wrong on our side. It has been logged; please try again."
+	textFormExpired = "The request form could not be opened in time. Try again, or type `/access <role> <duration> <reason>`."
+)
+
+// Config configures the Slack transport.
+type Config struct {
+	AppToken         string        // xapp-…, app-level token with connections:write (Socket Mode)
+	BotToken         string        // xoxb-…, bot token for the Web API
+	APIURL           string        // Web API base; default https://slack.com/api/, must end in "/"
+	ApprovalsChannel string        // channel id for approval cards; "" means DM the approvers
+	SecurityChannel  string        // channel id for break-glass announcements and alerts
+	AllowedTeams     []string      // workspace ids allowed to use the bot; empty allows any
+	Workers          int           // events handled at once; default 16
+	EventTimeout     time.Duration // deadline of one event's handling; default 30 s
+}
+
+// Handler is what the transport needs from the handlers package
+// (*handlers.Handler implements it).
+type Handler interface {
+	Command(ctx context.Context, c handlers.Command) handlers.Reply
+	Action(ctx context.Context, a handlers.Action) handlers.Reply
+	SubmitForm(ctx context.Context, in handlers.FormInput) (handlers.Reply, handlers.FormErrors)
+	RoleOptions(ctx context.Context, chatUser, query string) []handlers.RoleOption
+}
+
+// Deduper remembers event ids; access.Store implements it. Seen reports
+// whether eventID was recorded before within ttl (the first caller gets
+// false).
+type Deduper interface {
+	Seen(ctx context.Context, eventID string, ttl time.Duration) (bool, error)
+}
+
+// Bot is the Slack transport. It implements handlers.Chat and
+// handlers.Directory, so it can be built before the Handler that needs it:
+// pass a nil Handler to New and call SetHandler before Run.
+type Bot struct {
+	cfg  Config
+	log  *slog.Logger
+	api  *goslack.Client
+	seen Deduper
+
+	mu      sync.RWMutex
+	handler Handler
+
+	allowed map[string]bool
+
+	pacer      channelPacer
+	identities ttlCache // chat user -> email
+	chatUsers  ttlCache // email -> chat user
+	ims        ttlCache // chat user -> DM channel
+}
+
+// New validates cfg and builds a Bot. h may be nil and set later with
+// SetHandler; seen may be nil, in which case ids are remembered in memory
+// (enough for one replica). log may be nil (discard).
+func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.normalise(); err != nil {
+		return nil, err
+	}
+	if seen == nil {
+		seen = &memDeduper{}
+	}
+	b := &Bot{
+		cfg:     cfg,
+		log:     log,
+		seen:    seen,
+		handler: h,
+		allowed: map[string]bool{},
+		pacer:   channelPacer{every: time.Second},
+	}
+	for _, t := range cfg.AllowedTeams {
+		b.allowed[t] = true
+	}
+	b.api = goslack.New(cfg.BotToken,
+		goslack.OptionAPIURL(cfg.APIURL),
+		goslack.OptionAppLevelToken(cfg.AppToken),
+		goslack.OptionLog(logAdapter{log}),
+	)
+	return b, nil
+}
+
+func (c *Config) normalise() error {
+	var problems []string
+	c.AppToken = strings.TrimSpace(c.AppToken)
+	c.BotToken = strings.TrimSpace(c.BotToken)
+	switch {
+	case c.AppToken == "":
+		problems = append(problems, "app_token is empty (an app-level token xapp-… with connections:write)")
+	case !strings.HasPrefix(c.AppToken, "xapp-"):
+		problems = append(problems, "app_token is not an app-level token (it must start with xapp-)")
+	}
+	switch {
+	case c.BotToken == "":
+		problems = append(problems, "bot_token is empty (a bot token xoxb-…)")
+	case !strings.HasPrefix(c.BotToken, "xoxb-"):
+		problems = append(problems, "bot_token is not a bot token (it must start with xoxb-)")
+	}
+	if c.APIURL == "" {
+		c.APIURL = DefaultAPIURL
+	}
+	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("api_url %q is not an http(s) URL", c.APIURL))
+	} else if !strings.HasSuffix(c.APIURL, "/") {
+		problems = append(problems, fmt.Sprintf("api_url %q must end in \"/\" (like https://slack.com/api/)", c.APIURL))
+	}
+	switch {
+	case c.Workers == 0:
+		c.Workers = DefaultWorkers
+	case c.Workers < 0:
+		problems = append(problems, fmt.Sprintf("workers %d must be positive", c.Workers))
+	}
+	switch {
+	case c.EventTimeout == 0:
+		c.EventTimeout = DefaultEventTimeout
+	case c.EventTimeout < 0:
+		problems = append(problems, fmt.Sprintf("event_timeout %s must be positive", c.EventTimeout))
+	}
+	var teams []string
+	for _, t := range c.AllowedTeams {
+		if t = strings.TrimSpace(t); t != "" {
+			teams = append(teams, t)
+		}
+	}
+	c.AllowedTeams = teams
+	if len(problems) > 0 {
+		return fmt.Errorf("slack: invalid config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// SetHandler sets the Handler events go to. Call it before Run.
+func (b *Bot) SetHandler(h Handler) {
+	b.mu.Lock()
+	b.handler = h
+	b.mu.Unlock()
+}
+
+func (b *Bot) getHandler() Handler {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.handler
+}
+
+// job is one acknowledged (or to-be-acknowledged) envelope for a worker.
+type job struct {
+	req      socketmode.Request
+	received time.Time
+	cmd      *goslack.SlashCommand
+	cb       *goslack.InteractionCallback
+}
+
+// Run connects over Socket Mode and handles events until ctx ends; then it
+// returns nil. It returns an error when Slack refuses the app token for good
+// (invalid_auth, token_revoked, …) or no Handler was set. The socketmode
+// client reconnects on its own after disconnect frames, dropped sockets and
+// missing pings.
+func (b *Bot) Run(ctx context.Context) error {
+	h := b.getHandler()
+	if h == nil {
+		return errors.New("slack: run: no handler set (call SetHandler before Run)")
+	}
+	sm := socketmode.New(b.api, socketmode.OptionLog(logAdapter{b.log}))
+
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan job, b.cfg.Workers*queuePerWorker)
+
+	g.Go(func() error {
+		err := sm.RunContext(gctx)
+		if gctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("slack: socket mode: %w", err)
+	})
+	g.Go(func() error {
+		b.readEvents(gctx, sm, jobs)
+		return nil
+	})
+	for range b.cfg.Workers {
+		g.Go(func() error {
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs:
+					b.work(gctx, sm, h, j)
+				}
+			}
+		})
+	}
+	err := g.Wait()
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// readEvents drains the socketmode client's events: it acknowledges every
+// envelope that does not need an answer in its ack right away, then queues
+// it for a worker.
+func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs chan<- job) {
+	for {
+		var evt socketmode.Event
+		select {
+		case <-ctx.Done():
+			return
+		case evt = <-sm.Events:
+		}
+		now := time.Now()
+		switch evt.Type {
+		case socketmode.EventTypeConnecting:
+			b.log.DebugContext(ctx, "slack connecting")
+		case socketmode.EventTypeConnected:
+			n := 0
+			if ce, ok := evt.Data.(*socketmode.ConnectedEvent); ok {
+				n = ce.ConnectionCount
+			}
+			b.log.InfoContext(ctx, "slack connected", "connection_count", n)
+		case socketmode.EventTypeHello:
+			b.log.DebugContext(ctx, "slack hello")
+		case socketmode.EventTypeConnectionError:
+			b.log.WarnContext(ctx, "slack connection error", "error", fmt.Sprint(evt.Data))
+		case socketmode.EventTypeInvalidAuth:
+			b.log.ErrorContext(ctx, "slack refused the app token")
+		case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorBadMessage, socketmode.EventTypeErrorWriteFailed:
+			b.log.WarnContext(ctx, "slack socket error", "kind", string(evt.Type), "error", fmt.Sprint(evt.Data))
+		case socketmode.EventTypeSlashCommand:
+			cmd, ok := evt.Data.(goslack.SlashCommand)
+			if !ok || evt.Request == nil {
+				continue
+			}
+			b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
+			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
+		case socketmode.EventTypeInteractive:
+			cb, ok := evt.Data.(goslack.InteractionCallback)
+			if !ok || evt.Request == nil {
+				continue
+			}
+			switch cb.Type {
+			case goslack.InteractionTypeViewSubmission, goslack.InteractionTypeBlockSuggestion:
+				// Their ack carries the answer (form errors, options): the worker acks.
+			default:
+				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
+			}
+			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cb: &cb})
+		case socketmode.EventTypeEventsAPI:
+			if evt.Request != nil {
+				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // not subscribed to any; ack so Slack stops retrying
+			}
+		default:
+			if evt.Request != nil && evt.Request.EnvelopeID != "" {
+				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
+			}
+		}
+	}
+}
+
+func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string, payload any) {
+	if err := sm.AckCtx(ctx, envelopeID, payload); err != nil {
+		b.log.ErrorContext(ctx, "slack ack failed", "envelope_id", envelopeID, "error", err.Error())
+	}
+}
+
+func (b *Bot) enqueue(ctx context.Context, jobs chan<- job, j job) {
+	select {
+	case jobs <- j:
+		return
+	default:
+	}
+	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID)
+	select {
+	case jobs <- j:
+	case <-ctx.Done():
+	}
+}
+
+// work handles one envelope with its own deadline.
+func (b *Bot) work(ctx context.Context, sm *socketmode.Client, h Handler, j job) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.EventTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.ErrorContext(ctx, "slack event handling panicked", "envelope_id", j.req.EnvelopeID, "panic", fmt.Sprint(r))
+		}
+	}()
+	switch {
+	case j.cmd != nil:
+		b.onCommand(ctx, h, j)
+	case j.cb != nil:
+		switch j.cb.Type {
+		case goslack.InteractionTypeBlockActions:
+			b.onBlockActions(ctx, h, j)
+		case goslack.InteractionTypeViewSubmission:
+			b.onViewSubmission(ctx, sm, h, j)
+		case goslack.InteractionTypeBlockSuggestion:
+			b.onBlockSuggestion(ctx, sm, h, j)
+		default:
+			b.log.DebugContext(ctx, "slack interaction ignored", "type", string(j.cb.Type))
+		}
+	}
+}
+
+// duplicate records the envelope id and the stable ids of an event and
+// reports whether any was seen before. A failing Deduper is logged and the
+// event handled anyway: the engine's state transitions are idempotent, a
+// lost event is worse.
+func (b *Bot) duplicate(ctx context.Context, j job, stable ...string) bool {
+	ids := []string{"slack:env:" + j.req.EnvelopeID}
+	for _, s := range stable {
+		if s != "" {
+			ids = append(ids, "slack:"+s)
+		}
+	}
+	dup := false
+	for _, id := range ids {
+		seen, err := b.seen.Seen(ctx, id, dedupTTL)
+		if err != nil {
+			b.log.WarnContext(ctx, "slack dedup check failed", "event_id", id, "error", err.Error())
+			continue
+		}
+		dup = dup || seen
+	}
+	if dup {
+		b.log.InfoContext(ctx, "slack duplicate event dropped", "envelope_id", j.req.EnvelopeID, "retry_attempt", j.req.RetryAttempt)
+	}
+	return dup
+}
+
+// teamAllowed reports whether every team id the payload names is allowed.
+func (b *Bot) teamAllowed(teams ...string) bool {
+	if len(b.allowed) == 0 {
+		return true
+	}
+	any := false
+	for _, t := range teams {
+		if t == "" {
+			continue
+		}
+		if !b.allowed[t] {
+			return false
+		}
+		any = true
+	}
+	return any
+}
+
+// memDeduper is the in-memory Deduper used when none is given.
+type memDeduper struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (d *memDeduper) Seen(_ context.Context, id string, ttl time.Duration) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if d.m == nil {
+		d.m = map[string]time.Time{}
+	}
+	if len(d.m) > 100000 {
+		for k, exp := range d.m {
+			if now.After(exp) {
+				delete(d.m, k)
+			}
+		}
+	}
+	if exp, ok := d.m[id]; ok && now.Before(exp) {
+		return true, nil
+	}
+	d.m[id] = now.Add(ttl)
+	return false, nil
+}
+
+// logAdapter routes slack-go's internal log lines to slog at debug level.
+type logAdapter struct{ log *slog.Logger }
+
+func (l logAdapter) Output(_ int, s string) error {
+	l.log.Debug("slack client", "detail", strings.TrimSpace(s))
+	return nil
+}
