@@ -1,0 +1,488 @@
+// Package pagerduty answers who is on call from PagerDuty's REST API v2
+// (GET /oncalls). One Rotation serves one accessbot rotation, built from
+// one or more schedules and/or escalation policies.
+//
+// How a Shift is derived: the client lists the on-calls over the 24 hours
+// from the asked time (Lookahead). People are the distinct emails of the
+// entries whose [start, end) contains the time (null start/end: on call
+// permanently); Start is the latest start among them (zero if all are
+// permanent); End is the earliest of their ends and of the starts of
+// entries that begin later within the lookahead (zero: nobody's turn is
+// known to end). Changes further out than the lookahead show up once they
+// are within it. A time with nobody on call gives a Shift with no People
+// and no error.
+//
+// PagerDuty combines schedule_ids and escalation_policy_ids (an on-call must
+// match both), and an entry for someone placed directly on an escalation
+// rule has a null schedule, so it only matches when the schedule filter is
+// empty: configure escalation policies to include such people.
+//
+// Answers are cached for CacheFor. When PagerDuty cannot be reached (network
+// error, 5xx, 429 after waiting for ratelimit-reset twice) the last good
+// answer is served while it is younger than StaleFor; after that OnCall
+// fails with an error wrapping ErrUnavailable. A rejected token (401/403) is
+// a permanent error and never served from the cache.
+package pagerduty
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+)
+
+// Defaults.
+const (
+	DefaultAPIURL   = "https://api.pagerduty.com"
+	DefaultCacheFor = time.Minute
+	DefaultStaleFor = time.Hour
+	// Lookahead is how far ahead of the asked time on-calls are listed.
+	Lookahead = 24 * time.Hour
+
+	pageLimit      = 100 // PagerDuty's maximum
+	maxPages       = 50
+	rateRetries    = 2                // waits for ratelimit-reset before giving up
+	maxRateWait    = 30 * time.Second // longer resets are not waited for
+	defaultRateGap = time.Second      // when 429 has no usable reset header
+	maxBody        = 8 << 20
+	keepAnswers    = 16
+)
+
+// ErrUnavailable says PagerDuty could not be reached and no recent enough
+// answer was cached. The engine falls back to the role's named approvers.
+var ErrUnavailable = errors.New("on-call service unavailable")
+
+// Config configures a Rotation. ScheduleIDs and EscalationPolicyIDs select
+// the on-calls (at least one of them); EscalationLevels, when set, keeps
+// only those levels ([1] = primary only). Zero CacheFor/StaleFor take the
+// defaults.
+type Config struct {
+	APIURL              string
+	Token               string
+	ScheduleIDs         []string
+	EscalationPolicyIDs []string
+	EscalationLevels    []int
+	CacheFor, StaleFor  time.Duration
+}
+
+// Option changes how a Rotation talks and tells time (for tests).
+type Option func(*Rotation)
+
+// WithHTTPClient sets the HTTP client (default: one with a 15 s timeout).
+func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.hc = c } }
+
+// WithClock sets the clock used for cache ages.
+func WithClock(c access.Clock) Option { return func(r *Rotation) { r.clock = c } }
+
+// WithWait sets how the client waits before retrying after a 429 (default:
+// a timer that gives up when ctx is done).
+func WithWait(f func(ctx context.Context, d time.Duration) error) Option {
+	return func(r *Rotation) { r.wait = f }
+}
+
+// Rotation answers OnCall from PagerDuty. It is safe for concurrent use.
+type Rotation struct {
+	cfg   Config
+	base  *url.URL
+	log   *slog.Logger
+	hc    *http.Client
+	clock access.Clock
+	wait  func(ctx context.Context, d time.Duration) error
+
+	mu       sync.Mutex
+	answers  []answer // newest last
+	degraded bool     // serving stale answers; warned once
+}
+
+var _ access.OnCall = (*Rotation)(nil)
+
+// answer is one successful listing of the on-calls over [since, until).
+type answer struct {
+	since, until time.Time
+	fetched      time.Time
+	oncalls      []entry
+}
+
+type entry struct {
+	email      string
+	start, end time.Time // zero: open
+}
+
+// New validates cfg and builds a Rotation. It makes no request. The error
+// lists every problem with the config.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("pagerduty: "+format, args...)) }
+
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	base, err := url.Parse(cfg.APIURL)
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		bad("api_url %q is not an http(s) URL", cfg.APIURL)
+	}
+	if strings.TrimSpace(cfg.Token) == "" {
+		bad("token is empty")
+	} else if strings.ContainsAny(cfg.Token, " \t\r\n") {
+		bad("token contains white space (check how it is quoted)")
+	}
+	if len(cfg.ScheduleIDs) == 0 && len(cfg.EscalationPolicyIDs) == 0 {
+		bad("set schedule_ids or escalation_policy_ids (or both)")
+	}
+	for i, id := range cfg.ScheduleIDs {
+		if strings.TrimSpace(id) == "" {
+			bad("schedule_ids[%d] is empty", i)
+		}
+	}
+	for i, id := range cfg.EscalationPolicyIDs {
+		if strings.TrimSpace(id) == "" {
+			bad("escalation_policy_ids[%d] is empty", i)
+		}
+	}
+	for i, l := range cfg.EscalationLevels {
+		if l < 1 {
+			bad("escalation_levels[%d] is %d; levels start at 1", i, l)
+		}
+	}
+	if cfg.CacheFor < 0 {
+		bad("cache_for %v is negative", cfg.CacheFor)
+	}
+	if cfg.StaleFor < 0 {
+		bad("stale_for %v is negative", cfg.StaleFor)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.CacheFor == 0 {
+		cfg.CacheFor = DefaultCacheFor
+	}
+	if cfg.StaleFor == 0 {
+		cfg.StaleFor = DefaultStaleFor
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Rotation{
+		cfg:   cfg,
+		base:  base,
+		log:   log.With("oncall_source", "pagerduty"),
+		hc:    &http.Client{Timeout: 15 * time.Second},
+		clock: access.SystemClock{},
+		wait:  sleep,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// OnCall returns who is on call at at (see the package documentation for
+// how the Shift is derived). rotation only fills Shift.Rotation. Errors:
+// ErrUnavailable (wrapped) when PagerDuty is unreachable and no answer
+// younger than StaleFor covers at; a permanent error for a rejected token;
+// other errors for answers PagerDuty refused. It only reads.
+func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (access.Shift, error) {
+	now := r.clock.Now()
+	if a, ok := r.cached(at, now, r.cfg.CacheFor); ok {
+		return a.shift(rotation, at), nil
+	}
+	since := at.Truncate(time.Second)
+	entries, err := r.fetch(ctx, since, since.Add(Lookahead))
+	if err == nil {
+		a := answer{since: since, until: since.Add(Lookahead), fetched: now, oncalls: entries}
+		r.store(a, now)
+		return a.shift(rotation, at), nil
+	}
+	var down *unavailable
+	if !errors.As(err, &down) {
+		return access.Shift{}, err
+	}
+	if a, ok := r.cached(at, now, r.cfg.StaleFor); ok {
+		r.mu.Lock()
+		warn := !r.degraded
+		r.degraded = true
+		r.mu.Unlock()
+		if warn {
+			r.log.WarnContext(ctx, "pagerduty unreachable; serving the last known on-call answer",
+				"error", err.Error(), "answer_age", now.Sub(a.fetched).String(), "stale_for", r.cfg.StaleFor.String())
+		}
+		return a.shift(rotation, at), nil
+	}
+	return access.Shift{}, fmt.Errorf("pagerduty: %w (no answer younger than %v to fall back on): %w", ErrUnavailable, r.cfg.StaleFor, down.err)
+}
+
+// cached returns the newest answer covering at that is younger than maxAge.
+func (r *Rotation) cached(at, now time.Time, maxAge time.Duration) (answer, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.answers) - 1; i >= 0; i-- {
+		a := r.answers[i]
+		if !at.Before(a.since) && at.Before(a.until) && now.Sub(a.fetched) < maxAge {
+			return a, true
+		}
+	}
+	return answer{}, false
+}
+
+func (r *Rotation) store(a answer, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.degraded {
+		r.degraded = false
+		r.log.Info("pagerduty reachable again")
+	}
+	keep := r.answers[:0]
+	for _, old := range r.answers {
+		if now.Sub(old.fetched) < r.cfg.StaleFor {
+			keep = append(keep, old)
+		}
+	}
+	r.answers = append(keep, a)
+	if n := len(r.answers); n > keepAnswers {
+		r.answers = slices.Delete(r.answers, 0, n-keepAnswers)
+	}
+}
+
+func (a answer) shift(rotation string, at time.Time) access.Shift {
+	s := access.Shift{Rotation: rotation}
+	for _, e := range a.oncalls {
+		starts := e.start.IsZero() || !e.start.After(at)
+		ends := e.end.IsZero() || e.end.After(at)
+		switch {
+		case starts && ends:
+			if !slices.Contains(s.People, e.email) {
+				s.People = append(s.People, e.email)
+			}
+			if e.start.After(s.Start) {
+				s.Start = e.start
+			}
+			if !e.end.IsZero() && (s.End.IsZero() || e.end.Before(s.End)) {
+				s.End = e.end
+			}
+		case !starts: // begins later: the set of people changes then
+			if s.End.IsZero() || e.start.Before(s.End) {
+				s.End = e.start
+			}
+		}
+	}
+	slices.Sort(s.People)
+	return s
+}
+
+// unavailable marks failures that the cache may cover.
+type unavailable struct{ err error }
+
+func (e *unavailable) Error() string { return e.err.Error() }
+func (e *unavailable) Unwrap() error { return e.err }
+
+// fetch lists all on-calls over [since, until), following pagination.
+func (r *Rotation) fetch(ctx context.Context, since, until time.Time) ([]entry, error) {
+	q := url.Values{}
+	for _, id := range r.cfg.ScheduleIDs {
+		q.Add("schedule_ids[]", id)
+	}
+	for _, id := range r.cfg.EscalationPolicyIDs {
+		q.Add("escalation_policy_ids[]", id)
+	}
+	q.Set("since", since.UTC().Format(time.RFC3339))
+	q.Set("until", until.UTC().Format(time.RFC3339))
+	q.Set("include[]", "users")
+	q.Set("time_zone", "UTC")
+	q.Set("limit", strconv.Itoa(pageLimit))
+
+	var out []entry
+	offset := 0
+	for page := 0; ; page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("pagerduty: list on-calls: more than %d pages; narrow the schedules or policies", maxPages)
+		}
+		q.Set("offset", strconv.Itoa(offset))
+		var body listResponse
+		if err := r.get(ctx, "/oncalls", q, &body); err != nil {
+			return nil, err
+		}
+		for _, o := range body.OnCalls {
+			if len(r.cfg.EscalationLevels) > 0 && !slices.Contains(r.cfg.EscalationLevels, o.EscalationLevel) {
+				continue
+			}
+			e, err := o.entry()
+			if err != nil {
+				return nil, fmt.Errorf("pagerduty: list on-calls: %w", err)
+			}
+			if e.email == "" {
+				r.log.WarnContext(ctx, "pagerduty on-call user has no email; skipped", "user_id", o.User.ID)
+				continue
+			}
+			out = append(out, e)
+		}
+		if !body.More {
+			return out, nil
+		}
+		if len(body.OnCalls) == 0 {
+			return nil, fmt.Errorf("pagerduty: list on-calls: more=true with an empty page at offset %d", offset)
+		}
+		offset += len(body.OnCalls)
+	}
+}
+
+type listResponse struct {
+	OnCalls []onCall `json:"oncalls"`
+	Limit   int      `json:"limit"`
+	Offset  int      `json:"offset"`
+	More    bool     `json:"more"`
+}
+
+// onCall is one entry of GET /oncalls; schedule and escalation policy are
+// not needed (the query already selects them).
+type onCall struct {
+	User struct {
+		ID    string `json:"id"`
+		Email string `json:"email"` // present with include[]=users
+	} `json:"user"`
+	EscalationLevel int     `json:"escalation_level"`
+	Start           *string `json:"start"` // null: permanently on call
+	End             *string `json:"end"`
+}
+
+func (o *onCall) entry() (entry, error) {
+	e := entry{email: strings.ToLower(strings.TrimSpace(o.User.Email))}
+	var err error
+	if o.Start != nil {
+		if e.start, err = time.Parse(time.RFC3339, *o.Start); err != nil {
+			return e, fmt.Errorf("on-call start %q: %w", *o.Start, err)
+		}
+	}
+	if o.End != nil {
+		if e.end, err = time.Parse(time.RFC3339, *o.End); err != nil {
+			return e, fmt.Errorf("on-call end %q: %w", *o.End, err)
+		}
+	}
+	return e, nil
+}
+
+// get does one GET, waiting out up to rateRetries 429s, and decodes the
+// JSON answer into out. Network errors, 5xx and exhausted 429s come back
+// as *unavailable.
+func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) error {
+	u := *r.base
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawQuery = q.Encode()
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return fmt.Errorf("pagerduty: build request: %w", err)
+		}
+		req.Header.Set("Authorization", "Token token="+r.cfg.Token)
+		req.Header.Set("Accept", "application/vnd.pagerduty+json;version=2")
+		resp, err := r.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pagerduty: list on-calls: %w", ctx.Err())
+			}
+			return &unavailable{fmt.Errorf("list on-calls: %w", redact(err))}
+		}
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			if rerr != nil {
+				return &unavailable{fmt.Errorf("list on-calls: read answer: %w", rerr)}
+			}
+			if err := json.Unmarshal(body, out); err != nil {
+				return fmt.Errorf("pagerduty: list on-calls: decode answer: %w", err)
+			}
+			return nil
+		case resp.StatusCode == http.StatusTooManyRequests:
+			d := resetAfter(resp.Header)
+			if attempt >= rateRetries || d > maxRateWait {
+				return &unavailable{fmt.Errorf("list on-calls: rate limited (reset in %v)%s", d, describe(body))}
+			}
+			r.log.InfoContext(ctx, "pagerduty rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
+			if err := r.wait(ctx, d); err != nil {
+				return fmt.Errorf("pagerduty: list on-calls: waiting for the rate limit: %w", err)
+			}
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return access.Permanent(fmt.Errorf("pagerduty: list on-calls: token rejected (%s); check the API token and its access%s",
+				resp.Status, describe(body)))
+		case resp.StatusCode >= 500:
+			return &unavailable{fmt.Errorf("list on-calls: %s%s", resp.Status, describe(body))}
+		default:
+			return fmt.Errorf("pagerduty: list on-calls: %s%s", resp.Status, describe(body))
+		}
+	}
+}
+
+// resetAfter reads ratelimit-reset (seconds), then Retry-After.
+func resetAfter(h http.Header) time.Duration {
+	for _, k := range []string{"ratelimit-reset", "Retry-After"} {
+		if v := strings.TrimSpace(h.Get(k)); v != "" {
+			if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+				return time.Duration(n * float64(time.Second))
+			}
+		}
+	}
+	return defaultRateGap
+}
+
+// describe renders PagerDuty's error body {"error":{"message","code","errors"}}
+// as ": message (code N): detail; detail", or a short excerpt of a body
+// that is not JSON.
+func describe(body []byte) string {
+	var e struct {
+		Error *struct {
+			Message string   `json:"message"`
+			Code    int      `json:"code"`
+			Errors  []string `json:"errors"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != nil {
+		s := ": " + e.Error.Message
+		if e.Error.Code != 0 {
+			s += fmt.Sprintf(" (code %d)", e.Error.Code)
+		}
+		if len(e.Error.Errors) > 0 {
+			s += ": " + strings.Join(e.Error.Errors, "; ")
+		}
+		return s
+	}
+	t := strings.Join(strings.Fields(string(body)), " ")
+	if t == "" {
+		return ""
+	}
+	if len(t) > 200 {
+		t = t[:200] + "..."
+	}
+	return ": " + t
+}
+
+// redact drops the URL from a transport error: it carries the query, and
+// keeping errors short helps. The token is never in the URL.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}
