@@ -1,0 +1,252 @@
+// Package ogfake is an Opsgenie "Who is on call" API fake for tests:
+// GET /v2/schedules/{identifier}/on-calls on 127.0.0.1 with the GenieKey
+// check, scheduleIdentifierType (id or name), flat and date parameters,
+// Opsgenie's response and error shapes ({"data":...,"took","requestId"},
+// {"message","took","requestId"}), 429 throttling, and a switch to take the
+// service down (connection refused or 503) and bring it back.
+package ogfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Turn puts Email on call for a schedule from Start until End (zero End:
+// open-ended).
+type Turn struct {
+	Email      string
+	Start, End time.Time
+}
+
+// Mode says how the fake fails while it is down.
+type Mode int
+
+const (
+	// Up serves normally.
+	Up Mode = iota
+	// Refused closes the listener: clients get "connection refused".
+	Refused
+	// Unavailable answers every request with 503 and a non-JSON body.
+	Unavailable
+)
+
+type schedule struct {
+	id, name string
+	turns    []Turn
+}
+
+// Server is a running fake. All methods are safe for concurrent use.
+type Server struct {
+	key string
+
+	mu         sync.Mutex
+	srv        *httptest.Server
+	addr       string
+	mode       Mode
+	schedules  []*schedule
+	limited    int
+	retryAfter int
+	requests   int
+	seq        int
+	rejected   []string
+}
+
+// New starts a fake that accepts apiKey. Close it when done.
+func New(apiKey string) *Server {
+	s := &Server{key: apiKey}
+	s.srv = httptest.NewServer(s.mux())
+	s.addr = s.srv.Listener.Addr().String()
+	return s
+}
+
+// URL is the base API URL; it stays the same across Down(Refused) and Up.
+func (s *Server) URL() string { return "http://" + s.addr }
+
+// Close stops the fake.
+func (s *Server) Close() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// Set creates or replaces the schedule with this id and name and who is on
+// call when.
+func (s *Server) Set(id, name string, turns ...Turn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sc := range s.schedules {
+		if sc.id == id {
+			sc.name, sc.turns = name, slices.Clone(turns)
+			return
+		}
+	}
+	s.schedules = append(s.schedules, &schedule{id: id, name: name, turns: slices.Clone(turns)})
+}
+
+// RateLimit answers the next n requests with 429; retryAfter > 0 adds a
+// Retry-After header with that many seconds.
+func (s *Server) RateLimit(n, retryAfter int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limited, s.retryAfter = n, retryAfter
+}
+
+// Requests returns how many HTTP requests reached the fake.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Rejected returns why requests were refused with 4xx.
+func (s *Server) Rejected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rejected)
+}
+
+// Down takes the service down in mode m (Refused or Unavailable).
+func (s *Server) Down(m Mode) {
+	s.mu.Lock()
+	s.mode = m
+	srv := s.srv
+	if m == Refused {
+		s.srv = nil
+	}
+	s.mu.Unlock()
+	if m == Refused && srv != nil {
+		srv.Close()
+	}
+}
+
+// Up brings the service back on the same address.
+func (s *Server) Up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode = Up
+	if s.srv != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("ogfake: listen again on %s: %w", s.addr, err)
+	}
+	srv := httptest.NewUnstartedServer(s.mux())
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	s.srv = srv
+	return nil
+}
+
+func (s *Server) mux() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /v2/schedules/{identifier}/on-calls", s.onCalls)
+	return s.guard(m)
+}
+
+func (s *Server) requestID() string {
+	s.seq++
+	return fmt.Sprintf("7a3c1f2e-0000-4000-8000-%012d", s.seq)
+}
+
+func (s *Server) fail(w http.ResponseWriter, status int, msg string) {
+	s.rejected = append(s.rejected, fmt.Sprintf("%d %s", status, msg))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"message": msg, "took": 0.001, "requestId": s.requestID()})
+}
+
+// guard does what happens before routing: outages, auth, throttling.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.requests++
+		if s.mode == Unavailable {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
+			return
+		}
+		if r.Header.Get("Authorization") != "GenieKey "+s.key {
+			s.fail(w, http.StatusUnauthorized, "Could not authenticate")
+			return
+		}
+		if s.limited > 0 {
+			s.limited--
+			w.Header().Set("X-RateLimit-State", "THROTTLED")
+			if s.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(s.retryAfter))
+			}
+			s.fail(w, http.StatusTooManyRequests, "You are making too many requests! To avoid errors, we recommend you limit requests.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) onCalls(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ident := r.PathValue("identifier")
+	var sc *schedule
+	switch typ := q.Get("scheduleIdentifierType"); typ {
+	case "", "id":
+		for _, c := range s.schedules {
+			if c.id == ident {
+				sc = c
+			}
+		}
+	case "name":
+		for _, c := range s.schedules {
+			if c.name == ident {
+				sc = c
+			}
+		}
+	default:
+		s.fail(w, http.StatusUnprocessableEntity, "Invalid schedule identifier type ["+typ+"]")
+		return
+	}
+	if sc == nil {
+		s.fail(w, http.StatusNotFound, "Schedule with identifier ["+ident+"] does not exist")
+		return
+	}
+	date := time.Now()
+	if v, ok := q["date"]; ok {
+		t, err := time.Parse("2006-01-02T15:04:05Z07:00", v[0])
+		if err != nil {
+			s.fail(w, http.StatusUnprocessableEntity, "Date ["+v[0]+"] is not in yyyy-MM-dd'T'HH:mm:ssZ format")
+			return
+		}
+		date = t
+	}
+	var emails []string
+	for _, t := range sc.turns {
+		if !t.Start.After(date) && (t.End.IsZero() || date.Before(t.End)) && !slices.Contains(emails, t.Email) {
+			emails = append(emails, t.Email)
+		}
+	}
+	data := map[string]any{"_parent": map[string]any{"id": sc.id, "name": sc.name, "enabled": true}}
+	if q.Get("flat") == "true" {
+		data["onCallRecipients"] = append([]string{}, emails...)
+	} else {
+		parts := []map[string]any{}
+		for _, e := range emails {
+			parts = append(parts, map[string]any{"id": "u-" + e, "name": e, "type": "user"})
+		}
+		data["onCallParticipants"] = parts
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"data": data, "took": 0.012, "requestId": s.requestID()})
+}

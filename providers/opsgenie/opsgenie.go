@@ -1,0 +1,361 @@
+// Package opsgenie answers who is on call from Opsgenie's Who is On Call
+// API (GET /v2/schedules/{id}/on-calls?flat=true&date=...). One Rotation
+// serves one schedule. For the EU instance set APIURL to
+// https://api.eu.opsgenie.com.
+//
+// Opsgenie's flat answer names who is on call at a moment but not when
+// their turn began or ends, so a Shift is a polling window: Start is the
+// asked time and End is Start+CacheFor. Asking again at End gives the next
+// window; consecutive windows with the same People mean no handoff
+// happened. The schedule is addressed by id when ScheduleID is a UUID and
+// by name (scheduleIdentifierType=name) otherwise.
+//
+// Answers are cached for CacheFor. When Opsgenie cannot be reached
+// (network error, 5xx, 429 after two waits) the last good answer taken for
+// a time at most StaleFor before the asked one, and fetched less than
+// StaleFor ago, is served (a warning is logged once per outage); otherwise
+// OnCall fails with an error wrapping ErrUnavailable. A rejected key
+// (401/403) is a permanent error and never served from the cache.
+package opsgenie
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+)
+
+// Defaults.
+const (
+	DefaultAPIURL   = "https://api.opsgenie.com"
+	DefaultCacheFor = time.Minute
+	DefaultStaleFor = time.Hour
+
+	rateRetries    = 2
+	maxRateWait    = 30 * time.Second
+	defaultRateGap = time.Second // first wait when 429 has no Retry-After; doubled after
+	maxBody        = 4 << 20
+	keepAnswers    = 16
+)
+
+// ErrUnavailable says Opsgenie could not be reached and no recent enough
+// answer was cached. The engine falls back to the role's named approvers.
+var ErrUnavailable = errors.New("on-call service unavailable")
+
+// Config configures a Rotation. Zero CacheFor/StaleFor take the defaults.
+type Config struct {
+	APIURL     string
+	APIKey     string
+	ScheduleID string // a schedule id (UUID) or name
+	CacheFor   time.Duration
+	StaleFor   time.Duration
+}
+
+// Option changes how a Rotation talks and tells time (for tests).
+type Option func(*Rotation)
+
+// WithHTTPClient sets the HTTP client (default: one with a 15 s timeout).
+func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.hc = c } }
+
+// WithClock sets the clock used for cache ages.
+func WithClock(c access.Clock) Option { return func(r *Rotation) { r.clock = c } }
+
+// WithWait sets how the client waits before retrying after a 429.
+func WithWait(f func(ctx context.Context, d time.Duration) error) Option {
+	return func(r *Rotation) { r.wait = f }
+}
+
+// Rotation answers OnCall from one Opsgenie schedule. It is safe for
+// concurrent use.
+type Rotation struct {
+	cfg    Config
+	target *url.URL // the on-calls URL without the date
+	log    *slog.Logger
+	hc     *http.Client
+	clock  access.Clock
+	wait   func(ctx context.Context, d time.Duration) error
+
+	mu       sync.Mutex
+	answers  []answer // newest last
+	degraded bool
+}
+
+var _ access.OnCall = (*Rotation)(nil)
+
+type answer struct {
+	date    time.Time // the time the answer is for
+	fetched time.Time
+	people  []string
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// New validates cfg and builds a Rotation. It makes no request. The error
+// lists every problem with the config.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("opsgenie: "+format, args...)) }
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	base, err := url.Parse(cfg.APIURL)
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		bad("api_url %q is not an http(s) URL", cfg.APIURL)
+	}
+	if strings.TrimSpace(cfg.APIKey) == "" {
+		bad("api_key is empty")
+	} else if strings.ContainsAny(cfg.APIKey, " \t\r\n") {
+		bad("api_key contains white space (check how it is quoted)")
+	}
+	if strings.TrimSpace(cfg.ScheduleID) == "" {
+		bad("schedule_id is empty (a schedule id or name)")
+	}
+	if cfg.CacheFor < 0 {
+		bad("cache_for %v is negative", cfg.CacheFor)
+	}
+	if cfg.StaleFor < 0 {
+		bad("stale_for %v is negative", cfg.StaleFor)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.CacheFor == 0 {
+		cfg.CacheFor = DefaultCacheFor
+	}
+	if cfg.StaleFor == 0 {
+		cfg.StaleFor = DefaultStaleFor
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	target := *base
+	id := strings.TrimSpace(cfg.ScheduleID)
+	target.Path = strings.TrimRight(base.Path, "/") + "/v2/schedules/" + id + "/on-calls"
+	target.RawPath = strings.TrimRight(base.EscapedPath(), "/") + "/v2/schedules/" + url.PathEscape(id) + "/on-calls"
+	q := url.Values{"flat": {"true"}}
+	if !uuidRE.MatchString(id) {
+		q.Set("scheduleIdentifierType", "name")
+	}
+	target.RawQuery = q.Encode()
+
+	r := &Rotation{
+		cfg:    cfg,
+		target: &target,
+		log:    log.With("oncall_source", "opsgenie", "schedule", id),
+		hc:     &http.Client{Timeout: 15 * time.Second},
+		clock:  access.SystemClock{},
+		wait:   sleep,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// OnCall returns who is on call at at, as the window [at, at+CacheFor)
+// (see the package documentation). rotation only fills Shift.Rotation.
+// Errors: ErrUnavailable (wrapped) when Opsgenie is unreachable and no
+// recent answer is cached; a permanent error for a rejected key; other
+// errors for requests Opsgenie refused (unknown schedule). It only reads.
+func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (access.Shift, error) {
+	now := r.clock.Now()
+	shift := func(people []string) access.Shift {
+		return access.Shift{Rotation: rotation, People: slices.Clone(people), Start: at, End: at.Add(r.cfg.CacheFor)}
+	}
+	if a, ok := r.cached(at, now, r.cfg.CacheFor); ok {
+		return shift(a.people), nil
+	}
+	date := at.Truncate(time.Second)
+	people, err := r.fetch(ctx, date)
+	if err == nil {
+		r.store(answer{date: date, fetched: now, people: people}, now)
+		return shift(people), nil
+	}
+	var down *unavailable
+	if !errors.As(err, &down) {
+		return access.Shift{}, err
+	}
+	if a, ok := r.cached(at, now, r.cfg.StaleFor); ok {
+		r.mu.Lock()
+		warn := !r.degraded
+		r.degraded = true
+		r.mu.Unlock()
+		if warn {
+			r.log.WarnContext(ctx, "opsgenie unreachable; serving the last known on-call answer",
+				"error", err.Error(), "answer_age", now.Sub(a.fetched).String(), "stale_for", r.cfg.StaleFor.String())
+		}
+		return shift(a.people), nil
+	}
+	return access.Shift{}, fmt.Errorf("opsgenie: %w (no answer younger than %v to fall back on): %w", ErrUnavailable, r.cfg.StaleFor, down.err)
+}
+
+// cached returns the newest answer taken for a time in (at-maxAge, at] and
+// fetched less than maxAge ago.
+func (r *Rotation) cached(at, now time.Time, maxAge time.Duration) (answer, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.answers) - 1; i >= 0; i-- {
+		a := r.answers[i]
+		if !at.Before(a.date) && at.Sub(a.date) < maxAge && now.Sub(a.fetched) < maxAge {
+			return a, true
+		}
+	}
+	return answer{}, false
+}
+
+func (r *Rotation) store(a answer, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.degraded {
+		r.degraded = false
+		r.log.Info("opsgenie reachable again")
+	}
+	keep := r.answers[:0]
+	for _, old := range r.answers {
+		if now.Sub(old.fetched) < r.cfg.StaleFor {
+			keep = append(keep, old)
+		}
+	}
+	r.answers = append(keep, a)
+	if n := len(r.answers); n > keepAnswers {
+		r.answers = slices.Delete(r.answers, 0, n-keepAnswers)
+	}
+}
+
+// unavailable marks failures that the cache may cover.
+type unavailable struct{ err error }
+
+func (e *unavailable) Error() string { return e.err.Error() }
+func (e *unavailable) Unwrap() error { return e.err }
+
+type onCallResponse struct {
+	Data *struct {
+		OnCallRecipients []string `json:"onCallRecipients"`
+	} `json:"data"`
+	RequestID string `json:"requestId"`
+}
+
+// fetch asks who is on call at date, waiting out up to rateRetries 429s.
+func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) {
+	u := *r.target
+	q := u.Query()
+	q.Set("date", date.UTC().Format(time.RFC3339))
+	u.RawQuery = q.Encode()
+	gap := defaultRateGap
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("opsgenie: build request: %w", err)
+		}
+		req.Header.Set("Authorization", "GenieKey "+r.cfg.APIKey)
+		req.Header.Set("Accept", "application/json")
+		resp, err := r.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("opsgenie: get on-calls: %w", ctx.Err())
+			}
+			return nil, &unavailable{fmt.Errorf("get on-calls: %w", redact(err))}
+		}
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			if rerr != nil {
+				return nil, &unavailable{fmt.Errorf("get on-calls: read answer: %w", rerr)}
+			}
+			var out onCallResponse
+			if err := json.Unmarshal(body, &out); err != nil {
+				return nil, fmt.Errorf("opsgenie: get on-calls: decode answer: %w", err)
+			}
+			if out.Data == nil {
+				return nil, fmt.Errorf("opsgenie: get on-calls: answer has no data (request id %s)", out.RequestID)
+			}
+			var people []string
+			for _, p := range out.Data.OnCallRecipients {
+				p = strings.ToLower(strings.TrimSpace(p))
+				if p != "" && !slices.Contains(people, p) {
+					people = append(people, p)
+				}
+			}
+			slices.Sort(people)
+			return people, nil
+		case resp.StatusCode == http.StatusTooManyRequests:
+			d := gap
+			if v, err := strconv.ParseFloat(strings.TrimSpace(resp.Header.Get("Retry-After")), 64); err == nil && v >= 0 {
+				d = time.Duration(v * float64(time.Second))
+			}
+			if attempt >= rateRetries || d > maxRateWait {
+				return nil, &unavailable{fmt.Errorf("get on-calls: rate limited%s", describe(body))}
+			}
+			r.log.InfoContext(ctx, "opsgenie rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
+			if err := r.wait(ctx, d); err != nil {
+				return nil, fmt.Errorf("opsgenie: get on-calls: waiting for the rate limit: %w", err)
+			}
+			gap *= 2
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return nil, access.Permanent(fmt.Errorf("opsgenie: get on-calls: api key rejected (%s); check the key and that its integration may read the schedule%s",
+				resp.Status, describe(body)))
+		case resp.StatusCode >= 500:
+			return nil, &unavailable{fmt.Errorf("get on-calls: %s%s", resp.Status, describe(body))}
+		default:
+			return nil, fmt.Errorf("opsgenie: get on-calls for schedule %q: %s%s", r.cfg.ScheduleID, resp.Status, describe(body))
+		}
+	}
+}
+
+// describe renders Opsgenie's error body {"message","took","requestId"} as
+// ": message (request id X)", or a short excerpt of a non-JSON body.
+func describe(body []byte) string {
+	var e struct {
+		Message   string `json:"message"`
+		RequestID string `json:"requestId"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		s := ": " + e.Message
+		if e.RequestID != "" {
+			s += " (request id " + e.RequestID + ")"
+		}
+		return s
+	}
+	t := strings.Join(strings.Fields(string(body)), " ")
+	if t == "" {
+		return ""
+	}
+	if len(t) > 200 {
+		t = t[:200] + "..."
+	}
+	return ": " + t
+}
+
+// redact keeps the operation and cause of a transport error and drops the
+// URL (the key is never in it, but the query makes errors long).
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}
