@@ -261,3 +261,27 @@ func testCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// armWatch records the times Run arms its timer for; set it up before Run.
+type armWatch chan time.Time
+
+func watchArm(s *Scheduler) armWatch {
+	w := make(armWatch, 100000)
+	s.onArm = func(at time.Time) { w <- at }
+	return w
+}
+
+// await waits until the timer is armed for at.
+func (w armWatch) await(ctx context.Context, t *testing.T, at time.Time) {
+	t.Helper()
+	for {
+		select {
+		case got := <-w:
+			if got.Equal(at) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("timer never armed for %s", at)
+		}
+	}
+}

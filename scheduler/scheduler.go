@@ -120,6 +120,8 @@ type Scheduler struct {
 	wakeAt   time.Time            // earliest time asked for by Wake since Run last looked
 	running  bool
 	jobs     map[string]*job
+
+	onArm func(at time.Time) // tests: told each time Run arms its timer
 }
 
 // New returns a Scheduler reading idx and calling p. A nil clock is the
@@ -241,7 +243,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.log.DebugContext(ctx, "scheduler: drained", "count", n)
 		}
 		armed := s.nextArm(ctx, start, err != nil)
-		arm(timer, armed, s.clock.Now())
+		s.arm(timer, armed)
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
@@ -253,7 +255,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case <-s.wake:
 				if at, ok := s.takeWake(); ok && (armed.IsZero() || at.Before(armed)) {
 					armed = at
-					arm(timer, armed, s.clock.Now())
+					s.arm(timer, armed)
 				}
 			}
 		}
@@ -286,12 +288,15 @@ func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) t
 
 // arm sets t to fire at at (at once when at is not after now), or stops it
 // when at is zero. Since Go 1.23 Reset and Stop leave no stale tick behind.
-func arm(t *time.Timer, at, now time.Time) {
+func (s *Scheduler) arm(t *time.Timer, at time.Time) {
 	if at.IsZero() {
 		t.Stop()
-		return
+	} else {
+		t.Reset(max(at.Sub(s.clock.Now()), 0))
 	}
-	t.Reset(max(at.Sub(now), 0))
+	if s.onArm != nil {
+		s.onArm(at)
+	}
 }
 
 // Drain processes everything due at the time it starts and returns how many

@@ -294,8 +294,10 @@ func TestWakeWithEarlierTimeRearms(t *testing.T) {
 	idx.Set("late", t0.Add(time.Hour))
 	rec := newRecorder(idx, clock)
 	s := New(idx, rec, clock, testLogger(t), quiet)
+	armed := watchArm(s)
 	start(t, s)
-	rec.awaitID(ctx, t, "first") // Run is up; its timer is armed an hour ahead
+	rec.awaitID(ctx, t, "first")
+	armed.await(ctx, t, t0.Add(time.Hour)) // the real timer waits an hour
 
 	// A request whose deadline is earlier than the armed one is stored.
 	early := t0.Add(10 * time.Minute)
@@ -404,8 +406,10 @@ func TestSweepRunsOnItsInterval(t *testing.T) {
 	idx.Set("x", t0.Add(time.Hour))
 	rec := newRecorder(idx, clock)
 	s := New(idx, rec, clock, testLogger(t), Options{Sweep: time.Second})
+	armed := watchArm(s)
 	start(t, s)
-	rec.awaitID(ctx, t, "first") // the real timer is now armed an hour ahead
+	rec.awaitID(ctx, t, "first")
+	armed.await(ctx, t, t0.Add(time.Hour)) // the real timer waits an hour
 
 	// Time jumps (a lost Wake, clock drift): only the sweep can notice.
 	clock.Add(2 * time.Hour)
