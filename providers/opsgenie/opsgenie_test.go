@@ -274,3 +274,28 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("minimal config refused: %v", err)
 	}
 }
+
+func TestConcurrentCallers(t *testing.T) {
+	e := setup(t)
+	r := e.rotation(t, opsgenie.Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := r.OnCall(context.Background(), "platform", t0.Add(time.Duration(i)*time.Second))
+			if err == nil && !slices.Equal(s.People, []string{"alice@example.com", "oncall-lead@example.com"}) {
+				err = errors.New("wrong people: " + strings.Join(s.People, ","))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -566,3 +566,21 @@ func TestValidation(t *testing.T) {
 		t.Fatalf("valid config refused: %v", errs)
 	}
 }
+
+func TestConcurrentCallers(t *testing.T) {
+	r := mustNew(t, Config{Name: "p", Timezone: "Europe/Berlin", Members: []string{"a@example.com", "b@example.com"}})
+	base := ts(t, "2026-03-29T12:00:00Z")
+	done := make(chan access.Shift, 8)
+	for i := range 8 {
+		go func() {
+			s, _ := r.OnCall(context.Background(), "p", base.Add(time.Duration(i)*time.Minute))
+			done <- s
+		}()
+	}
+	first := <-done
+	for range 7 {
+		if s := <-done; !slices.Equal(s.People, first.People) || !s.Start.Equal(first.Start) {
+			t.Errorf("concurrent answers differ: %v vs %v", s, first)
+		}
+	}
+}
