@@ -12,10 +12,11 @@
 // are within it. A time with nobody on call gives a Shift with no People
 // and no error.
 //
-// PagerDuty combines schedule_ids and escalation_policy_ids (an on-call must
-// match both), and an entry for someone placed directly on an escalation
-// rule has a null schedule, so it only matches when the schedule filter is
-// empty: configure escalation policies to include such people.
+// The filters combine (an on-call must match every filter that is set).
+// Someone placed directly on an escalation rule is on call permanently and
+// has a null schedule: PagerDuty includes such entries in a schedule filter
+// only when ScheduleIDs lists the literal "null", so list "null" too (or
+// filter by escalation policy only) to see them.
 //
 // Answers are cached for CacheFor. When PagerDuty cannot be reached (network
 // error, 5xx, 429 after waiting for ratelimit-reset twice) the last good

@@ -210,6 +210,8 @@ func TestPermanentOnCallAndLevels(t *testing.T) {
 			[]string{"manager@example.com"}, "", ""},
 		{"schedule filter leaves out the permanent entry", pagerduty.Config{ScheduleIDs: []string{"P1"}}, []pdfake.OnCall{primary, permanent},
 			[]string{"alice@example.com"}, "2026-01-05T09:00:00Z", "2026-01-12T09:00:00Z"},
+		{"schedule filter with \"null\" includes it", pagerduty.Config{ScheduleIDs: []string{"P1", "null"}}, []pdfake.OnCall{primary, permanent},
+			[]string{"alice@example.com", "manager@example.com"}, "2026-01-05T09:00:00Z", "2026-01-12T09:00:00Z"},
 		{"primary only", pagerduty.Config{EscalationPolicyIDs: []string{"PE1"}, EscalationLevels: []int{1}}, append([]pdfake.OnCall{permanent}, weekly...),
 			[]string{"alice@example.com"}, "2026-01-05T09:00:00Z", "2026-01-12T09:00:00Z"},
 		{"secondary only", pagerduty.Config{EscalationPolicyIDs: []string{"PE1"}, EscalationLevels: []int{2}}, append([]pdfake.OnCall{permanent}, weekly...),

@@ -262,7 +262,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 	var match []OnCall
 	for _, o := range s.oncalls {
-		if len(schedules) > 0 && !slices.Contains(schedules, o.ScheduleID) {
+		// "null" in schedule_ids[] selects entries without a schedule
+		// (direct user targets of an escalation rule).
+		sid := o.ScheduleID
+		if sid == "" {
+			sid = "null"
+		}
+		if len(schedules) > 0 && !slices.Contains(schedules, sid) {
 			continue
 		}
 		if len(policies) > 0 && !slices.Contains(policies, o.PolicyID) {
