@@ -18,16 +18,17 @@
 //     at a local time that does not exist (02:30 on spring-forward day) or
 //     exists twice (fall-back) resolves as time.Date resolves it; for
 //     Europe/Berlin 02:30 on spring-forward day becomes 03:30 CEST, for
-//     America/New_York it becomes 01:30 EST.
+//     America/New_York it becomes 01:30 EST; the repeated 02:30 of
+//     fall-back day in Europe/Berlin is the later one (CET).
 //   - start anchors the order: member 0 holds the shift that contains the
 //     start instant, member 1 the next one, and so on, wrapping around
 //     (shifts before start count backwards the same way). A plain date
 //     "2026-01-05" means the handoff time on that date, so a date on the
 //     handoff weekday makes member 0 start exactly then; a date-time
 //     ("2026-01-05 09:00" in the rotation's timezone, or RFC 3339) is taken
-//     as it is. For day-based shifts start also sets the phase: shifts
-//     begin every N days counting from the latest handoff at or before
-//     start. Empty start means DefaultStart.
+//     as it is. Start also sets the phase of day-based and multi-week
+//     shifts: they begin every N days (weeks) counting from the latest
+//     handoff at or before start. Empty start means DefaultStart.
 //   - overrides: Member is on call from From until Until (From inclusive,
 //     Until exclusive), whoever the rotation would have. Times are
 //     "2026-12-24 09:00" in the rotation's timezone (or RFC 3339); the
