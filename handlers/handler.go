@@ -117,12 +117,12 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	}
 	if !startsWithDigit(args[0]) {
 		// "/access prod-admin fixing checkout": no duration given.
-		return h.form(ctx, c.User, sub, "", rest(1))
+		return h.form(ctx, c.User, sub, "", rest(0))
 	}
 	if len(args) == 1 {
 		return h.form(ctx, c.User, sub, args[0], "")
 	}
-	return h.submit(ctx, c.User, sub, args[0], rest(2))
+	return h.submit(ctx, c.User, sub, args[0], rest(1))
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/scheduler"
+)
+
+// buildRealProviders adds the identity providers with credentials (AWS,
+// Okta) to provs.
+func buildRealProviders(ctx context.Context, cfg Config, log *slog.Logger, provs map[string]access.Provisioner) error {
+	if a := cfg.Providers.AWS; a != nil {
+		p, err := aws.New(ctx, aws.Config{IdentityStoreID: a.IdentityStoreID, Region: a.Region,
+			UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN}, log)
+		if err != nil {
+			return fmt.Errorf("providers.aws: %w", err)
+		}
+		provs["aws"] = p
+	}
+	if cfg.Providers.Okta != nil {
+		return fmt.Errorf("providers.okta: not available in this build")
+	}
+	return nil
+}
+
+// buildServiceRotations adds the PagerDuty and Opsgenie rotations.
+func buildServiceRotations(l *Loaded, log *slog.Logger, router access.OnCallRouter) error {
+	for name, r := range l.Policy.Rotations {
+		if r.Source != "static" {
+			return fmt.Errorf("rotations.%s: source %s is not available in this build", name, r.Source)
+		}
+	}
+	return nil
+}
+
+// addJobs registers the singleton jobs (drift reconcile, rotation grants).
+func addJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *Loaded, provs map[string]access.Provisioner, log *slog.Logger) error {
+	return nil
+}
+
+// checker is the optional check capability of the real providers.
+type checker interface {
+	Check(ctx context.Context, groups map[string]string) ([]string, []error)
+}
+
+// checkOnline asks every provider that can whether its groups exist.
+func checkOnline(ctx context.Context, l *Loaded, provs map[string]access.Provisioner, stdout, stderr io.Writer) int {
+	code := 0
+	names := make([]string, 0, len(provs))
+	for n := range provs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c, ok := provs[name].(checker)
+		if !ok {
+			continue
+		}
+		groups := map[string]string{}
+		for _, rn := range l.Policy.RoleNames() {
+			if r := l.Policy.Roles[rn]; r.Provider == name {
+				groups[rn] = r.Group
+			}
+		}
+		lines, problems := c.Check(ctx, groups)
+		for _, line := range lines {
+			fmt.Fprintf(stdout, "  %s: %s\n", name, line)
+		}
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "  %s: %v\n", name, p)
+			code = 1
+		}
+	}
+	return code
+}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/bot/console"
+	"github.com/accessbot/accessbot/bot/slack"
+	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/providers/dryrun"
+	"github.com/accessbot/accessbot/scheduler"
+	"github.com/accessbot/accessbot/store/bolt"
+	redisstore "github.com/accessbot/accessbot/store/redis"
+)
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cfg.Chat.Console != nil {
+		level = slog.LevelWarn // the console shows what happens; logs are for trouble
+	}
+	switch cfg.Log.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" || (cfg.Log.Format == "" && cfg.Chat.Console == nil) {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore opens the configured store; close releases it (and removes a
+// temporary bolt file).
+func openStore(ctx context.Context, cfg Config) (access.Store, *goredis.Client, func(), error) {
+	if r := cfg.Store.Redis; r != nil {
+		opt, err := goredis.ParseURL(r.URL)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("store.redis.url: %v", redactURL(err.Error(), r.URL))
+		}
+		c := goredis.NewClient(opt)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.Ping(pctx).Err(); err != nil {
+			c.Close()
+			return nil, nil, nil, fmt.Errorf("redis at %s does not answer: %v", opt.Addr, err)
+		}
+		prefix := r.Prefix
+		if prefix == "" {
+			prefix = "accessbot"
+		}
+		s := redisstore.New(c, prefix)
+		return s, c, func() { s.Close(); c.Close() }, nil
+	}
+	path := "accessbot.db"
+	temporary := false
+	if b := cfg.Store.Bolt; b != nil {
+		if b.Path != "" {
+			path = b.Path
+		}
+		temporary = b.Temporary
+	}
+	if temporary {
+		dir, err := os.MkdirTemp("", "accessbot-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		path = filepath.Join(dir, "accessbot.db")
+		s, err := bolt.Open(path)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, nil, err
+		}
+		return s, nil, func() { s.Close(); os.RemoveAll(dir) }, nil
+	}
+	s, err := bolt.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return s, nil, func() { s.Close() }, nil
+}
+
+func redactURL(msg, url string) string { return strings.ReplaceAll(msg, url, "(the url)") }
+
+// tapStore shows audit events as they are written (the console's audit lines).
+type tapStore struct {
+	access.Store
+	fn func(access.AuditEvent)
+}
+
+func (t tapStore) Create(ctx context.Context, r *access.Request, evs ...access.AuditEvent) error {
+	if err := t.Store.Create(ctx, r, evs...); err != nil {
+		return err
+	}
+	for _, e := range evs {
+		t.fn(e)
+	}
+	return nil
+}
+
+func (t tapStore) Update(ctx context.Context, id string, fn func(*access.Request) ([]access.AuditEvent, error)) (*access.Request, error) {
+	var last []access.AuditEvent
+	r, err := t.Store.Update(ctx, id, func(r *access.Request) ([]access.AuditEvent, error) {
+		evs, err := fn(r)
+		last = evs
+		return evs, err
+	})
+	if err == nil {
+		for _, e := range last {
+			t.fn(e)
+		}
+	}
+	return r, err
+}
+
+func auditLine(e access.AuditEvent) string {
+	s := fmt.Sprintf("[audit] %s %s %s role=%s by=%s", e.At.UTC().Format(time.RFC3339), e.RequestID, e.Action, e.Role, e.Actor)
+	switch {
+	case e.From == "" && e.To != "":
+		s += " state=" + string(e.To)
+	case e.From != "":
+		s += fmt.Sprintf(" %s->%s", e.From, e.To)
+	}
+	if e.Reason != "" {
+		s += fmt.Sprintf(" reason=%q", e.Reason)
+	}
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+
+// errInputDone ends a console run whose script is over and whose requests
+// have all settled.
+var errInputDone = errors.New("input done")
+
+func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg := l.Config
+	log := newLogger(cfg, stderr)
+	st, rc, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	var con *console.Console
+	if c := cfg.Chat.Console; c != nil {
+		con = console.New(console.Config{Users: c.Users, ApprovalsChannel: c.ApprovalsChannel, SecurityChannel: c.SecurityChannel}, stdout)
+		st = tapStore{Store: st, fn: func(e access.AuditEvent) { con.Printf("%s", auditLine(e)) }}
+	}
+	provs, err := buildProviders(ctx, cfg, log, con)
+	if err != nil {
+		return err
+	}
+	oncall, err := buildOnCall(l, log)
+	if err != nil {
+		return err
+	}
+	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, OnCall: oncall, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	var chat handlers.Chat
+	var dir handlers.Directory
+	var runChat func(ctx context.Context) error
+	var slackBot *slack.Bot
+	switch {
+	case con != nil:
+		chat, dir = con, con
+		runChat = func(ctx context.Context) error {
+			con.Printf("accessbot %s on the console: type \"<user>: /access <role> <duration> <reason>\" (users: %s); Ctrl-D ends input",
+				version, strings.Join(sortedKeys(cfg.Chat.Console.Users), ", "))
+			if err := con.Run(ctx, stdin); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			con.Printf("(input ended; waiting until every request has settled, Ctrl-C to stop now)")
+			if err := waitSettled(ctx, st); err != nil {
+				return err
+			}
+			return errInputDone
+		}
+	case cfg.Chat.Slack != nil:
+		sc := cfg.Chat.Slack
+		timeout, _ := time.ParseDuration(sc.EventTimeout)
+		slackBot, err = slack.New(slack.Config{AppToken: sc.AppToken, BotToken: sc.BotToken, APIURL: sc.APIURL,
+			ApprovalsChannel: sc.ApprovalsChannel, SecurityChannel: sc.SecurityChannel, AllowedTeams: sc.AllowedTeams,
+			Workers: sc.Workers, EventTimeout: timeout}, nil, st, log)
+		if err != nil {
+			return err
+		}
+		chat, dir = slackBot, slackBot
+		runChat = slackBot.Run
+	}
+	h := handlers.New(svc, dir, log)
+	if con != nil {
+		con.SetHandler(h)
+	}
+	if slackBot != nil {
+		slackBot.SetHandler(h)
+	}
+	svc.SetNotifier(handlers.NewNotifier(chat, log))
+
+	opts := scheduler.Options{Sweep: l.Sweep}
+	if rc != nil {
+		opts.Locker = scheduler.NewRedisLocker(rc, redisPrefix(cfg))
+	}
+	sched := scheduler.New(st, svc, nil, log, opts)
+	svc.SetWaker(sched)
+	if err := addJobs(ctx, sched, svc, l, provs, log); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sched.Run(gctx) })
+	g.Go(func() error { return runChat(gctx) })
+	log.Info("accessbot running", "version", version, "roles", len(l.Policy.Roles), "rotations", len(l.Policy.Rotations))
+	err = g.Wait()
+	if errors.Is(err, errInputDone) || (err != nil && ctx.Err() != nil) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func redisPrefix(cfg Config) string {
+	if cfg.Store.Redis != nil && cfg.Store.Redis.Prefix != "" {
+		return cfg.Store.Redis.Prefix
+	}
+	return "accessbot"
+}
+
+// waitSettled returns once no request is pending or live any more.
+func waitSettled(ctx context.Context, st access.Store) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		open, err := st.List(ctx, access.Filter{States: []access.State{access.StatePending, access.StateApproved,
+			access.StateActive, access.StateRevoking}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(open) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func buildProviders(ctx context.Context, cfg Config, log *slog.Logger, con *console.Console) (map[string]access.Provisioner, error) {
+	provs := map[string]access.Provisioner{}
+	if cfg.Providers.DryRun != nil {
+		d := dryrun.New(log)
+		if con != nil {
+			d.Observe(func(c dryrun.Change) {
+				verb, prep := "added", "to"
+				if c.Op == "revoke" {
+					verb, prep = "removed", "from"
+				}
+				if c.Err != nil {
+					con.Printf("[dryrun] FAILED to %s %s %s group %s: %v", c.Op, c.Grant.User, prep, c.Grant.Group, c.Err)
+					return
+				}
+				con.Printf("[dryrun] %s %s %s group %s (request %s)", verb, c.Grant.User, prep, c.Grant.Group, c.Grant.RequestID)
+			})
+		}
+		provs["dryrun"] = d
+	}
+	if err := buildRealProviders(ctx, cfg, log, provs); err != nil {
+		return nil, err
+	}
+	return provs, nil
+}
+
+func buildOnCall(l *Loaded, log *slog.Logger) (access.OnCall, error) {
+	router := access.OnCallRouter{}
+	for name, r := range l.Rotations {
+		router[name] = r
+	}
+	if err := buildServiceRotations(l, log, router); err != nil {
+		return nil, err
+	}
+	return router, nil
+}
+
+func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "config OK: %d role(s), %d rotation(s)\n", len(l.Policy.Roles), len(l.Policy.Rotations))
+	for _, name := range l.Policy.RoleNames() {
+		r := l.Policy.Roles[name]
+		fmt.Fprintf(stdout, "  role %s: %s group %s, up to %s, %d approval(s) from %s\n", name, r.Provider, r.Group,
+			access.FormatDuration(r.MaxDuration), r.Approvals, approverSummary(r))
+	}
+	if !online {
+		return 0
+	}
+	log := newLogger(l.Config, stderr)
+	provs := map[string]access.Provisioner{}
+	if err := buildRealProviders(ctx, l.Config, log, provs); err != nil {
+		fmt.Fprintf(stderr, "providers: %v\n", err)
+		return 1
+	}
+	return checkOnline(ctx, l, provs, stdout, stderr)
+}
+
+func approverSummary(r access.Role) string {
+	var parts []string
+	for _, rot := range r.ApproverRotations {
+		parts = append(parts, "on-call of "+rot)
+	}
+	parts = append(parts, r.ApproverUsers...)
+	return strings.Join(parts, ", ")
+}
+
+func cmdAudit(ctx context.Context, l *Loaded, since, format string, stdout, stderr io.Writer) int {
+	d, err := access.ParseDuration(since)
+	if err != nil {
+		fmt.Fprintf(stderr, "accessbot audit: --since %q is not a duration (e.g. 1h, 24h, 7d)\n", since)
+		return 2
+	}
+	if format != "jsonl" && format != "csv" {
+		fmt.Fprintf(stderr, "accessbot audit: --format must be jsonl or csv, not %q\n", format)
+		return 2
+	}
+	if b := l.Config.Store.Bolt; b != nil && b.Temporary {
+		fmt.Fprintln(stderr, "accessbot audit: this config uses a temporary store, which is deleted when the bot stops; nothing to read")
+		return 1
+	}
+	st, _, closeStore, err := openStore(ctx, l.Config)
+	if err != nil {
+		fmt.Fprintf(stderr, "accessbot audit: %v\n", err)
+		return 1
+	}
+	defer closeStore()
+	evs, err := st.Audit(ctx, time.Now().Add(-d))
+	if err != nil {
+		fmt.Fprintf(stderr, "accessbot audit: %v\n", err)
+		return 1
+	}
+	if err := writeAudit(stdout, evs, format); err != nil {
+		fmt.Fprintf(stderr, "accessbot audit: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func writeAudit(w io.Writer, evs []access.AuditEvent, format string) error {
+	if format == "jsonl" {
+		enc := json.NewEncoder(w)
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"at", "request_id", "action", "actor", "subject", "role", "from", "to", "reason", "detail"})
+	for _, e := range evs {
+		_ = cw.Write([]string{e.At.UTC().Format(time.RFC3339Nano), e.RequestID, string(e.Action), e.Actor, e.Subject,
+			e.Role, string(e.From), string(e.To), e.Reason, e.Detail})
+	}
+	cw.Flush()
+	return cw.Error()
+}
