@@ -48,8 +48,7 @@ func newFake(t *testing.T) *awsfake.Server {
 
 func newProvider(t *testing.T, endpoint, keyID, secret string, opts ...aws.Option) *aws.Provider {
 	t.Helper()
-	cfg := awssdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, "")}
-	opts = append([]aws.Option{aws.WithAWSConfig(cfg), aws.WithEndpoint(endpoint)}, opts...)
+	opts = append([]aws.Option{aws.WithAWSConfig(awsCfg(keyID, secret)), aws.WithEndpoint(endpoint)}, opts...)
 	p, err := aws.New(context.Background(), aws.Config{
 		IdentityStoreID: awsfake.DefaultIdentityStoreID,
 		InstanceARN:     awsfake.DefaultInstanceARN,
@@ -58,6 +57,10 @@ func newProvider(t *testing.T, endpoint, keyID, secret string, opts ...aws.Optio
 		t.Fatalf("aws.New: %v", err)
 	}
 	return p
+}
+
+func awsCfg(keyID, secret string) awssdk.Config {
+	return awssdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, "")}
 }
 
 func closedEndpoint(t *testing.T) string {

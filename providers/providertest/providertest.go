@@ -5,36 +5,39 @@
 // unreachable endpoint: transient), surviving a throttled burst, and
 // Members listing exactly the members.
 //
-// Each adapter's tests call Run twice:
+// Each adapter's tests call Run against its protocol-faithful fake
+// (awsfake, oktafake on 127.0.0.1) always, and against a real organisation
+// (TestContractRealOrg) when the environment names one; without the
+// variables that test is skipped with a log line saying which to set.
 //
-//   - against its protocol-faithful fake (awsfake, oktafake) on 127.0.0.1,
-//     always;
-//   - against a real organisation when its environment variables are set,
-//     and skipped with a log line naming the missing variables otherwise:
+// AWS (providers/aws): ACCESSBOT_AWS_IDENTITY_STORE_ID,
+// ACCESSBOT_AWS_TEST_GROUP (an Identity Store group id that grants nothing
+// important) and ACCESSBOT_AWS_TEST_USER (an enabled user's email);
+// optional ACCESSBOT_AWS_REGION (else AWS_REGION),
+// ACCESSBOT_AWS_TEST_DISABLED_USER and ACCESSBOT_AWS_INSTANCE_ARN.
+// Credentials come from the default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID,
+// IRSA, instance role).
 //
-//     AWS (providers/aws, TestContractRealOrg): ACCESSBOT_AWS_IDENTITY_STORE_ID,
-//     ACCESSBOT_AWS_TEST_GROUP (an Identity Store group id that grants
-//     nothing important), ACCESSBOT_AWS_TEST_USER (an enabled user's email);
-//     optional ACCESSBOT_AWS_REGION (else AWS_REGION), ACCESSBOT_AWS_TEST_DISABLED_USER,
-//     ACCESSBOT_AWS_INSTANCE_ARN. Credentials come from the default chain
-//     (AWS_PROFILE, AWS_ACCESS_KEY_ID, IRSA, instance role).
+// Okta (providers/okta): OKTA_ORG_URL; OKTA_API_TOKEN, or OKTA_CLIENT_ID
+// with OKTA_PRIVATE_KEY_FILE (and optional OKTA_KEY_ID); ACCESSBOT_OKTA_TEST_GROUP
+// (an OKTA_GROUP id) and ACCESSBOT_OKTA_TEST_USER (an active user's
+// login or email); optional ACCESSBOT_OKTA_TEST_DISABLED_USER.
 //
-//     Okta (providers/okta, TestContractRealOrg): OKTA_ORG_URL, either
-//     OKTA_API_TOKEN or OKTA_CLIENT_ID + OKTA_PRIVATE_KEY_FILE (+ optional
-//     OKTA_KEY_ID), ACCESSBOT_OKTA_TEST_GROUP (an OKTA_GROUP id),
-//     ACCESSBOT_OKTA_TEST_USER (an active user's login/email); optional
-//     ACCESSBOT_OKTA_TEST_DISABLED_USER.
+// For example:
 //
-//     For example:
+//	ACCESSBOT_AWS_IDENTITY_STORE_ID=d-1234567890 \
+//	ACCESSBOT_AWS_TEST_GROUP=906700000a-... ACCESSBOT_AWS_TEST_USER=jit-test@example.com \
+//	AWS_PROFILE=sandbox go test -run TestContractRealOrg -v ./providers/aws/
 //
-//     ACCESSBOT_AWS_IDENTITY_STORE_ID=d-1234567890 ACCESSBOT_AWS_TEST_GROUP=9067...
-//     ACCESSBOT_AWS_TEST_USER=jit-test@example.com AWS_PROFILE=sandbox \
-//     go test -run TestContractRealOrg -v ./providers/aws/
+//	OKTA_ORG_URL=https://acme-sandbox.okta.com OKTA_API_TOKEN=... \
+//	ACCESSBOT_OKTA_TEST_GROUP=00g... ACCESSBOT_OKTA_TEST_USER=jit-test@example.com \
+//	go test -run TestContractRealOrg -v ./providers/okta/
 //
 // Against a real organisation the suite adds and removes the one test user
-// in the one test group (and removes it again at the end of each case);
-// cases that need hooks into a fake (out-of-band members, throttling, a
-// second user, wrong credentials) are skipped there.
+// in the one test group and removes it again at the end of each case; the
+// cases that need hooks into a fake (out-of-band members, throttling, more
+// users, wrong credentials, an unreachable endpoint) are skipped there, and
+// membership checks look for the test user only.
 package providertest
 
 import (

@@ -168,7 +168,8 @@ func (s *Server) SetThrottle(rps float64, burst, status, retryAfter int) {
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
 
 // FailNext makes the next n requests fail with InternalServerException
-// (status 500 unless another 5xx status is given).
+// (status 500 unless another 5xx status is given; RetryAfterSeconds as set
+// by SetThrottle).
 func (s *Server) FailNext(n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -410,9 +411,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.failNext > 0 {
 		s.failNext--
-		status := s.failStatus
+		status, ra := s.failStatus, s.retryAfter
 		s.mu.Unlock()
-		fail(&apiErr{status: status, code: "InternalServerException", msg: "An internal error occurred.", extra: map[string]any{"RetryAfterSeconds": 1}})
+		e := &apiErr{status: status, code: "InternalServerException", msg: "An internal error occurred."}
+		if ra > 0 {
+			e.extra = map[string]any{"RetryAfterSeconds": ra}
+		}
+		fail(e)
 		return
 	}
 	if s.rps > 0 {
