@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/providers/opsgenie"
+	"github.com/accessbot/accessbot/providers/pagerduty"
 	"github.com/accessbot/accessbot/scheduler"
 )
 
@@ -31,12 +34,37 @@ func buildRealProviders(ctx context.Context, cfg Config, log *slog.Logger, provs
 
 // buildServiceRotations adds the PagerDuty and Opsgenie rotations.
 func buildServiceRotations(l *Loaded, log *slog.Logger, router access.OnCallRouter) error {
-	for name, r := range l.Policy.Rotations {
-		if r.Source != "static" {
-			return fmt.Errorf("rotations.%s: source %s is not available in this build", name, r.Source)
+	for name, rc := range l.Config.Rotations {
+		cacheFor, _ := optDuration(rc.CacheFor)
+		staleFor, _ := optDuration(rc.StaleFor)
+		switch rc.Source {
+		case "pagerduty":
+			pd := l.Config.Providers.PagerDuty
+			r, err := pagerduty.New(pagerduty.Config{APIURL: pd.APIURL, Token: pd.Token, ScheduleIDs: rc.ScheduleIDs,
+				EscalationPolicyIDs: rc.EscalationPolicyIDs, EscalationLevels: rc.EscalationLevels,
+				CacheFor: cacheFor, StaleFor: staleFor}, log.With("rotation", name))
+			if err != nil {
+				return fmt.Errorf("rotations.%s: %w", name, err)
+			}
+			router[name] = r
+		case "opsgenie":
+			og := l.Config.Providers.Opsgenie
+			r, err := opsgenie.New(opsgenie.Config{APIURL: og.APIURL, APIKey: og.APIKey, ScheduleID: rc.ScheduleID,
+				CacheFor: cacheFor, StaleFor: staleFor}, log.With("rotation", name))
+			if err != nil {
+				return fmt.Errorf("rotations.%s: %w", name, err)
+			}
+			router[name] = r
 		}
 	}
 	return nil
+}
+
+func optDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return access.ParseDuration(s)
 }
 
 // addJobs registers the singleton jobs (drift reconcile, rotation grants).

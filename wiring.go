@@ -148,7 +148,6 @@ func auditLine(e access.AuditEvent) string {
 	return s
 }
 
-
 // errInputDone ends a console run whose script is over and whose requests
 // have all settled.
 var errInputDone = errors.New("input done")
