@@ -161,8 +161,10 @@ func (s *Scheduler) check() error {
 
 // Wake tells the scheduler that something is due at at (a zero at means
 // now). It never blocks and starts no goroutine: bursts are coalesced into
-// the earliest time, which Run re-arms its timer for if it is earlier than
-// the armed one. Calls while Run is not running are remembered for it.
+// the earliest time, which Run re-arms its timer for unless that is later
+// than the armed one; the timer's duration is computed afresh from the
+// clock, so after the clock was set forward a Wake makes Run act at once.
+// Calls while Run is not running are remembered for it.
 func (s *Scheduler) Wake(at time.Time) {
 	if at.IsZero() {
 		at = s.clock.Now()
@@ -253,7 +255,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case <-s.sweep:
 				waiting = false
 			case <-s.wake:
-				if at, ok := s.takeWake(); ok && (armed.IsZero() || at.Before(armed)) {
+				// Re-arm for an equal time too: the timer's duration was
+				// computed from the clock, which may have been set since.
+				if at, ok := s.takeWake(); ok && (armed.IsZero() || !at.After(armed)) {
 					armed = at
 					s.arm(timer, armed)
 				}

@@ -316,6 +316,7 @@ func TestWakeWithEarlierTimeRearms(t *testing.T) {
 	// and waking again makes it act at once.
 	idx.Set("next", t0.Add(20*time.Minute))
 	s.Wake(t0.Add(20 * time.Minute))
+	armed.await(ctx, t, t0.Add(20*time.Minute))
 	clock.Set(t0.Add(20 * time.Minute))
 	s.Wake(t0.Add(20 * time.Minute))
 	rec.awaitID(ctx, t, "next")
