@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/bot/console"
+	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/providers/dryrun"
+	"github.com/accessbot/accessbot/scheduler"
+	"github.com/accessbot/accessbot/store/bolt"
+	redisstore "github.com/accessbot/accessbot/store/redis"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m.Run) }
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "accessbot.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckReportsEveryMistakeWithItsPath(t *testing.T) {
+	cfg := `
+chat:
+  console:
+    users: {alice: alice@example.com}
+providers:
+  dryrun: {}
+rotations:
+  platform:
+    members: [bob@example.com]
+    timezone: Europe/Berlin
+roles:
+  prod-admin:
+    description: admin
+    provider: dryrun
+    group: g
+    max_duration: 4x
+    approvers: {rotation: platfrom}
+    self_aprove: true
+`
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", writeFile(t, cfg)}, nil, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{
+		`roles.prod-admin.self_aprove: unknown key`,
+		`roles.prod-admin.max_duration: "4x" is not a duration`,
+		`roles.prod-admin.approvers.rotation: unknown rotation "platfrom"`,
+		"3 problem(s)",
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errb.String())
+		}
+	}
+}
+
+func TestCheckMoreMistakes(t *testing.T) {
+	cfg := `
+store: {bolt: {path: x.db}, redis: {url: ""}}
+chat:
+  console:
+    users: {alice: not-an-email}
+providers:
+  dryrun: {}
+  slack: {}
+rotations:
+  platform:
+    members: []
+    timezone: Mars/Olympus
+    handoff: "funday 25:00"
+    grant: [nope]
+roles:
+  prod-admin:
+    description: admin
+    provider: aws
+    group: g
+    max_duration: 4h
+    default_duration: 5h
+    approvers: {users: [bob]}
+    approvals: 2
+    reconcile: maybe
+  Bad_Name:
+    description: x
+    provider: dryrun
+    group: g
+    max_duration: 1h
+    approvers: {users: [bob@example.com]}
+break_glass:
+  allowed: [erin]
+token: ${ACCESSBOT_TEST_UNSET_VARIABLE}
+`
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", writeFile(t, cfg)}, nil, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"token: environment variable ACCESSBOT_TEST_UNSET_VARIABLE is not set",
+		"token: unknown key",
+		"providers.slack: unknown key",
+		"store: choose one of bolt and redis",
+		"store.redis.url: missing",
+		`chat.console.users.alice: "not-an-email" is not an email`,
+		"rotations.platform.members",
+		"rotations.platform.timezone",
+		`rotations.platform.handoff`,
+		`rotations.platform.grant[0]: unknown role "nope"`,
+		`roles.prod-admin.provider: "aws" is not configured`,
+		"roles.prod-admin.default_duration: 5h is longer than max_duration 4h",
+		`roles.prod-admin.approvers.users[0]: "bob" is not an email`,
+		`roles.prod-admin.reconcile: unknown value "maybe"`,
+		"roles.Bad_Name: role names are lower-case",
+		`break_glass.allowed[0]: "erin" is not an email`,
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errb.String())
+		}
+	}
+}
+
+func TestCheckDemoAndExamples(t *testing.T) {
+	for _, f := range []string{"manifests/examples/demo.yaml"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"check", "--config", f}, nil, &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", f, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "config OK") {
+			t.Fatalf("%s: %s", f, out.String())
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"version"}, 0, "accessbot"},
+		{nil, 2, "Usage"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"run"}, 2, "--config FILE is required"},
+		{[]string{"check", "--config", "/nonexistent/x.yaml"}, 1, "read config"},
+		{[]string{"audit", "--config", "manifests/examples/demo.yaml", "--format", "xml"}, 2, "--format must be jsonl or csv"},
+		{[]string{"audit", "--config", "manifests/examples/demo.yaml", "--since", "yesterday"}, 2, "is not a duration"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), c.args, nil, &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
+			t.Errorf("%v: exit %d, output %q; want %d and %q", c.args, code, out.String()+errb.String(), c.code, c.want)
+		}
+	}
+}
+
+// TestRunConsoleScript runs the binary's run command with a piped script
+// whose requests all settle, so it exits on its own.
+func TestRunConsoleScript(t *testing.T) {
+	demo, err := os.ReadFile("manifests/examples/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join([]string{
+		"alice: /access prod-admin 1m fixing checkout",
+		"alice: approve",
+		"carol: approve",
+		"mallory: /access prod-admin 1h x",
+		"alice: /access prod-god 1h x",
+		"alice: /access prod-admin 9h too long",
+		"alice: /access prod-admin 2x bad duration",
+		"alice: /access prod-admin 1h " + strings.Repeat("y", 1001),
+		"alice: /access frobnicate",
+		"bob: deny not now",
+		"bob: approve",
+		"erin: /access breakglass prod-admin 1m database on fire",
+		"erin: ack",
+		"dave: ack",
+		"erin: /access revoke prod-admin done",
+	}, "\n") + "\n"
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"run", "--config", writeFile(t, string(demo))}, strings.NewReader(script), &out, &errb)
+	o := out.String()
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, errb.String(), o)
+	}
+	for _, want := range []string{
+		"you cannot approve or deny your own request for prod-admin",
+		"you are not an approver of prod-admin right now",
+		"your chat account has no email address",
+		`There is no role or command "prod-god"`,
+		"prod-admin may be held for at most 4h; you asked for 9h",
+		`"2x" is not a duration`,
+		"the reason is 1001 characters long; the limit is 1000",
+		`There is no role or command "frobnicate"`,
+		"You denied request",
+		"is already denied by bob@example.com: not now; nothing was changed",
+		"[#security] message",
+		"Break-glass: erin@example.com took prod-admin",
+		"you cannot acknowledge your own break-glass access",
+		"Acknowledged by dave@example.com",
+		"[dryrun] added erin@example.com to group prod-admins",
+		"[dryrun] removed erin@example.com from group prod-admins",
+		"acknowledged role=prod-admin by=dave@example.com",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if strings.Contains(o, "added alice@example.com") {
+		t.Error("alice was granted although her request was denied")
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", o)
+	}
+}
+
+// testClock is a settable clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// stack is the demo policy wired as cmdRun wires it, with an injected clock.
+type stack struct {
+	svc   *access.Service
+	con   *console.Console
+	sched *scheduler.Scheduler
+	prov  *dryrun.Provider
+	clock *testClock
+	out   *syncBuffer
+	store access.Store
+}
+
+func newStack(t *testing.T, st access.Store) *stack {
+	t.Helper()
+	l, err := LoadConfig("manifests/examples/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{clock: &testClock{t: time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)}, out: &syncBuffer{}, store: st}
+	cc := l.Config.Chat.Console
+	s.con = console.New(console.Config{Users: cc.Users, ApprovalsChannel: cc.ApprovalsChannel, SecurityChannel: cc.SecurityChannel}, s.out)
+	s.prov = dryrun.New(nil)
+	st = tapStore{Store: st, fn: func(e access.AuditEvent) { s.con.Printf("%s", auditLine(e)) }}
+	s.store = st
+	oncall, err := buildOnCall(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.svc, err = access.NewService(access.Deps{Store: st, Policy: l.Policy,
+		Providers: map[string]access.Provisioner{"dryrun": s.prov}, OnCall: oncall, Clock: s.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.con.SetHandler(handlers.New(s.svc, s.con, nil))
+	s.svc.SetNotifier(handlers.NewNotifier(s.con, nil))
+	s.sched = scheduler.New(st, s.svc, s.clock, nil, scheduler.Options{})
+	s.svc.SetWaker(s.sched)
+	return s
+}
+
+func (s *stack) lines(t *testing.T, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if err := s.con.Line(context.Background(), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConsoleApproveAndExpire(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := newStack(t, st)
+	s.lines(t, "alice: /access prod-admin 1m fixing checkout", "alice: approve", "carol: approve", "bob: approve")
+	if !s.prov.IsMember("prod-admins", "alice@example.com") {
+		t.Fatalf("alice not added:\n%s", s.out)
+	}
+	s.clock.Advance(59 * time.Second)
+	if n, _ := s.sched.Drain(context.Background()); n != 0 || !s.prov.IsMember("prod-admins", "alice@example.com") {
+		t.Fatal("revoked before the end time")
+	}
+	s.clock.Advance(time.Second)
+	if _, err := s.sched.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.prov.IsMember("prod-admins", "alice@example.com") {
+		t.Fatalf("alice not removed at expiry:\n%s", s.out)
+	}
+	o := s.out.String()
+	for _, want := range []string{"revoke_started", "revoked role=prod-admin", "ended at 2026-11-18 10:01 UTC (expired)", "Your prod-admin access has ended"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("missing %q in\n%s", want, o)
+		}
+	}
+	// A decision on the ended request says what happened and changes nothing.
+	s.lines(t, "dave: deny "+lastID(t, s))
+	if !strings.Contains(s.out.String(), "is already ended at 2026-11-18 10:01 UTC (expired); nothing was changed") {
+		t.Fatalf("stale decision:\n%s", s.out)
+	}
+}
+
+func lastID(t *testing.T, s *stack) string {
+	t.Helper()
+	all, err := s.store.List(context.Background(), access.Filter{Limit: 1})
+	if err != nil || len(all) == 0 {
+		t.Fatal("no request", err)
+	}
+	return all[0].ID
+}
+
+// TestExpiredWhileDownRevokedAtStart writes a grant whose end passed while
+// no process ran, then starts the scheduler: its first drain revokes it.
+func TestExpiredWhileDownRevokedAtStart(t *testing.T) {
+	stores := map[string]func(t *testing.T) (access.Store, func() access.Store){
+		"bolt": func(t *testing.T) (access.Store, func() access.Store) {
+			p := filepath.Join(t.TempDir(), "r.db")
+			st, err := bolt.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st, func() access.Store {
+				st.Close()
+				st2, err := bolt.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st2.Close() })
+				return st2
+			}
+		},
+		"redis": func(t *testing.T) (access.Store, func() access.Store) {
+			prefix := redistest.Prefix(t)
+			st := redisstore.New(redistest.Client(t), prefix)
+			return st, func() access.Store { return redisstore.New(redistest.Client(t), prefix) }
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st, reopen := open(t)
+			s := newStack(t, st)
+			s.lines(t, "alice: /access prod-admin 1m fixing checkout", "bob: approve")
+			if !s.prov.IsMember("prod-admins", "alice@example.com") {
+				t.Fatal("not granted")
+			}
+			// "Down" for ten minutes: a new process over the same data.
+			st2 := reopen()
+			s2 := newStack(t, st2)
+			s2.prov.AddMember("prod-admins", "alice@example.com")
+			s2.clock.Advance(10 * time.Minute)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s2.sched.Run(ctx) }()
+			deadline := time.After(20 * time.Second)
+			for s2.prov.IsMember("prod-admins", "alice@example.com") {
+				select {
+				case <-deadline:
+					t.Fatal("expired grant not revoked after start")
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			cancel()
+			<-done
+			r, _ := st2.Get(context.Background(), lastID(t, s2))
+			if r.State != access.StateEnded || r.EndReason != access.EndExpired {
+				t.Fatalf("state %s", r.State)
+			}
+		})
+	}
+}
