@@ -13,7 +13,13 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m.Run) }
+func TestMain(m *testing.M) {
+	redistest.Main(func() int {
+		code := m.Run()
+		cleanupBench()
+		return code
+	})
+}
 
 // prefixed is a store with the prefix its keys live under.
 type prefixed struct {
@@ -28,27 +34,32 @@ func fresh(t *testing.T) prefixed {
 	t.Helper()
 	prefix := redistest.Prefix(t)
 	c := redistest.Client(t)
-	t.Cleanup(func() { deleteKeys(t, c, "{"+prefix+"}*") })
+	t.Cleanup(func() {
+		if err := deleteKeys(c, "{"+prefix+"}*"); err != nil {
+			t.Errorf("delete test keys: %v", err)
+		}
+	})
 	s := redis.New(c, prefix)
 	t.Cleanup(func() { _ = s.Close() })
 	return prefixed{s, prefix}
 }
 
-func deleteKeys(t testing.TB, c *goredis.Client, pattern string) {
+// deleteKeys deletes the keys matching pattern.
+func deleteKeys(c *goredis.Client, pattern string) error {
 	ctx := context.Background()
 	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
-	if err := iter.Err(); err != nil {
-		t.Logf("scan %s: %v", pattern, err)
-	}
 	for len(keys) > 0 {
 		n := min(len(keys), 1000)
-		c.Del(ctx, keys[:n]...)
+		if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
+			return err
+		}
 		keys = keys[n:]
 	}
+	return iter.Err()
 }
 
 func TestStore(t *testing.T) {
