@@ -326,7 +326,7 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		// Ask for enough ids that, past the ones to skip, a full batch of
 		// new ones fits: otherwise a head of failed items could hide
 		// everything behind it.
-		limit := len(attempted) + s.skippable() + s.opts.Batch
+		limit := len(attempted) + s.skippable(now) + s.opts.Batch
 		ids, err := s.idx.Due(ctx, now, limit)
 		if err != nil {
 			return n, fmt.Errorf("scheduler: due at %s: %w", now.Format(time.RFC3339Nano), err)
@@ -361,10 +361,17 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 	}
 }
 
-// skippable is how many ids the index may return that begin refuses.
-func (s *Scheduler) skippable() int {
+// skippable forgets failures held past their time (an id that failed and
+// then left the index, done by another replica, is never seen again) and
+// returns how many ids the index may return that begin refuses.
+func (s *Scheduler) skippable(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id, until := range s.held {
+		if !now.Before(until) {
+			delete(s.held, id)
+		}
+	}
 	return len(s.inflight) + len(s.held)
 }
 
