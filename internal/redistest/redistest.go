@@ -56,9 +56,12 @@ func Prefix(t testing.TB) string {
 	c := Client(t)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
+		// Stores put their keys under a hash tag: "{prefix}:...".
+		for _, pattern := range []string{p + "*", "{" + p + "}*"} {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
 		}
 	})
 	return p
