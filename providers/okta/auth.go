@@ -51,6 +51,8 @@ type oauthAuth struct {
 	alg      string
 	scopes   []string
 	hc       *http.Client
+	attempts int
+	backoff  func(failures int) time.Duration
 
 	mu      sync.Mutex
 	token   string
@@ -64,7 +66,7 @@ func (a *oauthAuth) header(ctx context.Context) (string, error) {
 		return "Bearer " + a.token, nil
 	}
 	var err error
-	for attempt := 1; attempt <= 3; attempt++ {
+	for attempt := 1; attempt <= a.attempts; attempt++ {
 		var tok string
 		var ttl time.Duration
 		tok, ttl, err = a.fetch(ctx)
@@ -79,7 +81,7 @@ func (a *oauthAuth) header(ctx context.Context) (string, error) {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		case <-time.After(a.backoff(attempt)):
 		}
 	}
 	return "", err

@@ -194,7 +194,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
 			scopes = DefaultScopes
 		}
 		p.auth = &oauthAuth{tokenURL: org + "/oauth2/v1/token", clientID: cfg.ClientID, keyID: cfg.KeyID,
-			key: key, alg: alg, scopes: scopes, hc: p.hc}
+			key: key, alg: alg, scopes: scopes, hc: p.hc, attempts: p.maxAttempts, backoff: p.backoff}
 	default:
 		return nil, errors.New("okta: no credentials: set api_token, or client_id with private_key_file")
 	}

@@ -146,6 +146,17 @@ func (s *Server) SetTokenTTL(d time.Duration) {
 	s.tokenTTL = d
 }
 
+// RevokeTokens invalidates every issued access token (they stay counted
+// by Tokens).
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok, it := range s.issued {
+		it.expires = time.Time{}
+		s.issued[tok] = it
+	}
+}
+
 // Tokens returns how many access tokens were issued.
 func (s *Server) Tokens() int {
 	s.mu.Lock()
