@@ -99,6 +99,7 @@ type OktaConfig struct {
 	APIToken       string   `yaml:"api_token"`
 	ClientID       string   `yaml:"client_id"`
 	PrivateKeyFile string   `yaml:"private_key"`
+	KeyID          string   `yaml:"key_id"`
 	Scopes         []string `yaml:"scopes"`
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/providers/okta"
 	"github.com/accessbot/accessbot/providers/opsgenie"
 	"github.com/accessbot/accessbot/providers/pagerduty"
 	"github.com/accessbot/accessbot/scheduler"
@@ -26,8 +27,13 @@ func buildRealProviders(ctx context.Context, cfg Config, log *slog.Logger, provs
 		}
 		provs["aws"] = p
 	}
-	if cfg.Providers.Okta != nil {
-		return fmt.Errorf("providers.okta: not available in this build")
+	if o := cfg.Providers.Okta; o != nil {
+		p, err := okta.New(okta.Config{OrgURL: o.OrgURL, APIToken: o.APIToken, ClientID: o.ClientID,
+			PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes}, log)
+		if err != nil {
+			return fmt.Errorf("providers.okta: %w", err)
+		}
+		provs["okta"] = p
 	}
 	return nil
 }
