@@ -351,9 +351,10 @@ func (b *Bot) work(ctx context.Context, sm *socketmode.Client, h Handler, j job)
 }
 
 // duplicate records the envelope id and the stable ids of an event and
-// reports whether any was seen before. A failing Deduper is logged and the
-// event handled anyway: the engine's state transitions are idempotent, a
-// lost event is worse.
+// reports whether one was seen before. It stops at the first id seen, so
+// two deliveries of one event racing each other cannot both be dropped. A
+// failing Deduper is logged and the event handled anyway: the engine's
+// state transitions are idempotent, a lost event is worse.
 func (b *Bot) duplicate(ctx context.Context, j job, stable ...string) bool {
 	ids := []string{"slack:env:" + j.req.EnvelopeID}
 	for _, s := range stable {
@@ -361,19 +362,19 @@ func (b *Bot) duplicate(ctx context.Context, j job, stable ...string) bool {
 			ids = append(ids, "slack:"+s)
 		}
 	}
-	dup := false
 	for _, id := range ids {
 		seen, err := b.seen.Seen(ctx, id, dedupTTL)
 		if err != nil {
 			b.log.WarnContext(ctx, "slack dedup check failed", "event_id", id, "error", err.Error())
 			continue
 		}
-		dup = dup || seen
+		if seen {
+			b.log.InfoContext(ctx, "slack duplicate event dropped", "envelope_id", j.req.EnvelopeID,
+				"retry_attempt", j.req.RetryAttempt, "event_id", id)
+			return true
+		}
 	}
-	if dup {
-		b.log.InfoContext(ctx, "slack duplicate event dropped", "envelope_id", j.req.EnvelopeID, "retry_attempt", j.req.RetryAttempt)
-	}
-	return dup
+	return false
 }
 
 // teamAllowed reports whether every team id the payload names is allowed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -77,6 +78,9 @@ type Click struct {
 	TS       string // optional: only this message
 	ActionID string
 	Value    string
+	// Stale also finds buttons on earlier versions of a message: what a
+	// client still shows for a moment after an update (concurrent clicks).
+	Stale bool
 }
 
 // Click finds the newest posted message that has a button with the
@@ -98,7 +102,13 @@ func (s *Server) Click(ctx context.Context, c Click) (Result, error) {
 			if c.TS != "" && m.TS != c.TS {
 				continue
 			}
-			for _, b := range m.Blocks {
+			versions := [][]map[string]any{m.Blocks}
+			if c.Stale {
+				for _, v := range m.History {
+					versions = append(versions, v.Blocks)
+				}
+			}
+			for _, b := range slices.Concat(versions...) {
 				if b["type"] != "actions" {
 					continue
 				}
