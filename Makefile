@@ -16,7 +16,7 @@ vet:
 	$(GO) vet ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./store/... ./scheduler/... ./benchmarks/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./store/... ./scheduler/... .
 
 build:
 	$(GO) build -o accessbot .
