@@ -820,3 +820,72 @@ func TestInvalidAppTokenStopsRun(t *testing.T) {
 		t.Errorf("Run with a wrong app token: %v", err)
 	}
 }
+
+// sharedSeen is an in-memory Deduper shared by replicas in a test (what
+// the Redis store is in production). It counts lookups per id.
+type sharedSeen struct {
+	mu      sync.Mutex
+	seen    map[string]bool
+	lookups map[string]int
+}
+
+func (d *sharedSeen) Seen(_ context.Context, id string, _ time.Duration) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen, d.lookups = map[string]bool{}, map[string]int{}
+	}
+	d.lookups[id]++
+	was := d.seen[id]
+	d.seen[id] = true
+	return was, nil
+}
+
+func (d *sharedSeen) count(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lookups[id]
+}
+
+func TestTwoReplicasShareTheWork(t *testing.T) {
+	f := newFake(t, slackfake.Options{})
+	seen := &sharedSeen{}
+	var hs []*recorder
+	for range 2 {
+		h := &recorder{}
+		b, err := slackbot.New(botConfig(f), h, seen, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runBot(t, b)
+		hs = append(hs, h)
+	}
+	waitFor(t, f, "two connections", func() bool { return f.LiveConnections() == 2 })
+	ctx := tctx(t)
+	const n = 10
+	var first slackfake.Result
+	for i := range n {
+		res, err := f.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral, Text: fmt.Sprint("cmd ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = res
+		}
+	}
+	total := func() int { a, _, _ := hs[0].counts(); b, _, _ := hs[1].counts(); return a + b }
+	waitFor(t, f, "all commands", func() bool { return total() == n })
+	a, _, _ := hs[0].counts()
+	t.Logf("replica 1 handled %d, replica 2 handled %d", a, n-a)
+	if a == 0 || a == n {
+		t.Errorf("one replica got every event (%d of %d)", a, n)
+	}
+	// A redelivery lands on either replica; the shared record drops it.
+	if _, err := f.Redeliver(ctx, first.EnvelopeID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, "dedup lookup of the redelivery", func() bool { return seen.count("slack:env:"+first.EnvelopeID) == 2 })
+	if got := total(); got != n {
+		t.Errorf("%d commands handled after a redelivery, want %d", got, n)
+	}
+}

@@ -9,7 +9,9 @@
 //   - The websocket: a hello frame first, envelopes (slash_commands,
 //     interactive) with Slack's payload shapes, acks by envelope_id (from any
 //     connection of the app; each ack's latency is recorded), server PINGs,
-//     disconnect frames and abrupt drops.
+//     disconnect frames and abrupt drops. Each envelope goes to one of the
+//     app's connections, round-robin (several replicas may connect),
+//     skipping connections already told to disconnect.
 //   - Redelivery: when a connection goes away, envelopes sent on it and not
 //     yet acknowledged are sent again on the next connection with
 //     retry_attempt incremented and retry_reason "timeout"; acknowledged
@@ -40,6 +42,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +89,7 @@ type Server struct {
 	connSeq      int
 	opens        int // successful apps.connections.open calls
 	dropNext     bool
+	rr           int
 	pending      map[string]*pendingEnv
 	sent         map[string]envelope
 	acks         []Ack
@@ -115,9 +119,10 @@ type User struct {
 }
 
 type conn struct {
-	id  int
-	ws  *websocket.Conn
-	wmu sync.Mutex
+	id       int
+	ws       *websocket.Conn
+	wmu      sync.Mutex
+	retiring bool // sent a disconnect frame: gets no new envelopes
 }
 
 func (c *conn) writeJSON(v any) error {
@@ -437,12 +442,7 @@ func (s *Server) send(ctx context.Context, p *pendingEnv) error {
 			s.mu.Unlock()
 			return nil // acknowledged meanwhile
 		}
-		var c *conn
-		for _, cc := range s.conns { // any connection of the app
-			if c == nil || cc.id > c.id {
-				c = cc // the newest: the others may be on their way out
-			}
-		}
+		c := s.pickConn()
 		ch := s.changed
 		if c != nil {
 			p.conn = c.id
@@ -469,6 +469,29 @@ func (s *Server) send(ctx context.Context, p *pendingEnv) error {
 			return fmt.Errorf("slackfake: no connection to deliver on: %w", ctx.Err())
 		}
 	}
+}
+
+// pickConn chooses the connection for the next envelope: round-robin over
+// the app's connections (Slack sends each event to one of them), skipping
+// those told to disconnect while there are others. Called with s.mu held.
+func (s *Server) pickConn() *conn {
+	var live, retiring []*conn
+	for _, c := range s.conns {
+		if c.retiring {
+			retiring = append(retiring, c)
+		} else {
+			live = append(live, c)
+		}
+	}
+	if len(live) == 0 {
+		live = retiring
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	slices.SortFunc(live, func(a, b *conn) int { return a.id - b.id })
+	s.rr++
+	return live[s.rr%len(live)]
 }
 
 // Deliver sends an envelope of typ ("slash_commands", "interactive",
@@ -568,6 +591,7 @@ func (s *Server) Disconnect(reason string) {
 	s.mu.Lock()
 	var cs []*conn
 	for _, c := range s.conns {
+		c.retiring = true
 		cs = append(cs, c)
 	}
 	s.mu.Unlock()
