@@ -174,7 +174,8 @@ type BreakGlassConfig struct {
 
 // SchedulerConfig tunes the expiry engine.
 type SchedulerConfig struct {
-	Sweep string `yaml:"sweep"` // default 15s
+	Sweep     string `yaml:"sweep"`     // default 15s
+	Reconcile string `yaml:"reconcile"` // drift check interval, default 5m
 }
 
 // LogConfig sets logging.
@@ -212,7 +213,7 @@ type Loaded struct {
 	Policy    *access.Policy
 	Rotations map[string]*static.Rotation // static rotations, by name
 	Sweep     time.Duration
-	Dir       string
+	Reconcile time.Duration
 }
 
 // LoadConfig reads, expands and validates a config file. It returns every
@@ -263,6 +264,15 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 			ps.add("scheduler.sweep", "%q is not a duration of at least 1s (e.g. 15s)", cfg.Scheduler.Sweep)
 		} else {
 			l.Sweep = d
+		}
+	}
+	l.Reconcile = 5 * time.Minute
+	if cfg.Scheduler.Reconcile != "" {
+		d, err := time.ParseDuration(cfg.Scheduler.Reconcile)
+		if err != nil || d < time.Minute {
+			ps.add("scheduler.reconcile", "%q is not a duration of at least 1m (e.g. 5m)", cfg.Scheduler.Reconcile)
+		} else {
+			l.Reconcile = d
 		}
 	}
 	validateRest(cfg, &ps)

@@ -73,8 +73,28 @@ func optDuration(s string) (time.Duration, error) {
 	return access.ParseDuration(s)
 }
 
-// addJobs registers the singleton jobs (drift reconcile, rotation grants).
+// addJobs registers the singleton jobs: the drift reconcile (when a
+// provider can list group members) and the rotation grants.
 func addJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *Loaded, provs map[string]access.Provisioner, log *slog.Logger) error {
+	lists := false
+	for _, r := range l.Policy.Roles {
+		if _, ok := provs[r.Provider].(access.MemberLister); ok {
+			lists = true
+		}
+	}
+	if lists {
+		spec := "@every " + l.Reconcile.String()
+		err := sched.AddJob("reconcile", spec, func(ctx context.Context) error {
+			drift, err := svc.Reconcile(ctx)
+			if err == nil && len(drift) == 0 {
+				log.DebugContext(ctx, "reconcile: every managed group matches its grants")
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

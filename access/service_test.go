@@ -655,3 +655,55 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.submit(t, "alice@example.com", "prod-admin", time.Hour)
+	if _, err := e.svc.Decide(ctx, r.ID, "bob@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	// In sync: nothing to report.
+	if d, err := e.svc.Reconcile(ctx); err != nil || len(d) != 0 {
+		t.Fatalf("in sync: %v %+v", err, d)
+	}
+	// Someone is added behind the bot's back, and alice's membership is lost.
+	e.prov.AddMember("g-admin", "mallory@example.com")
+	if err := e.prov.Revoke(ctx, access.Grant{Group: "g-admin", User: "alice@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.svc.Reconcile(ctx)
+	if err != nil || len(d) != 1 {
+		t.Fatalf("drift: %v %+v", err, d)
+	}
+	if got := d[0]; strings.Join(got.Unexpected, ",") != "mallory@example.com" || len(got.Removed) != 0 ||
+		strings.Join(got.Missing, ",") != r.ID || strings.Join(got.Reapplied, ",") != r.ID {
+		t.Fatalf("drift %+v", got)
+	}
+	// Reported only (the roles say nothing about removal), alice re-applied.
+	if !e.prov.IsMember("g-admin", "mallory@example.com") || !e.prov.IsMember("g-admin", "alice@example.com") {
+		t.Fatal("report-only reconcile changed the wrong thing")
+	}
+	if e.notes.count(access.EvDrift) != 1 {
+		t.Fatal("drift not reported")
+	}
+	if acts := e.audit(t, r.ID); acts[len(acts)-1] != access.ActDriftReapplied {
+		t.Fatalf("re-apply not audited: %v", acts)
+	}
+}
+
+func TestReconcileRemove(t *testing.T) {
+	e := newEnv(t)
+	pol := e.svc.Policy()
+	role := pol.Roles["db-admin"]
+	role.Reconcile = "remove"
+	pol.Roles["db-admin"] = role
+	e.prov.AddMember("g-db", "mallory@example.com")
+	d, err := e.svc.Reconcile(context.Background())
+	if err != nil || len(d) != 1 || strings.Join(d[0].Removed, ",") != "mallory@example.com" {
+		t.Fatalf("%v %+v", err, d)
+	}
+	if e.prov.IsMember("g-db", "mallory@example.com") {
+		t.Fatal("out-of-band member not removed")
+	}
+}

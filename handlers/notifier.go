@@ -117,6 +117,14 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 				errs = append(errs, n.chat.Update(ctx, ref, SecurityCard(r)))
 			}
 		}
+	case access.EvDrift:
+		m := Message{Title: "Group drift in " + r.Provider + " group " + r.Group, Color: "warning", Text: ev.Reason}
+		if ch := n.chat.SecurityChannel(); ch != "" {
+			_, err := n.chat.Post(ctx, ch, m)
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, errors.New("no security channel configured: drift was not reported"))
+		}
 	case access.EvRevokeAlert:
 		m := Message{Title: "Revocation keeps failing: " + r.Requester + " still has " + r.Role, Color: "danger",
 			Text: fmt.Sprintf("accessbot has failed to remove %s from %s group %s since %s (%d attempts) and keeps retrying. Last error: %s",

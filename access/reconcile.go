@@ -1,0 +1,170 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Drift is what a reconcile found in one provider group.
+type Drift struct {
+	Provider string
+	Group    string
+	Roles    []string // roles mapped to the group
+	// Unexpected are members with no live grant (added out of band, or a
+	// removal the provider lost); Removed lists those taken out because a
+	// role of the group says reconcile: remove.
+	Unexpected []string
+	Removed    []string
+	// Missing are live grants whose membership is gone; Reapplied lists
+	// the ones added back.
+	Missing   []string // request ids
+	Reapplied []string
+	Errors    []string
+}
+
+// Empty reports whether the group matched the grants exactly.
+func (d Drift) Empty() bool {
+	return len(d.Unexpected) == 0 && len(d.Missing) == 0 && len(d.Errors) == 0
+}
+
+// EvDrift reports a group whose members and grants disagree (security channel).
+const EvDrift EventType = "drift"
+
+// ActDriftReapplied is audited on a grant whose membership reconcile added
+// again. Unexpected members have no request: they are logged and reported.
+const ActDriftReapplied Action = "drift_reapplied"
+
+type groupKey struct{ provider, group string }
+
+// Reconcile compares every managed group's members (providers that can
+// list them) with the live grants. Members without a grant are reported
+// to the security channel and removed when a role of the group says
+// `reconcile: remove`; live grants whose membership is missing are applied
+// again (Grant is idempotent) and reported. It returns what it found for
+// every group with a difference.
+func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
+	groups := map[groupKey][]Role{}
+	for _, name := range s.policy.RoleNames() {
+		r := s.policy.Roles[name]
+		if _, ok := s.providers[r.Provider].(MemberLister); ok {
+			k := groupKey{r.Provider, r.Group}
+			groups[k] = append(groups[k], r)
+		}
+	}
+	keys := make([]groupKey, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].provider+keys[i].group < keys[j].provider+keys[j].group })
+	var out []Drift
+	var errs []error
+	for _, k := range keys {
+		d, err := s.reconcileGroup(ctx, k, groups[k])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !d.Empty() {
+			out = append(out, d)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) (Drift, error) {
+	p := s.providers[k.provider]
+	members, err := p.(MemberLister).Members(ctx, k.group)
+	if err != nil {
+		return Drift{}, fmt.Errorf("access: reconcile %s group %s: %w", k.provider, k.group, err)
+	}
+	// Grants are read after the members: a grant made in between counts as
+	// granted, so a fresh member is never mistaken for drift.
+	live, err := s.store.List(ctx, Filter{States: []State{StateActive, StateRevoking, StateApproved}})
+	if err != nil {
+		return Drift{}, fmt.Errorf("access: reconcile: list grants: %w", err)
+	}
+	d := Drift{Provider: k.provider, Group: k.group}
+	remove := false
+	for _, r := range roles {
+		d.Roles = append(d.Roles, r.Name)
+		remove = remove || r.Reconcile == "remove"
+	}
+	isMember := map[string]bool{}
+	for _, m := range members {
+		isMember[normID(m)] = true
+	}
+	granted := map[string]bool{}
+	now := s.clock.Now()
+	for _, r := range live {
+		if r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension {
+			continue
+		}
+		granted[r.Requester] = true
+		// Only settled grants can be missing: an approved one is being
+		// provisioned and a revoking one is on its way out.
+		if r.State != StateActive || isMember[r.Requester] {
+			continue
+		}
+		d.Missing = append(d.Missing, r.ID)
+		if err := p.Grant(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}); err != nil {
+			d.Errors = append(d.Errors, fmt.Sprintf("re-apply %s for %s: %v", r.ID, r.Requester, err))
+			continue
+		}
+		d.Reapplied = append(d.Reapplied, r.ID)
+		_, err := s.store.Update(ctx, r.ID, func(x *Request) ([]AuditEvent, error) {
+			ev := s.event(x, ActDriftReapplied, SystemActor, x.State, x.State, "")
+			ev.Detail = "membership was missing from " + k.provider + " group " + k.group + "; added again"
+			x.UpdatedAt = now
+			return []AuditEvent{ev}, nil
+		})
+		if err != nil {
+			d.Errors = append(d.Errors, fmt.Sprintf("audit re-apply of %s: %v", r.ID, err))
+		}
+	}
+	for _, m := range members {
+		m = normID(m)
+		if granted[m] {
+			continue
+		}
+		d.Unexpected = append(d.Unexpected, m)
+		if !remove {
+			continue
+		}
+		if err := p.Revoke(ctx, Grant{Role: d.Roles[0], Group: k.group, User: m}); err != nil {
+			d.Errors = append(d.Errors, fmt.Sprintf("remove %s: %v", m, err))
+			continue
+		}
+		d.Removed = append(d.Removed, m)
+	}
+	if !d.Empty() {
+		s.log.WarnContext(ctx, "group drift", "provider", k.provider, "group", k.group,
+			"unexpected", d.Unexpected, "removed", d.Removed, "missing", d.Missing, "reapplied", d.Reapplied, "errors", d.Errors)
+		s.notify(ctx, Event{Type: EvDrift, Request: &Request{Role: strings.Join(d.Roles, ","), Provider: k.provider, Group: k.group},
+			Actor: SystemActor, Reason: d.String(), Role: roles[0]})
+	}
+	return d, nil
+}
+
+// String renders the drift for people.
+func (d Drift) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s group %s (roles %s):", d.Provider, d.Group, strings.Join(d.Roles, ", "))
+	if len(d.Unexpected) > 0 {
+		fmt.Fprintf(&b, "\nmembers without a grant: %s", strings.Join(d.Unexpected, ", "))
+		if len(d.Removed) > 0 {
+			fmt.Fprintf(&b, " (removed: %s)", strings.Join(d.Removed, ", "))
+		} else {
+			b.WriteString(" (reported only; set reconcile: remove on the role to remove them)")
+		}
+	}
+	if len(d.Missing) > 0 {
+		fmt.Fprintf(&b, "\ngrants whose membership was missing: %s (added again: %s)", strings.Join(d.Missing, ", "), strings.Join(d.Reapplied, ", "))
+	}
+	for _, e := range d.Errors {
+		fmt.Fprintf(&b, "\nerror: %s", e)
+	}
+	return b.String()
+}
