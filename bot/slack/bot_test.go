@@ -889,3 +889,30 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 		t.Errorf("%d commands handled after a redelivery, want %d", got, n)
 	}
 }
+
+func TestSlowFormSubmissionAnsweredByMessage(t *testing.T) {
+	e := setup(t, nil)
+	ctx := tctx(t)
+	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: testForm(2)} }
+	e.h.onForm = func(in handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
+		time.Sleep(2700 * time.Millisecond) // past the 2.5 s the transport allows itself before acking
+		return handlers.Reply{}, handlers.FormErrors{handlers.FieldDuration: "too long for role-001"}
+	}
+	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e.fake, "modal", func() bool { return len(e.fake.Views()) == 1 })
+	res, err := e.fake.SubmitView(ctx, e.fake.Views()[0].ID, "UALICE", "", map[string]string{
+		handlers.FieldRole: "role-001", handlers.FieldDuration: "9h", handlers.FieldReason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ack.Payload != nil || res.Ack.Late {
+		t.Errorf("ack after %v carries %s; it must close the modal within Slack's 3 s", res.Ack.Latency, res.Ack.Payload)
+	}
+	t.Logf("slow submission acked after %v", res.Ack.Latency)
+	waitFor(t, e.fake, "errors by message", func() bool { return len(e.fake.EphemeralsFor("UALICE")) == 1 })
+	if eph := e.fake.EphemeralsFor("UALICE")[0]; !strings.Contains(eph.Text, "not submitted") || !strings.Contains(eph.Text, "duration: too long") {
+		t.Errorf("reply %q", eph.Text)
+	}
+}

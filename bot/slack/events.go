@@ -12,6 +12,9 @@ import (
 	"github.com/accessbot/accessbot/handlers"
 )
 
+// replyTimeout bounds the apology sent after an event ran out of time.
+const replyTimeout = 10 * time.Second
+
 // replyTo says where a person's ephemeral answer goes.
 type replyTo struct {
 	channel     string
@@ -108,6 +111,10 @@ func (b *Bot) onBlockActions(ctx context.Context, h Handler, j job) {
 			log.WarnContext(ctx, "slack deny form not opened; denying without a reason", "error", err.Error())
 		}
 		reply := h.Action(ctx, handlers.Action{User: cb.User.ID, Team: team, Action: a.ActionID, RequestID: a.Value})
+		if reply.Form != nil && cb.TriggerID != "" {
+			b.openForm(ctx, cb.TriggerID, j.received, *reply.Form, to, log)
+			continue
+		}
 		b.reply(ctx, to, reply.Message)
 	}
 }
@@ -196,7 +203,9 @@ func (b *Bot) submitRequest(ctx context.Context, sm *socketmode.Client, h Handle
 		case res = <-done:
 		case <-ctx.Done():
 			log.WarnContext(ctx, "slack form submission timed out")
-			b.reply(context.WithoutCancel(ctx), to, handlers.Message{Text: textFailed})
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
+			defer cancel()
+			b.reply(rctx, to, handlers.Message{Text: textFailed})
 			return
 		}
 		if len(res.errs) > 0 {

@@ -109,7 +109,9 @@ func plain(s string) *goslack.TextBlockObject {
 
 // renderBlocks turns a Message into Block Kit blocks. Every piece of text is
 // escaped. A message without buttons has no actions block, which is how
-// Update removes buttons from an approval card.
+// Update removes buttons from an approval card. Message.Color is not
+// rendered: Block Kit has no colour, and legacy attachments are not worth
+// their quirks for a bar.
 func renderBlocks(m handlers.Message) []goslack.Block {
 	var blocks []goslack.Block
 

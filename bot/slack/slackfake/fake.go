@@ -59,6 +59,8 @@ const (
 	DefaultPingInterval = 5 * time.Second
 	DefaultTriggerTTL   = 3 * time.Second
 	DefaultAckWait      = 10 * time.Second
+
+	ackDeadline = 3 * time.Second // how long Slack waits for an ack
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -156,6 +158,9 @@ type Ack struct {
 	Payload      json.RawMessage // the ack's payload, nil when there was none
 	Latency      time.Duration   // from writing the envelope to reading the ack
 	Conn         int             // connection the ack came on
+	// Late is set when the ack took longer than Slack waits (3 s): Slack
+	// would have shown the person an error and ignored the ack's payload.
+	Late bool
 }
 
 // ResponseAction returns the ack payload's response_action ("" when none).
@@ -394,6 +399,7 @@ func (s *Server) onAck(c *conn, data []byte) {
 		a.Payload = nil
 	}
 	ack := Ack{EnvelopeID: a.EnvelopeID, Type: p.env.Type, RetryAttempt: p.env.RetryAttempt, Payload: a.Payload, Latency: time.Since(p.sentAt), Conn: c.id}
+	ack.Late = ack.Latency > ackDeadline
 	s.acks = append(s.acks, ack)
 	select {
 	case p.waiter <- ack:
