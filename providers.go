@@ -124,10 +124,10 @@ func checkOnline(ctx context.Context, l *Loaded, provs map[string]access.Provisi
 		}
 		lines, problems := c.Check(ctx, groups)
 		for _, line := range lines {
-			fmt.Fprintf(stdout, "  %s: %s\n", name, line)
+			fmt.Fprintf(stdout, "  %s\n", line)
 		}
 		for _, p := range problems {
-			fmt.Fprintf(stderr, "  %s: %v\n", name, p)
+			fmt.Fprintf(stderr, "  problem: %v\n", p)
 			code = 1
 		}
 	}
