@@ -95,7 +95,7 @@ func addJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Servic
 			return err
 		}
 	}
-	return nil
+	return addRotationJobs(ctx, sched, svc, l, log)
 }
 
 // checker is the optional check capability of the real providers.

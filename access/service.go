@@ -80,6 +80,8 @@ type Service struct {
 
 	mu    sync.RWMutex
 	waker Waker
+
+	rot rotationState // shift grants: per-rotation options and announced problems (rotation.go)
 }
 
 // NewService checks the dependencies and returns a Service.
@@ -533,7 +535,9 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			from = r.State
 			r.State = StateActive
 			r.GrantedAt = now
-			r.EndsAt = now.Add(r.Duration)
+			if r.Kind != KindRotation || r.EndsAt.IsZero() {
+				r.EndsAt = now.Add(r.Duration) // a shift grant keeps its end: the handoff + grace
+			}
 			r.UpdatedAt = now
 			r.RetryAt, r.Attempts, r.LastError, r.FailingSince = time.Time{}, 0, "", time.Time{}
 			ev := s.event(r, ActGranted, SystemActor, from, StateActive, "")

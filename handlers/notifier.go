@@ -125,6 +125,21 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		} else {
 			errs = append(errs, errors.New("no security channel configured: drift was not reported"))
 		}
+	case access.EvHandoffIn:
+		dm(Message{Title: "You are on call for " + r.Rotation, Color: "good", Text: ev.Reason})
+	case access.EvHandoffOut:
+		dm(Message{Title: "You handed " + r.Rotation + " over", Text: ev.Reason})
+	case access.EvRotationProblem, access.EvRotationOK:
+		m := Message{Title: "Rotation " + r.Rotation + ": shift grants need attention", Color: "warning", Text: ev.Reason}
+		if ev.Type == access.EvRotationOK {
+			m = Message{Title: "Rotation " + r.Rotation + ": resolved", Color: "good", Text: "No longer a problem: " + ev.Reason}
+		}
+		if ch := n.chat.SecurityChannel(); ch != "" {
+			_, err := n.chat.Post(ctx, ch, m)
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, errors.New("no security channel configured: rotation problem was not announced"))
+		}
 	case access.EvRevokeAlert:
 		m := Message{Title: "Revocation keeps failing: " + r.Requester + " still has " + r.Role, Color: "danger",
 			Text: fmt.Sprintf("accessbot has failed to remove %s from %s group %s since %s (%d attempts) and keeps retrying. Last error: %s",

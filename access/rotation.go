@@ -1,0 +1,433 @@
+package access
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/mail"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Shift grants: a rotation's Grant roles are held by whoever is on call,
+// from the start of their shift until its end plus a grace period, as
+// ordinary requests of kind KindRotation. They go through the same store,
+// audit, provisioning and expiry as any request; SyncRotation only creates
+// them and moves their end.
+
+// Defaults of the shift grants.
+const (
+	// DefaultRotationGrace is how long the outgoing person keeps a shift
+	// grant after the handoff, so that a handoff mid-incident cuts nobody
+	// off.
+	DefaultRotationGrace = 15 * time.Minute
+	// RollingWindow is how far ahead a shift grant reaches when the source
+	// cannot say when the turn ends (a permanent on-call, a polling source):
+	// each sync extends it again once less than half of it is left.
+	RollingWindow = time.Hour
+
+	// endTolerance ignores end moves smaller than this (clock jitter).
+	endTolerance = time.Second
+)
+
+// Events of the shift grants.
+const (
+	// EvRotationProblem: a rotation's shift grants cannot be kept as they
+	// should (nobody on call, an on-call person without an email, the
+	// on-call source failing). Reason says what; Request only carries the
+	// rotation name. Announced in the security channel once per problem.
+	EvRotationProblem EventType = "rotation_problem"
+	// EvRotationOK: the problem last announced (Reason) has cleared.
+	EvRotationOK EventType = "rotation_ok"
+	// EvHandoffIn: the requester of Request has just come on call; Reason
+	// is the sentence to tell them.
+	EvHandoffIn EventType = "handoff_in"
+	// EvHandoffOut: the requester of Request has just handed over; Request
+	// is their shift grant with its (grace) end; Reason is the sentence.
+	EvHandoffOut EventType = "handoff_out"
+)
+
+// ActShiftMoved is audited when a shift grant's end moves because the
+// shift changed (an override, a schedule change, the person is no longer
+// on call, a rolling window extended).
+const ActShiftMoved Action = "shift_moved"
+
+// RotationOptions tunes the shift grants of one rotation.
+type RotationOptions struct {
+	// Grace is how long after a handoff the outgoing person keeps the
+	// grant (DefaultRotationGrace when zero or negative).
+	Grace time.Duration
+	// RollingEnds says the source's shift ends are polling horizons, not
+	// handoffs (Opsgenie): grants then roll forward by RollingWindow like a
+	// permanent on-call's, and SyncRotation returns no next handoff.
+	RollingEnds bool
+}
+
+// rotationState is the Service's memory for shift grants. The zero value
+// is ready to use.
+type rotationState struct {
+	mu        sync.Mutex
+	opts      map[string]RotationOptions
+	announced map[string]rotationProblem // rotation -> problem last announced
+}
+
+type rotationProblem struct{ key, text string }
+
+// SetRotationOptions sets the options of a rotation's shift grants. Call
+// it before the first SyncRotation of that rotation; it is safe for
+// concurrent use.
+func (s *Service) SetRotationOptions(rotation string, o RotationOptions) {
+	s.rot.mu.Lock()
+	defer s.rot.mu.Unlock()
+	if s.rot.opts == nil {
+		s.rot.opts = map[string]RotationOptions{}
+	}
+	s.rot.opts[strings.ToLower(strings.TrimSpace(rotation))] = o
+}
+
+func (s *Service) rotationOptions(rotation string) RotationOptions {
+	s.rot.mu.Lock()
+	o := s.rot.opts[rotation]
+	s.rot.mu.Unlock()
+	if o.Grace <= 0 {
+		o.Grace = DefaultRotationGrace
+	}
+	return o
+}
+
+// rotationID is the id of the shift grant of person for role in the
+// rotation's shift that started at start. It is the same on every replica,
+// so two replicas racing to create it make one (Store.Create returns
+// ErrExists to the other), and a shift grant that ended early (revoked by
+// an admin, failed) is not made again for the same shift.
+func rotationID(rotation, role, person string, start time.Time) string {
+	h := sha256.Sum256([]byte(rotation + "\x00" + role + "\x00" + person + "\x00" + start.UTC().Format(time.RFC3339Nano)))
+	out := []byte("r-")
+	for _, c := range h[:8] {
+		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	return string(out)
+}
+
+func isEmail(id string) bool {
+	a, err := mail.ParseAddress(id)
+	return err == nil && a.Address == id && a.Name == ""
+}
+
+func stampUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// SyncRotation makes the named rotation's shift grants match who is on
+// call now. For each person on call and each role of the rotation's Grant
+// it ensures one live shift grant (KindRotation) ending at the shift's end
+// plus the grace: it creates a missing one (state approved, audited as
+// ActHandoff by SystemActor, id derived from rotation, role, person and
+// shift start) and provisions it through the normal path, and moves the
+// end of an existing one when the shift changed (ActShiftMoved). A
+// permanent on-call (zero End) or a rolling-ends source gets a rolling
+// window of RollingWindow. Shift grants of people no longer on call end at
+// the latest grace after now (their end is never moved later); the expiry
+// engine then revokes them, and a person who holds the same group through
+// another live grant keeps the membership.
+//
+// When someone new comes on call while others' shift grants are still
+// live, both sides are told by DM (EvHandoffIn, EvHandoffOut), once: only
+// the replica whose Create won sends them.
+//
+// Problems (nobody on call, an on-call person without an email address,
+// a Grant role that is not configured, the on-call source failing) are
+// announced to the security channel once, and again only when they change
+// or clear. The memory of what was announced is in this process, so each
+// replica that runs the job announces a standing problem once. When the
+// source fails nothing is changed: every shift grant runs to the end last
+// known; the error is returned.
+//
+// It returns when the job should run next, the next handoff (the current
+// shift's End), or zero when that is unknown. It is idempotent and safe to
+// run on several replicas at once, though it is meant to run under the
+// scheduler's singleton lock.
+func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time, err error) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	rot, ok := s.policy.Rotations[name]
+	if !ok {
+		return time.Time{}, fmt.Errorf("access: sync rotation: unknown rotation %q", name)
+	}
+	if len(rot.Grant) == 0 {
+		return time.Time{}, nil
+	}
+	opt := s.rotationOptions(name)
+	if s.oncall == nil {
+		s.rotationProblems(ctx, name, []rotationProblem{{"source", "no on-call source is configured, so nobody gets the shift grants"}})
+		return time.Time{}, fmt.Errorf("access: rotation %s: no on-call source configured", name)
+	}
+	now := s.clock.Now()
+	shift, err := s.oncall.OnCall(ctx, name, now)
+	if err != nil {
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		s.rotationProblems(ctx, name, []rotationProblem{{"source",
+			"the on-call source cannot be asked, so handoffs are not seen; every shift grant runs to the end last known (" + err.Error() + ")"}})
+		return time.Time{}, fmt.Errorf("access: rotation %s: ask who is on call: %w", name, err)
+	}
+
+	var problems []rotationProblem
+	onCall := map[string]bool{}
+	var people []string
+	for _, p := range shift.People {
+		id := normID(p)
+		if !isEmail(id) {
+			problems = append(problems, rotationProblem{"no_email:" + id,
+				fmt.Sprintf("%q is on call but has no email address, so they get no shift grant", clip(p, 80))})
+			continue
+		}
+		if !onCall[id] {
+			onCall[id] = true
+			people = append(people, id)
+		}
+	}
+	if len(shift.People) == 0 {
+		problems = append(problems, rotationProblem{"nobody", "nobody is on call, so nobody holds " + strings.Join(rot.Grant, ", ")})
+	}
+	var roles []Role
+	wanted := map[string]bool{}
+	for _, g := range rot.Grant {
+		role, ok := s.policy.Role(g)
+		if !ok {
+			problems = append(problems, rotationProblem{"unknown_role:" + g, fmt.Sprintf("grants role %q, which is not configured", g)})
+			continue
+		}
+		if !wanted[role.Name] {
+			wanted[role.Name] = true
+			roles = append(roles, role)
+		}
+	}
+
+	rolling := shift.End.IsZero() || opt.RollingEnds
+	endFor := func(cur time.Time) time.Time {
+		if !rolling {
+			return shift.End.Add(opt.Grace)
+		}
+		if cur.After(now.Add(RollingWindow/2)) && !cur.After(now.Add(RollingWindow)) {
+			return cur // enough left; extending every check would flood the audit log
+		}
+		return now.Add(RollingWindow)
+	}
+
+	live, err := s.store.List(ctx, Filter{States: []State{StateApproved, StateActive}})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("access: rotation %s: list live grants: %w", name, err)
+	}
+	type key struct{ person, role string }
+	held := map[key]*Request{}
+	var off []*Request
+	for _, r := range live { // newest first: a duplicate (a race without the lock) is the older one
+		if r.Kind != KindRotation || r.Rotation != name {
+			continue
+		}
+		k := key{r.Requester, r.Role}
+		if onCall[r.Requester] && wanted[r.Role] && held[k] == nil {
+			held[k] = r
+			continue
+		}
+		off = append(off, r)
+	}
+
+	var errs []error
+	// People no longer on call (and duplicates, and roles no longer
+	// granted): end at most one grace from now.
+	outgoing := map[string]*Request{}
+	var outNames []string
+	for _, r := range off {
+		got, err := s.moveShiftEnd(ctx, r.ID, "no longer on call for "+name, func(x *Request) time.Time {
+			if lim := now.Add(opt.Grace); lim.Before(x.EndsAt) {
+				return lim
+			}
+			return x.EndsAt
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if got == nil || onCall[r.Requester] {
+			continue
+		}
+		if prev, ok := outgoing[got.Requester]; !ok || got.EndsAt.After(prev.EndsAt) {
+			if !ok {
+				outNames = append(outNames, got.Requester)
+			}
+			outgoing[got.Requester] = got
+		}
+	}
+	sort.Strings(outNames)
+
+	// People on call: keep or start their grants.
+	shiftText := "shift of " + name
+	if !opt.RollingEnds && !shift.Start.IsZero() {
+		shiftText += " from " + shift.Start.UTC().Format(time.RFC3339)
+	}
+	if !rolling {
+		shiftText += " until " + shift.End.UTC().Format(time.RFC3339)
+	}
+	var incoming []*Request
+	for _, person := range people {
+		for i, role := range roles {
+			if g := held[key{person, role.Name}]; g != nil {
+				why := "shift of " + name + " changed"
+				if rolling {
+					why = "still on call for " + name
+				}
+				if _, err := s.moveShiftEnd(ctx, g.ID, why, func(x *Request) time.Time { return endFor(x.EndsAt) }); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			r, err := s.startShiftGrant(ctx, name, shift.Start, shiftText, role, person, endFor(time.Time{}), outNames)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if r != nil && i == 0 {
+				incoming = append(incoming, r)
+			}
+		}
+	}
+
+	// Tell both sides of a handoff, once: only the replica that created an
+	// incoming person's first grant gets here with it.
+	if len(incoming) > 0 {
+		var inNames []string
+		for _, r := range incoming {
+			inNames = append(inNames, r.Requester)
+		}
+		for _, r := range incoming {
+			msg := fmt.Sprintf("You are on call for %s", name)
+			if !rolling {
+				msg += " until " + stampUTC(shift.End)
+			}
+			if len(outNames) > 0 {
+				msg += ", taking over from " + strings.Join(outNames, ", ")
+			}
+			msg += fmt.Sprintf(". You hold %s for the shift (request %s).", strings.Join(rot.Grant, ", "), r.ID)
+			s.notify(ctx, Event{Type: EvHandoffIn, Request: r, Actor: SystemActor, Reason: msg})
+		}
+		for _, p := range outNames {
+			r := outgoing[p]
+			msg := fmt.Sprintf("You handed %s over to %s. Your %s access stays until %s so nothing is cut off mid-incident, then it is removed.",
+				name, strings.Join(inNames, ", "), strings.Join(rot.Grant, ", "), stampUTC(r.EndsAt))
+			s.notify(ctx, Event{Type: EvHandoffOut, Request: r, Actor: SystemActor, Reason: msg})
+		}
+	}
+
+	s.rotationProblems(ctx, name, problems)
+	if rolling {
+		return time.Time{}, errors.Join(errs...)
+	}
+	return shift.End, errors.Join(errs...)
+}
+
+// startShiftGrant creates person's shift grant of role and provisions it.
+// It returns nil (and no error) when the grant of this shift already
+// exists: another replica made it, or it ended early and is not made again.
+func (s *Service) startShiftGrant(ctx context.Context, name string, start time.Time, shiftText string, role Role, person string, end time.Time, outgoing []string) (*Request, error) {
+	now := s.clock.Now()
+	r := &Request{
+		ID: rotationID(name, role.Name, person, start), Kind: KindRotation, Rotation: name,
+		Requester: person, Role: role.Name, Provider: role.Provider, Group: role.Group,
+		Duration: end.Sub(now), Reason: "on-call shift of " + name, State: StateApproved,
+		CreatedAt: now, UpdatedAt: now, EndsAt: end,
+	}
+	ev := s.event(r, ActHandoff, SystemActor, "", StateApproved, r.Reason)
+	ev.Detail = shiftText + "; grant until " + end.UTC().Format(time.RFC3339)
+	if len(outgoing) > 0 {
+		ev.Detail += "; takes over from " + strings.Join(outgoing, ", ")
+	}
+	err := s.store.Create(ctx, r, ev)
+	if errors.Is(err, ErrExists) {
+		if got, gerr := s.store.Get(ctx, r.ID); gerr == nil && (got.Kind != KindRotation || got.Requester != person) {
+			return nil, fmt.Errorf("access: rotation %s: shift grant id %s is taken by another request", name, r.ID)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("access: rotation %s: store shift grant of %s: %w", name, person, err)
+	}
+	s.log.InfoContext(ctx, "shift grant created", "request_id", r.ID, "rotation", name, "requester", person,
+		"role", role.Name, "ends_at", end)
+	s.wake(r)
+	got, err := s.provision(ctx, r.ID)
+	if err != nil {
+		return r, fmt.Errorf("access: rotation %s: provision %s: %w", name, r.ID, err)
+	}
+	return got, nil
+}
+
+// moveShiftEnd sets a live shift grant's end to to(current request),
+// audited as ActShiftMoved. It returns the request after the change, the
+// current request when nothing needed to move, and nil when it is no
+// longer live.
+func (s *Service) moveShiftEnd(ctx context.Context, id, why string, to func(r *Request) time.Time) (*Request, error) {
+	now := s.clock.Now()
+	var unchanged *Request
+	r, err := s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		unchanged = nil
+		if r.State != StateApproved && r.State != StateActive {
+			return nil, errNothingDue
+		}
+		end := to(r)
+		if d := end.Sub(r.EndsAt); d < endTolerance && d > -endTolerance {
+			unchanged = r
+			return nil, errNothingDue
+		}
+		ev := s.event(r, ActShiftMoved, SystemActor, r.State, r.State, "")
+		ev.Detail = fmt.Sprintf("%s: ends %s -> %s", why, r.EndsAt.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+		r.EndsAt = end
+		r.UpdatedAt = now
+		return []AuditEvent{ev}, nil
+	})
+	if errors.Is(err, errNothingDue) {
+		return unchanged, nil
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("access: move end of shift grant %s: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "shift grant end moved", "request_id", r.ID, "rotation", r.Rotation, "requester", r.Requester,
+		"role", r.Role, "ends_at", r.EndsAt, "why", why)
+	s.wake(r)
+	return r, nil
+}
+
+// rotationProblems announces the rotation's problems when they differ
+// from the ones last announced (by key), and that they cleared.
+func (s *Service) rotationProblems(ctx context.Context, name string, ps []rotationProblem) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].key < ps[j].key })
+	var keys, texts []string
+	for _, p := range ps {
+		keys = append(keys, p.key)
+		texts = append(texts, p.text)
+	}
+	cur := rotationProblem{key: strings.Join(keys, "|"), text: strings.Join(texts, "; ")}
+	s.rot.mu.Lock()
+	if s.rot.announced == nil {
+		s.rot.announced = map[string]rotationProblem{}
+	}
+	last := s.rot.announced[name]
+	if last.key == cur.key {
+		s.rot.mu.Unlock()
+		return
+	}
+	s.rot.announced[name] = cur
+	s.rot.mu.Unlock()
+	stub := &Request{Kind: KindRotation, Rotation: name}
+	if cur.key == "" {
+		s.log.InfoContext(ctx, "rotation problem cleared", "rotation", name, "problem", last.text)
+		s.notify(ctx, Event{Type: EvRotationOK, Request: stub, Actor: SystemActor, Reason: last.text})
+		return
+	}
+	s.log.WarnContext(ctx, "rotation problem", "rotation", name, "problem", cur.text)
+	s.notify(ctx, Event{Type: EvRotationProblem, Request: stub, Actor: SystemActor, Reason: cur.text})
+}
