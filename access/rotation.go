@@ -98,13 +98,14 @@ func (s *Service) rotationOptions(rotation string) RotationOptions {
 	return o
 }
 
-// rotationID is the id of the shift grant of person for role in the
-// rotation's shift that started at start. It is the same on every replica,
-// so two replicas racing to create it make one (Store.Create returns
-// ErrExists to the other), and a shift grant that ended early (revoked by
-// an admin, failed) is not made again for the same shift.
-func rotationID(rotation, role, person string, start time.Time) string {
-	h := sha256.Sum256([]byte(rotation + "\x00" + role + "\x00" + person + "\x00" + start.UTC().Format(time.RFC3339Nano)))
+// rotationID is the id of the gen-th shift grant of person for role in
+// the rotation's shift that started at start. It is the same on every
+// replica, so two replicas racing to create it make one (Store.Create
+// returns ErrExists to the other). gen counts grants of the same shift
+// that ended because the person went off call and came back (an override
+// added and removed again).
+func rotationID(rotation, role, person string, start time.Time, gen int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s\x00%d", rotation, role, person, start.UTC().Format(time.RFC3339Nano), gen))
 	out := []byte("r-")
 	for _, c := range h[:8] {
 		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
@@ -327,13 +328,32 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 	return shift.End, errors.Join(errs...)
 }
 
+// maxShiftGens bounds how often one shift's grant is made again after
+// ending because its person went off call.
+const maxShiftGens = 20
+
 // startShiftGrant creates person's shift grant of role and provisions it.
 // It returns nil (and no error) when the grant of this shift already
-// exists: another replica made it, or it ended early and is not made again.
+// exists (another replica made it) or ended otherwise than by going off
+// call: a shift grant revoked by an admin or failed is not made again for
+// the same shift.
 func (s *Service) startShiftGrant(ctx context.Context, name string, start time.Time, shiftText string, role Role, person string, end time.Time, outgoing []string) (*Request, error) {
+	for gen := 0; gen < maxShiftGens; gen++ {
+		r, again, err := s.createShiftGrant(ctx, rotationID(name, role.Name, person, start, gen), name, shiftText, role, person, end, outgoing)
+		if !again {
+			return r, err
+		}
+	}
+	return nil, fmt.Errorf("access: rotation %s: %s went off and on call more than %d times in one shift; no new grant", name, person, maxShiftGens)
+}
+
+// createShiftGrant creates and provisions the shift grant id; again says
+// the id is taken by a grant of the same shift that ended because its
+// person went off call, so the next id should be tried.
+func (s *Service) createShiftGrant(ctx context.Context, id, name, shiftText string, role Role, person string, end time.Time, outgoing []string) (_ *Request, again bool, _ error) {
 	now := s.clock.Now()
 	r := &Request{
-		ID: rotationID(name, role.Name, person, start), Kind: KindRotation, Rotation: name,
+		ID: id, Kind: KindRotation, Rotation: name,
 		Requester: person, Role: role.Name, Provider: role.Provider, Group: role.Group,
 		Duration: end.Sub(now), Reason: "on-call shift of " + name, State: StateApproved,
 		CreatedAt: now, UpdatedAt: now, EndsAt: end,
@@ -345,22 +365,28 @@ func (s *Service) startShiftGrant(ctx context.Context, name string, start time.T
 	}
 	err := s.store.Create(ctx, r, ev)
 	if errors.Is(err, ErrExists) {
-		if got, gerr := s.store.Get(ctx, r.ID); gerr == nil && (got.Kind != KindRotation || got.Requester != person) {
-			return nil, fmt.Errorf("access: rotation %s: shift grant id %s is taken by another request", name, r.ID)
+		got, gerr := s.store.Get(ctx, r.ID)
+		switch {
+		case gerr != nil:
+			return nil, false, fmt.Errorf("access: rotation %s: read shift grant %s: %w", name, r.ID, gerr)
+		case got.Kind != KindRotation || got.Requester != person || got.Role != role.Name:
+			return nil, false, fmt.Errorf("access: rotation %s: shift grant id %s is taken by another request", name, r.ID)
+		case (got.State == StateRevoking || got.State == StateEnded) && got.EndReason == EndShiftOver:
+			return nil, true, nil
 		}
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("access: rotation %s: store shift grant of %s: %w", name, person, err)
+		return nil, false, fmt.Errorf("access: rotation %s: store shift grant of %s: %w", name, person, err)
 	}
 	s.log.InfoContext(ctx, "shift grant created", "request_id", r.ID, "rotation", name, "requester", person,
 		"role", role.Name, "ends_at", end)
 	s.wake(r)
 	got, err := s.provision(ctx, r.ID)
 	if err != nil {
-		return r, fmt.Errorf("access: rotation %s: provision %s: %w", name, r.ID, err)
+		return r, false, fmt.Errorf("access: rotation %s: provision %s: %w", name, r.ID, err)
 	}
-	return got, nil
+	return got, false, nil
 }
 
 // moveShiftEnd sets a live shift grant's end to to(current request),
