@@ -53,7 +53,7 @@ type world struct {
 	clk   *clock
 }
 
-func newWorld(t *testing.T, opts slackfake.Options) *world {
+func newWorld(t *testing.T, opts slackfake.Options, mods ...func(*slackbot.Config)) *world {
 	t.Helper()
 	f := newFake(t, opts)
 	f.AddUser(slackfake.User{ID: "UCAROL", Name: "carol", Email: "carol@example.com"})
@@ -82,7 +82,11 @@ func newWorld(t *testing.T, opts slackfake.Options) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := slackbot.New(botConfig(f), nil, st, log)
+	cfg := botConfig(f)
+	for _, m := range mods {
+		m(&cfg)
+	}
+	b, err := slackbot.New(cfg, nil, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,6 +367,9 @@ func TestE2EReconnectLosesNothing(t *testing.T) {
 	w.fake.DropNextDelivery()
 	w.command(t, "UALICE", "prod-read 2h incident 42 dashboards")
 	_, readID := w.card(t, 2)
+	waitFor(t, w.fake, "reconnect after the mid-delivery drop", func() bool {
+		return w.fake.ConnectionsOpened() >= 3 && w.fake.LiveConnections() == 1
+	})
 
 	w.fake.Drop()
 	w.fake.DropNextDelivery()
@@ -404,5 +411,43 @@ func TestE2EReconnectLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("redelivered and acknowledged: %d; stray acks: %d", retried, w.fake.StrayAcks())
+	w.reportAcks(t)
+}
+
+// Without an approvals channel every approver gets the card by DM and
+// decides there; every copy is updated.
+func TestE2EApprovalCardsByDM(t *testing.T) {
+	w := newWorld(t, slackfake.Options{}, func(c *slackbot.Config) { c.ApprovalsChannel = "" })
+	w.command(t, "UALICE", "prod-read 1h check dashboards")
+	var bobDM string
+	waitFor(t, w.fake, "card in bob's DM", func() bool {
+		bobDM = w.fake.DMChannel("UBOB")
+		return bobDM != "" && len(w.fake.Messages(bobDM)) == 1
+	})
+	card := w.fake.Messages(bobDM)[0]
+	if !slackfake.HasButtons(card.Blocks) {
+		t.Fatalf("DM card without buttons: %s", slackfake.BlockText(card.Blocks))
+	}
+	var id string
+	for _, b := range card.Blocks {
+		if b["type"] == "actions" {
+			id = b["elements"].([]any)[0].(map[string]any)["value"].(string)
+		}
+	}
+	if _, err := w.fake.Click(tctx(t), slackfake.Click{User: "UBOB", Channel: bobDM, ActionID: handlers.ActionApprove, Value: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, w.fake, "grant", func() bool { return w.prov.IsMember(groupRead, alice) })
+	waitFor(t, w.fake, "DM card updated", func() bool {
+		m, _ := w.fake.Message(bobDM, card.TS)
+		return m.Updates > 0 && !slackfake.HasButtons(m.Blocks)
+	})
+	waitFor(t, w.fake, "bob's answer in his DM", func() bool {
+		es := w.fake.EphemeralsFor("UBOB")
+		return len(es) == 1 && es[0].Channel == bobDM
+	})
+	if n := len(w.fake.Messages(chApprove)); n != 0 {
+		t.Errorf("%d messages in the approvals channel, want none", n)
+	}
 	w.reportAcks(t)
 }
