@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -761,5 +762,94 @@ roles:
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", o)
+	}
+}
+
+// TestHandoffTimer checks the handoff run of addRotationJobs: the timer
+// armed for the handoff runs the sync, also when the job's lock is held
+// (a scheduled run keeps it until just before its next tick), and no
+// timer is left once ctx ends.
+func TestHandoffTimer(t *testing.T) {
+	l := rotConfig(t, rotConsoleConfig)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "timer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clock := &rotClock{t: time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)}
+	prov := dryrun.New(nil)
+	oncall, err := buildOnCall(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: map[string]access.Provisioner{"dryrun": prov},
+		OnCall: oncall, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locker := scheduler.NewLocalLocker()
+	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: locker})
+	svc.SetWaker(sched)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := addRotationJobs(ctx, sched, svc, l, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !prov.IsMember("prod-readers", "bob@example.com") {
+		t.Fatal("start run did not grant the current shift")
+	}
+
+	// The handoff has come (the clock is the test's, so the timer is
+	// armed here for "now"); another run holds the job lock.
+	handoff := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	clock.Set(handoff)
+	lock, err := locker.Obtain(ctx, "job:"+rotationJob("platform"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release(context.Background())
+	h := &handoffRun{ctx: ctx, name: "platform", svc: svc, sched: sched, log: slog.New(slog.DiscardHandler)}
+	context.AfterFunc(ctx, h.stop)
+	h.arm(handoff)
+	deadline := time.After(20 * time.Second)
+	for !prov.IsMember("prod-readers", "carol@example.com") {
+		select {
+		case <-deadline:
+			t.Fatal("the handoff run did not grant carol")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// It armed itself for the next handoff; ending ctx stops that timer.
+	next := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	for armed := false; !armed; {
+		h.mu.Lock()
+		armed = h.timer != nil && h.at.Equal(next)
+		h.mu.Unlock()
+		if !armed {
+			select {
+			case <-deadline:
+				t.Fatal("not armed for the next handoff")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	cancel()
+	for stopped := false; !stopped; {
+		h.mu.Lock()
+		stopped = h.timer == nil
+		h.mu.Unlock()
+		if !stopped {
+			select {
+			case <-deadline:
+				t.Fatal("timer left after ctx ended")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	h.arm(next.Add(time.Hour))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.timer != nil {
+		t.Fatal("armed after ctx ended")
 	}
 }

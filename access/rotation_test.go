@@ -126,6 +126,7 @@ func rotPolicy() *access.Policy {
 			"prod-admin": admin,
 		},
 		Rotations: map[string]access.Rotation{"platform": {Name: "platform", Source: "static", Grant: []string{"prod-read"}}},
+		Admins:    []string{"frank@example.com"},
 	}
 }
 
@@ -520,5 +521,65 @@ func TestRotationProblemsAnnouncedOnce(t *testing.T) {
 	}
 	if n := len(e.notes.of(access.EvRotationOK, "")); n != 1 {
 		t.Fatalf("%d all-clears, want 1", n)
+	}
+}
+
+// TestRotationSamePersonConsecutiveShifts: an override keeps bob on call
+// for the first day of carol's week. His grant simply continues (its end
+// moves), so the two shifts cost one grant and one revoke call, and no
+// handoff is announced between them.
+func TestRotationSamePersonConsecutiveShifts(t *testing.T) {
+	e := newRotEnv(t)
+	e.src.set(func(s *rotSource) {
+		s.rot = rotStatic(t, static.Override{From: "2026-11-23 09:00", Until: "2026-11-24 09:00", Member: rotBob})
+	})
+	if next := e.sync(t); !next.Equal(rotHandoff) {
+		t.Fatalf("next = %s, want %s", next, rotHandoff)
+	}
+	overrideEnd := rotHandoff.Add(24 * time.Hour)
+	e.clock.Set(rotHandoff)
+	if next := e.sync(t); !next.Equal(overrideEnd) {
+		t.Fatalf("next = %s, want %s", next, overrideEnd)
+	}
+	e.clock.Set(rotHandoff.Add(rotGrace))
+	e.drain(t)
+	bob := e.only(t, rotBob)
+	if bob.State != access.StateActive || !bob.EndsAt.Equal(overrideEnd.Add(rotGrace)) || !e.prov.IsMember("g-read", rotBob) {
+		t.Fatalf("bob's grant across his two shifts: %s until %s", bob.State, bob.EndsAt)
+	}
+	if len(e.notes.of(access.EvHandoffOut, "")) != 0 {
+		t.Fatal("a handoff from bob to bob was announced")
+	}
+	e.clock.Set(overrideEnd)
+	e.sync(t)
+	e.clock.Set(overrideEnd.Add(rotGrace))
+	e.drain(t)
+	if e.prov.IsMember("g-read", rotBob) || !e.prov.IsMember("g-read", rotCarol) {
+		t.Fatal("membership does not follow the handoff after the override")
+	}
+	if g, r := e.calls("grant", rotBob), e.calls("revoke", rotBob); g != 1 || r != 1 {
+		t.Fatalf("bob: %d grant and %d revoke calls for two consecutive shifts, want 1 and 1", g, r)
+	}
+}
+
+// TestRotationRevokedShiftGrantStaysRevoked: an admin's early revocation
+// of a shift grant holds for the rest of that shift; the next shift of the
+// same person is granted again.
+func TestRotationRevokedShiftGrantStaysRevoked(t *testing.T) {
+	e := newRotEnv(t)
+	e.sync(t)
+	g := e.only(t, rotBob)
+	if _, err := e.svc.Revoke(context.Background(), g.ID, "frank@example.com", "laptop lost"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(rotT0.Add(5 * time.Minute))
+	e.sync(t)
+	if e.prov.IsMember("g-read", rotBob) || len(e.shiftGrants(t, rotBob)) != 1 {
+		t.Fatal("a revoked shift grant was made again in the same shift")
+	}
+	e.clock.Set(rotNext)
+	e.sync(t)
+	if !e.prov.IsMember("g-read", rotBob) {
+		t.Fatal("bob's next shift was not granted")
 	}
 }
