@@ -356,7 +356,9 @@ func TestEscapingUserText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.h.mu.Lock()
 	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Message: msg} }
+	e.h.mu.Unlock()
 	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral, Text: evil}); err != nil {
 		t.Fatal(err)
 	}
@@ -433,6 +435,7 @@ func testForm(n int) *handlers.Form {
 func TestFormModal(t *testing.T) {
 	e := setup(t, nil)
 	ctx := tctx(t)
+	e.h.mu.Lock()
 	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: testForm(3)} }
 	e.h.onForm = func(in handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
 		if in.Duration == "forever" {
@@ -440,6 +443,7 @@ func TestFormModal(t *testing.T) {
 		}
 		return handlers.Reply{Message: handlers.Message{Title: "Request r-9 submitted"}}, nil
 	}
+	e.h.mu.Unlock()
 	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
 		t.Fatal(err)
 	}
@@ -497,8 +501,10 @@ func TestFormWithManyRolesUsesExternalSelect(t *testing.T) {
 	e := setup(t, nil)
 	ctx := tctx(t)
 	form := testForm(150)
+	e.h.mu.Lock()
 	e.h.roles = form.Roles
 	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: form} }
+	e.h.mu.Unlock()
 	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
 		t.Fatal(err)
 	}
@@ -893,11 +899,13 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 func TestSlowFormSubmissionAnsweredByMessage(t *testing.T) {
 	e := setup(t, nil)
 	ctx := tctx(t)
+	e.h.mu.Lock()
 	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: testForm(2)} }
 	e.h.onForm = func(in handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
 		time.Sleep(2700 * time.Millisecond) // past the 2.5 s the transport allows itself before acking
 		return handlers.Reply{}, handlers.FormErrors{handlers.FieldDuration: "too long for role-001"}
 	}
+	e.h.mu.Unlock()
 	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
 		t.Fatal(err)
 	}
