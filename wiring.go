@@ -250,17 +250,27 @@ func redisPrefix(cfg Config) string {
 	return "accessbot"
 }
 
-// waitSettled returns once no request is pending or live any more.
+// waitSettled returns once no request is pending or live any more
+// (on-call shift grants aside).
 func waitSettled(ctx context.Context, st access.Store) error {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
 		open, err := st.List(ctx, access.Filter{States: []access.State{access.StatePending, access.StateApproved,
-			access.StateActive, access.StateRevoking}, Limit: 1})
+			access.StateActive, access.StateRevoking}})
 		if err != nil {
 			return err
 		}
-		if len(open) == 0 {
+		settled := true
+		for _, r := range open {
+			// On-call shift grants last until the handoff; they do not keep
+			// a finished script waiting.
+			if r.Kind != access.KindRotation || r.State == access.StateRevoking {
+				settled = false
+				break
+			}
+		}
+		if settled {
 			return nil
 		}
 		select {
