@@ -69,15 +69,18 @@ func escape(s string) string {
 	return b.String()
 }
 
-// truncate cuts escaped mrkdwn to at most max bytes (Slack counts
+// truncate cuts escaped mrkdwn to at most limit bytes (Slack counts
 // characters; bytes are a safe upper bound), never inside an entity or a
 // UTF-8 sequence, and marks the cut with an ellipsis.
-func truncate(s string, max int) string {
-	if len(s) <= max {
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	const ell = "…"
-	cut := max - len(ell)
+	ell := "…"
+	if limit < len(ell) {
+		ell = ""
+	}
+	cut := max(limit-len(ell), 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
@@ -88,13 +91,16 @@ func truncate(s string, max int) string {
 	return s[:cut] + ell
 }
 
-// truncatePlain cuts plain text (not mrkdwn) to max runes.
-func truncatePlain(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
+// truncatePlain cuts plain text (not mrkdwn) to limit runes.
+func truncatePlain(s string, limit int) string {
+	if utf8.RuneCountInString(s) <= limit {
 		return s
 	}
+	if limit < 1 {
+		return ""
+	}
 	r := []rune(s)
-	return string(r[:max-1]) + "…"
+	return string(r[:limit-1]) + "…"
 }
 
 // mrkdwn builds a verbatim mrkdwn text object: verbatim stops Slack from
