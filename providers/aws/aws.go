@@ -41,6 +41,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
 var (
@@ -115,8 +116,8 @@ type Provider struct {
 	ids    *identitystore.Client
 	sso    *ssoadmin.Client
 	log    *slog.Logger
-	userID *cache[string]   // lowercased email -> user id
-	users  *cache[userInfo] // user id -> user
+	userID *ttlcache.Cache[string]   // lowercased email -> user id
+	users  *ttlcache.Cache[userInfo] // user id -> user
 }
 
 type userInfo struct {
@@ -182,8 +183,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Pr
 	p := &Provider{
 		cfg:    cfg,
 		log:    log,
-		userID: newCache[string](s.cacheTTL, cacheSize),
-		users:  newCache[userInfo](s.cacheTTL, cacheSize),
+		userID: ttlcache.New[string](s.cacheTTL, cacheSize),
+		users:  ttlcache.New[userInfo](s.cacheTTL, cacheSize),
 	}
 	p.ids = identitystore.NewFromConfig(awsCfg, func(o *identitystore.Options) {
 		o.Retryer = newRetryer()
@@ -355,7 +356,7 @@ func (p *Provider) resolve(ctx context.Context, email string, fresh bool) (strin
 		return "", access.Permanent(errors.New("empty user identity"))
 	}
 	if !fresh {
-		if id, ok := p.userID.get(key); ok {
+		if id, ok := p.userID.Get(key); ok {
 			return id, nil
 		}
 	}
@@ -378,7 +379,7 @@ func (p *Provider) resolve(ctx context.Context, email string, fresh bool) (strin
 			return "", fmt.Errorf("look up user %s: %w", email, p.classify(err))
 		}
 		id := awssdk.ToString(out.UserId)
-		p.userID.put(key, id)
+		p.userID.Put(key, id)
 		return id, nil
 	}
 	return "", fmt.Errorf("no user with %s %s in identity store %s (ResourceNotFoundException): %w",
@@ -386,15 +387,15 @@ func (p *Provider) resolve(ctx context.Context, email string, fresh bool) (strin
 }
 
 func (p *Provider) forgetUser(email, uid string) {
-	p.userID.forget(strings.ToLower(strings.TrimSpace(email)))
-	p.users.forget(uid)
+	p.userID.Forget(strings.ToLower(strings.TrimSpace(email)))
+	p.users.Forget(uid)
 }
 
 // describe returns a user's email and status (cached unless fresh). A
 // ResourceNotFoundException is returned as it is (see isNotFound).
 func (p *Provider) describe(ctx context.Context, uid string, fresh bool) (userInfo, error) {
 	if !fresh {
-		if u, ok := p.users.get(uid); ok {
+		if u, ok := p.users.Get(uid); ok {
 			return u, nil
 		}
 	}
@@ -414,7 +415,7 @@ func (p *Provider) describe(ctx context.Context, uid string, fresh bool) (userIn
 	if u.email == "" {
 		u.email = uid
 	}
-	p.users.put(uid, u)
+	p.users.Put(uid, u)
 	return u, nil
 }
 

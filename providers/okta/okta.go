@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
 var (
@@ -109,8 +110,8 @@ type Provider struct {
 	hc            *http.Client
 	auth          authenticator
 	log           *slog.Logger
-	users         *cache[user]
-	groups        *cache[group]
+	users         *ttlcache.Cache[user]
+	groups        *ttlcache.Cache[group]
 	gate          *rateGate
 	sem           chan struct{}
 	maxAttempts   int
@@ -165,8 +166,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
 	}
 	p := &Provider{
 		org: org, host: host, hc: &hc, log: log,
-		users:       newCache[user](s.cacheTTL, cacheSize),
-		groups:      newCache[group](s.cacheTTL, cacheSize),
+		users:       ttlcache.New[user](s.cacheTTL, cacheSize),
+		groups:      ttlcache.New[group](s.cacheTTL, cacheSize),
 		gate:        &rateGate{fams: map[string]*famState{}},
 		sem:         make(chan struct{}, max(s.concurrency, 1)),
 		maxAttempts: max(s.maxAttempts, 1), maxBackoff: s.maxBackoff, throttleWaits: s.throttleWaits,
@@ -361,7 +362,7 @@ func (p *Provider) Check(ctx context.Context, groups map[string]string) (lines [
 // otherwise a permanent error (or a transient one when Okta did not answer).
 // Only existing OKTA_GROUP groups are cached.
 func (p *Provider) managedGroup(ctx context.Context, gid string) (group, error) {
-	if g, ok := p.groups.get(gid); ok {
+	if g, ok := p.groups.Get(gid); ok {
 		return g, nil
 	}
 	if gid == "" {
@@ -381,7 +382,7 @@ func (p *Provider) managedGroup(ctx context.Context, gid string) (group, error) 
 	if g.Type != "OKTA_GROUP" {
 		return group{}, access.Permanent(fmt.Errorf("group %s (%s) is an %s: only OKTA_GROUP groups can be managed through the API", gid, g.Profile.Name, g.Type))
 	}
-	p.groups.put(gid, g)
+	p.groups.Put(gid, g)
 	return g, nil
 }
 
@@ -405,7 +406,7 @@ func (p *Provider) resolve(ctx context.Context, identity string, fresh bool) (us
 		return user{}, access.Permanent(errors.New("empty user identity"))
 	}
 	if !fresh {
-		if u, ok := p.users.get(key); ok {
+		if u, ok := p.users.Get(key); ok {
 			return u, nil
 		}
 	}
@@ -446,7 +447,7 @@ func (p *Provider) resolve(ctx context.Context, identity string, fresh bool) (us
 	if u.ID == "" {
 		return user{}, fmt.Errorf("look up user %s: answer without an id", identity)
 	}
-	p.users.put(key, u)
+	p.users.Put(key, u)
 	return u, nil
 }
 

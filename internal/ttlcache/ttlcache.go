@@ -1,13 +1,15 @@
-package okta
+// Package ttlcache is a small, bounded map whose entries expire; the
+// providers use it to remember user and group lookups for a short time.
+package ttlcache
 
 import (
 	"sync"
 	"time"
 )
 
-// cache is a small TTL map with a size bound; it keeps provider lookups
+// Cache is a small TTL map with a size bound; it keeps provider lookups
 // (email -> user id, user id -> user) from costing an API call each time.
-type cache[V any] struct {
+type Cache[V any] struct {
 	mu      sync.Mutex
 	ttl     time.Duration
 	max     int
@@ -19,11 +21,14 @@ type cacheEntry[V any] struct {
 	expires time.Time
 }
 
-func newCache[V any](ttl time.Duration, max int) *cache[V] {
-	return &cache[V]{ttl: ttl, max: max, entries: map[string]cacheEntry[V]{}}
+// New returns an empty cache keeping entries for ttl, at most max of them
+// (a ttl <= 0 keeps nothing).
+func New[V any](ttl time.Duration, max int) *Cache[V] {
+	return &Cache[V]{ttl: ttl, max: max, entries: map[string]cacheEntry[V]{}}
 }
 
-func (c *cache[V]) get(k string) (V, bool) {
+// Get returns the value of k unless it is missing or expired.
+func (c *Cache[V]) Get(k string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
@@ -34,7 +39,8 @@ func (c *cache[V]) get(k string) (V, bool) {
 	return e.v, true
 }
 
-func (c *cache[V]) put(k string, v V) {
+// Put stores v under k; when full, expired and then arbitrary entries go.
+func (c *Cache[V]) Put(k string, v V) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -58,7 +64,8 @@ func (c *cache[V]) put(k string, v V) {
 	c.entries[k] = cacheEntry[V]{v: v, expires: time.Now().Add(c.ttl)}
 }
 
-func (c *cache[V]) forget(k string) {
+// Forget drops k.
+func (c *Cache[V]) Forget(k string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, k)
