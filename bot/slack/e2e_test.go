@@ -55,6 +55,16 @@ type world struct {
 
 func newWorld(t *testing.T, opts slackfake.Options, mods ...func(*slackbot.Config)) *world {
 	t.Helper()
+	prov := dryrun.New(testLogger(t))
+	w := newWorldWith(t, opts, prov, groupAdmin, groupRead, mods...)
+	w.prov = prov
+	return w
+}
+
+// newWorldWith wires the engine with prov (registered as "dryrun") and
+// the groups of prod-admin and prod-read.
+func newWorldWith(t *testing.T, opts slackfake.Options, prov access.Provisioner, adminGroup, readGroup string, mods ...func(*slackbot.Config)) *world {
+	t.Helper()
 	f := newFake(t, opts)
 	f.AddUser(slackfake.User{ID: "UCAROL", Name: "carol", Email: "carol@example.com"})
 	// dave is a named approver, but this account is in a workspace that is
@@ -69,14 +79,13 @@ func newWorld(t *testing.T, opts slackfake.Options, mods ...func(*slackbot.Confi
 	t.Cleanup(func() { _ = st.Close() }) // runs after the bot stopped (cleanups run last-in first-out)
 
 	policy := &access.Policy{Roles: map[string]access.Role{
-		"prod-admin": {Name: "prod-admin", Description: "Administrator on production", Provider: "dryrun", Group: groupAdmin,
+		"prod-admin": {Name: "prod-admin", Description: "Administrator on production", Provider: "dryrun", Group: adminGroup,
 			MaxDuration: 4 * time.Hour, DefaultDuration: time.Hour, ApproverUsers: []string{"bob@example.com", "dave@example.com"},
 			Approvals: 1, PendingTTL: time.Hour},
-		"prod-read": {Name: "prod-read", Description: "Read-only on production", Provider: "dryrun", Group: groupRead,
+		"prod-read": {Name: "prod-read", Description: "Read-only on production", Provider: "dryrun", Group: readGroup,
 			MaxDuration: 8 * time.Hour, DefaultDuration: time.Hour, ApproverUsers: []string{"bob@example.com"},
 			Approvals: 1, PendingTTL: time.Hour},
 	}}
-	prov := dryrun.New(log)
 	clk := &clock{now: time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)}
 	svc, err := access.NewService(access.Deps{Store: st, Policy: policy, Providers: map[string]access.Provisioner{"dryrun": prov}, Clock: clk, Logger: log})
 	if err != nil {
@@ -96,7 +105,7 @@ func newWorld(t *testing.T, opts slackfake.Options, mods ...func(*slackbot.Confi
 	svc.SetWaker(sched)
 	runBot(t, b)
 	waitFor(t, f, "first connection", func() bool { return f.LiveConnections() == 1 })
-	return &world{fake: f, bot: b, svc: svc, prov: prov, sched: sched, clk: clk}
+	return &world{fake: f, bot: b, svc: svc, sched: sched, clk: clk}
 }
 
 func (w *world) command(t *testing.T, user, text string) slackfake.Result {
