@@ -31,28 +31,29 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/oncallcache"
+	"github.com/accessbot/accessbot/internal/sleep"
 )
 
 // Defaults.
 const (
 	DefaultAPIURL   = "https://api.opsgenie.com"
-	DefaultCacheFor = time.Minute
-	DefaultStaleFor = time.Hour
+	DefaultCacheFor = oncallcache.DefaultCacheFor
+	DefaultStaleFor = oncallcache.DefaultStaleFor
 
 	rateRetries    = 2
 	maxRateWait    = 30 * time.Second
 	defaultRateGap = time.Second // first wait when 429 has no Retry-After; doubled after
 	maxBody        = 4 << 20
-	keepAnswers    = 16
 )
 
 // ErrUnavailable says Opsgenie could not be reached and no recent enough
 // answer was cached. The engine falls back to the role's named approvers.
-var ErrUnavailable = errors.New("on-call service unavailable")
+// It is the same error value as pagerduty.ErrUnavailable.
+var ErrUnavailable = oncallcache.ErrUnavailable
 
 // Config configures a Rotation. Zero CacheFor/StaleFor take the defaults.
 type Config struct {
@@ -87,17 +88,14 @@ type Rotation struct {
 	clock  access.Clock
 	wait   func(ctx context.Context, d time.Duration) error
 
-	mu       sync.Mutex
-	answers  []answer // newest last
-	degraded bool
+	answers *oncallcache.Cache[answer]
 }
 
 var _ access.OnCall = (*Rotation)(nil)
 
 type answer struct {
-	date    time.Time // the time the answer is for
-	fetched time.Time
-	people  []string
+	date   time.Time // the time the answer is for
+	people []string
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -122,21 +120,11 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	if strings.TrimSpace(cfg.ScheduleID) == "" {
 		bad("schedule_id is empty (a schedule id or name)")
 	}
-	if cfg.CacheFor < 0 {
-		bad("cache_for %v is negative", cfg.CacheFor)
-	}
-	if cfg.StaleFor < 0 {
-		bad("stale_for %v is negative", cfg.StaleFor)
-	}
+	oncallcache.CheckAges(cfg.CacheFor, cfg.StaleFor, bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if cfg.CacheFor == 0 {
-		cfg.CacheFor = DefaultCacheFor
-	}
-	if cfg.StaleFor == 0 {
-		cfg.StaleFor = DefaultStaleFor
-	}
+	cfg.CacheFor, cfg.StaleFor = oncallcache.DefaultAges(cfg.CacheFor, cfg.StaleFor)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -150,29 +138,20 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	}
 	target.RawQuery = q.Encode()
 
+	log = log.With("oncall_source", "opsgenie", "schedule", id)
 	r := &Rotation{
-		cfg:    cfg,
-		target: &target,
-		log:    log.With("oncall_source", "opsgenie", "schedule", id),
-		hc:     &http.Client{Timeout: 15 * time.Second},
-		clock:  access.SystemClock{},
-		wait:   sleep,
+		cfg:     cfg,
+		target:  &target,
+		log:     log,
+		hc:      &http.Client{Timeout: 15 * time.Second},
+		clock:   access.SystemClock{},
+		wait:    sleep.For,
+		answers: oncallcache.New("opsgenie", log, cfg.CacheFor, cfg.StaleFor, answer.covers),
 	}
 	for _, o := range opts {
 		o(r)
 	}
 	return r, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // OnCall returns who is on call at at, as the window [at, at+CacheFor)
@@ -181,75 +160,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 // recent answer is cached; a permanent error for a rejected key; other
 // errors for requests Opsgenie refused (unknown schedule). It only reads.
 func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (access.Shift, error) {
-	now := r.clock.Now()
-	shift := func(people []string) access.Shift {
-		return access.Shift{Rotation: rotation, People: slices.Clone(people), Start: at, End: at.Add(r.cfg.CacheFor)}
-	}
-	if a, ok := r.cached(at, now, r.cfg.CacheFor); ok {
-		return shift(a.people), nil
-	}
-	date := at.Truncate(time.Second)
-	people, err := r.fetch(ctx, date)
-	if err == nil {
-		r.store(answer{date: date, fetched: now, people: people}, now)
-		return shift(people), nil
-	}
-	var down *unavailable
-	if !errors.As(err, &down) {
+	a, err := r.answers.Answer(ctx, at, r.clock.Now(), func() (answer, error) {
+		date := at.Truncate(time.Second)
+		people, err := r.fetch(ctx, date)
+		return answer{date: date, people: people}, err
+	})
+	if err != nil {
 		return access.Shift{}, err
 	}
-	if a, ok := r.cached(at, now, r.cfg.StaleFor); ok {
-		r.mu.Lock()
-		warn := !r.degraded
-		r.degraded = true
-		r.mu.Unlock()
-		if warn {
-			r.log.WarnContext(ctx, "opsgenie unreachable; serving the last known on-call answer",
-				"error", err.Error(), "answer_age", now.Sub(a.fetched).String(), "stale_for", r.cfg.StaleFor.String())
-		}
-		return shift(a.people), nil
-	}
-	return access.Shift{}, fmt.Errorf("opsgenie: %w (no answer younger than %v to fall back on): %w", ErrUnavailable, r.cfg.StaleFor, down.err)
+	return access.Shift{Rotation: rotation, People: slices.Clone(a.people), Start: at, End: at.Add(r.cfg.CacheFor)}, nil
 }
 
-// cached returns the newest answer taken for a time in (at-maxAge, at] and
-// fetched less than maxAge ago.
-func (r *Rotation) cached(at, now time.Time, maxAge time.Duration) (answer, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.answers) - 1; i >= 0; i-- {
-		a := r.answers[i]
-		if !at.Before(a.date) && at.Sub(a.date) < maxAge && now.Sub(a.fetched) < maxAge {
-			return a, true
-		}
-	}
-	return answer{}, false
+// covers says whether a, taken for a time in (at-maxAge, at], may stand
+// for at: the flat answer says nothing about later handoffs.
+func (a answer) covers(at time.Time, maxAge time.Duration) bool {
+	return !at.Before(a.date) && at.Sub(a.date) < maxAge
 }
-
-func (r *Rotation) store(a answer, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.degraded {
-		r.degraded = false
-		r.log.Info("opsgenie reachable again")
-	}
-	keep := r.answers[:0]
-	for _, old := range r.answers {
-		if now.Sub(old.fetched) < r.cfg.StaleFor {
-			keep = append(keep, old)
-		}
-	}
-	r.answers = append(keep, a)
-	if n := len(r.answers); n > keepAnswers {
-		r.answers = slices.Delete(r.answers, 0, n-keepAnswers)
-	}
-}
-
-// unavailable marks failures that the cache may cover.
-type unavailable struct{ err error }
-
-func (e *unavailable) Error() string { return e.err.Error() }
-func (e *unavailable) Unwrap() error { return e.err }
 
 type onCallResponse struct {
 	Data *struct {
@@ -277,14 +203,14 @@ func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) 
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("opsgenie: get on-calls: %w", ctx.Err())
 			}
-			return nil, &unavailable{fmt.Errorf("get on-calls: %w", redact(err))}
+			return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: %w", redact(err)))
 		}
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			if rerr != nil {
-				return nil, &unavailable{fmt.Errorf("get on-calls: read answer: %w", rerr)}
+				return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: read answer: %w", rerr))
 			}
 			var out onCallResponse
 			if err := json.Unmarshal(body, &out); err != nil {
@@ -308,7 +234,7 @@ func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) 
 				d = time.Duration(v * float64(time.Second))
 			}
 			if attempt >= rateRetries || d > maxRateWait {
-				return nil, &unavailable{fmt.Errorf("get on-calls: rate limited%s", describe(body))}
+				return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: rate limited%s", describe(body)))
 			}
 			r.log.InfoContext(ctx, "opsgenie rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
 			if err := r.wait(ctx, d); err != nil {
@@ -319,7 +245,7 @@ func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) 
 			return nil, access.Permanent(fmt.Errorf("opsgenie: get on-calls: api key rejected (%s); check the key and that its integration may read the schedule%s",
 				resp.Status, describe(body)))
 		case resp.StatusCode >= 500:
-			return nil, &unavailable{fmt.Errorf("get on-calls: %s%s", resp.Status, describe(body))}
+			return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: %s%s", resp.Status, describe(body)))
 		default:
 			return nil, fmt.Errorf("opsgenie: get on-calls for schedule %q: %s%s", r.cfg.ScheduleID, resp.Status, describe(body))
 		}

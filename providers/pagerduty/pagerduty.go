@@ -37,17 +37,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/oncallcache"
+	"github.com/accessbot/accessbot/internal/sleep"
 )
 
 // Defaults.
 const (
 	DefaultAPIURL   = "https://api.pagerduty.com"
-	DefaultCacheFor = time.Minute
-	DefaultStaleFor = time.Hour
+	DefaultCacheFor = oncallcache.DefaultCacheFor
+	DefaultStaleFor = oncallcache.DefaultStaleFor
 	// Lookahead is how far ahead of the asked time on-calls are listed.
 	Lookahead = 24 * time.Hour
 
@@ -57,12 +58,12 @@ const (
 	maxRateWait    = 30 * time.Second // longer resets are not waited for
 	defaultRateGap = time.Second      // when 429 has no usable reset header
 	maxBody        = 8 << 20
-	keepAnswers    = 16
 )
 
 // ErrUnavailable says PagerDuty could not be reached and no recent enough
 // answer was cached. The engine falls back to the role's named approvers.
-var ErrUnavailable = errors.New("on-call service unavailable")
+// It is the same error value as opsgenie.ErrUnavailable.
+var ErrUnavailable = oncallcache.ErrUnavailable
 
 // Config configures a Rotation. ScheduleIDs and EscalationPolicyIDs select
 // the on-calls (at least one of them); EscalationLevels, when set, keeps
@@ -101,9 +102,7 @@ type Rotation struct {
 	clock access.Clock
 	wait  func(ctx context.Context, d time.Duration) error
 
-	mu       sync.Mutex
-	answers  []answer // newest last
-	degraded bool     // serving stale answers; warned once
+	answers *oncallcache.Cache[answer]
 }
 
 var _ access.OnCall = (*Rotation)(nil)
@@ -111,7 +110,6 @@ var _ access.OnCall = (*Rotation)(nil)
 // answer is one successful listing of the on-calls over [since, until).
 type answer struct {
 	since, until time.Time
-	fetched      time.Time
 	oncalls      []entry
 }
 
@@ -156,47 +154,28 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 			bad("escalation_levels[%d] is %d; levels start at 1", i, l)
 		}
 	}
-	if cfg.CacheFor < 0 {
-		bad("cache_for %v is negative", cfg.CacheFor)
-	}
-	if cfg.StaleFor < 0 {
-		bad("stale_for %v is negative", cfg.StaleFor)
-	}
+	oncallcache.CheckAges(cfg.CacheFor, cfg.StaleFor, bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if cfg.CacheFor == 0 {
-		cfg.CacheFor = DefaultCacheFor
-	}
-	if cfg.StaleFor == 0 {
-		cfg.StaleFor = DefaultStaleFor
-	}
+	cfg.CacheFor, cfg.StaleFor = oncallcache.DefaultAges(cfg.CacheFor, cfg.StaleFor)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("oncall_source", "pagerduty")
 	r := &Rotation{
-		cfg:   cfg,
-		base:  base,
-		log:   log.With("oncall_source", "pagerduty"),
-		hc:    &http.Client{Timeout: 15 * time.Second},
-		clock: access.SystemClock{},
-		wait:  sleep,
+		cfg:     cfg,
+		base:    base,
+		log:     log,
+		hc:      &http.Client{Timeout: 15 * time.Second},
+		clock:   access.SystemClock{},
+		wait:    sleep.For,
+		answers: oncallcache.New("pagerduty", log, cfg.CacheFor, cfg.StaleFor, answer.covers),
 	}
 	for _, o := range opts {
 		o(r)
 	}
 	return r, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // OnCall returns who is on call at at (see the package documentation for
@@ -205,65 +184,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 // younger than StaleFor covers at; a permanent error for a rejected token;
 // other errors for answers PagerDuty refused. It only reads.
 func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (access.Shift, error) {
-	now := r.clock.Now()
-	if a, ok := r.cached(at, now, r.cfg.CacheFor); ok {
-		return a.shift(rotation, at), nil
-	}
-	since := at.Truncate(time.Second)
-	entries, err := r.fetch(ctx, since, since.Add(Lookahead))
-	if err == nil {
-		a := answer{since: since, until: since.Add(Lookahead), fetched: now, oncalls: entries}
-		r.store(a, now)
-		return a.shift(rotation, at), nil
-	}
-	var down *unavailable
-	if !errors.As(err, &down) {
+	a, err := r.answers.Answer(ctx, at, r.clock.Now(), func() (answer, error) {
+		since := at.Truncate(time.Second)
+		entries, err := r.fetch(ctx, since, since.Add(Lookahead))
+		return answer{since: since, until: since.Add(Lookahead), oncalls: entries}, err
+	})
+	if err != nil {
 		return access.Shift{}, err
 	}
-	if a, ok := r.cached(at, now, r.cfg.StaleFor); ok {
-		r.mu.Lock()
-		warn := !r.degraded
-		r.degraded = true
-		r.mu.Unlock()
-		if warn {
-			r.log.WarnContext(ctx, "pagerduty unreachable; serving the last known on-call answer",
-				"error", err.Error(), "answer_age", now.Sub(a.fetched).String(), "stale_for", r.cfg.StaleFor.String())
-		}
-		return a.shift(rotation, at), nil
-	}
-	return access.Shift{}, fmt.Errorf("pagerduty: %w (no answer younger than %v to fall back on): %w", ErrUnavailable, r.cfg.StaleFor, down.err)
+	return a.shift(rotation, at), nil
 }
 
-// cached returns the newest answer covering at that is younger than maxAge.
-func (r *Rotation) cached(at, now time.Time, maxAge time.Duration) (answer, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.answers) - 1; i >= 0; i-- {
-		a := r.answers[i]
-		if !at.Before(a.since) && at.Before(a.until) && now.Sub(a.fetched) < maxAge {
-			return a, true
-		}
-	}
-	return answer{}, false
-}
-
-func (r *Rotation) store(a answer, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.degraded {
-		r.degraded = false
-		r.log.Info("pagerduty reachable again")
-	}
-	keep := r.answers[:0]
-	for _, old := range r.answers {
-		if now.Sub(old.fetched) < r.cfg.StaleFor {
-			keep = append(keep, old)
-		}
-	}
-	r.answers = append(keep, a)
-	if n := len(r.answers); n > keepAnswers {
-		r.answers = slices.Delete(r.answers, 0, n-keepAnswers)
-	}
+// covers says whether a listed the on-calls at at; the listing names each
+// turn's start and end, so the age limit does not narrow it.
+func (a answer) covers(at time.Time, _ time.Duration) bool {
+	return !at.Before(a.since) && at.Before(a.until)
 }
 
 func (a answer) shift(rotation string, at time.Time) access.Shift {
@@ -291,12 +226,6 @@ func (a answer) shift(rotation string, at time.Time) access.Shift {
 	slices.Sort(s.People)
 	return s
 }
-
-// unavailable marks failures that the cache may cover.
-type unavailable struct{ err error }
-
-func (e *unavailable) Error() string { return e.err.Error() }
-func (e *unavailable) Unwrap() error { return e.err }
 
 // fetch lists all on-calls over [since, until), following pagination.
 func (r *Rotation) fetch(ctx context.Context, since, until time.Time) ([]entry, error) {
@@ -385,7 +314,7 @@ func (o *onCall) entry() (entry, error) {
 
 // get does one GET, waiting out up to rateRetries 429s, and decodes the
 // JSON answer into out. Network errors, 5xx and exhausted 429s come back
-// as *unavailable.
+// marked oncallcache.Unavailable.
 func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) error {
 	u := *r.base
 	u.Path = strings.TrimRight(u.Path, "/") + path
@@ -402,14 +331,14 @@ func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) 
 			if ctx.Err() != nil {
 				return fmt.Errorf("pagerduty: list on-calls: %w", ctx.Err())
 			}
-			return &unavailable{fmt.Errorf("list on-calls: %w", redact(err))}
+			return oncallcache.Unavailable(fmt.Errorf("list on-calls: %w", redact(err)))
 		}
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			if rerr != nil {
-				return &unavailable{fmt.Errorf("list on-calls: read answer: %w", rerr)}
+				return oncallcache.Unavailable(fmt.Errorf("list on-calls: read answer: %w", rerr))
 			}
 			if err := json.Unmarshal(body, out); err != nil {
 				return fmt.Errorf("pagerduty: list on-calls: decode answer: %w", err)
@@ -418,7 +347,7 @@ func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) 
 		case resp.StatusCode == http.StatusTooManyRequests:
 			d := resetAfter(resp.Header)
 			if attempt >= rateRetries || d > maxRateWait {
-				return &unavailable{fmt.Errorf("list on-calls: rate limited (reset in %v)%s", d, describe(body))}
+				return oncallcache.Unavailable(fmt.Errorf("list on-calls: rate limited (reset in %v)%s", d, describe(body)))
 			}
 			r.log.InfoContext(ctx, "pagerduty rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
 			if err := r.wait(ctx, d); err != nil {
@@ -428,7 +357,7 @@ func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) 
 			return access.Permanent(fmt.Errorf("pagerduty: list on-calls: token rejected (%s); check the API token and its access%s",
 				resp.Status, describe(body)))
 		case resp.StatusCode >= 500:
-			return &unavailable{fmt.Errorf("list on-calls: %s%s", resp.Status, describe(body))}
+			return oncallcache.Unavailable(fmt.Errorf("list on-calls: %s%s", resp.Status, describe(body)))
 		default:
 			return fmt.Errorf("pagerduty: list on-calls: %s%s", resp.Status, describe(body))
 		}

@@ -9,13 +9,13 @@ package ogfake
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/accessbot/accessbot/internal/fakeswitch"
 )
 
 // Turn puts Email on call for a schedule from Start until End (zero End:
@@ -26,15 +26,15 @@ type Turn struct {
 }
 
 // Mode says how the fake fails while it is down.
-type Mode int
+type Mode = fakeswitch.Mode
 
+// The modes: Up serves normally; Refused closes the listener (clients get
+// "connection refused"); Unavailable answers every request with 503 and a
+// non-JSON body.
 const (
-	// Up serves normally.
-	Up Mode = iota
-	// Refused closes the listener: clients get "connection refused".
-	Refused
-	// Unavailable answers every request with 503 and a non-JSON body.
-	Unavailable
+	Up          = fakeswitch.Up
+	Refused     = fakeswitch.Refused
+	Unavailable = fakeswitch.Unavailable
 )
 
 type schedule struct {
@@ -46,14 +46,12 @@ type schedule struct {
 type Server struct {
 	key string
 
+	sw *fakeswitch.Switch
+
 	mu         sync.Mutex
-	srv        *httptest.Server
-	addr       string
-	mode       Mode
 	schedules  []*schedule
 	limited    int
 	retryAfter int
-	requests   int
 	seq        int
 	rejected   []string
 }
@@ -61,24 +59,16 @@ type Server struct {
 // New starts a fake that accepts apiKey. Close it when done.
 func New(apiKey string) *Server {
 	s := &Server{key: apiKey}
-	s.srv = httptest.NewServer(s.mux())
-	s.addr = s.srv.Listener.Addr().String()
+	s.sw = fakeswitch.Start("ogfake", s.mux(), "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
 	return s
 }
 
-// URL is the base API URL; it stays the same across Down(Refused) and Up.
-func (s *Server) URL() string { return "http://" + s.addr }
+// URL is the base API URL (http://127.0.0.1:port); it stays the same
+// across Down(Refused) and Up.
+func (s *Server) URL() string { return s.sw.URL() }
 
 // Close stops the fake.
-func (s *Server) Close() {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-}
+func (s *Server) Close() { s.sw.Close() }
 
 // Set creates or replaces the schedule with this id and name and who is on
 // call when.
@@ -103,11 +93,7 @@ func (s *Server) RateLimit(n, retryAfter int) {
 }
 
 // Requests returns how many HTTP requests reached the fake.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
+func (s *Server) Requests() int { return s.sw.Requests() }
 
 // Rejected returns why requests were refused with 4xx.
 func (s *Server) Rejected() []string {
@@ -117,38 +103,10 @@ func (s *Server) Rejected() []string {
 }
 
 // Down takes the service down in mode m (Refused or Unavailable).
-func (s *Server) Down(m Mode) {
-	s.mu.Lock()
-	s.mode = m
-	srv := s.srv
-	if m == Refused {
-		s.srv = nil
-	}
-	s.mu.Unlock()
-	if m == Refused && srv != nil {
-		srv.Close()
-	}
-}
+func (s *Server) Down(m Mode) { s.sw.Down(m) }
 
 // Up brings the service back on the same address.
-func (s *Server) Up() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mode = Up
-	if s.srv != nil {
-		return nil
-	}
-	l, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("ogfake: listen again on %s: %w", s.addr, err)
-	}
-	srv := httptest.NewUnstartedServer(s.mux())
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	s.srv = srv
-	return nil
-}
+func (s *Server) Up() error { return s.sw.Up() }
 
 func (s *Server) mux() http.Handler {
 	m := http.NewServeMux()
@@ -173,13 +131,6 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.requests++
-		if s.mode == Unavailable {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
-			return
-		}
 		if r.Header.Get("Authorization") != "GenieKey "+s.key {
 			s.fail(w, http.StatusUnauthorized, "Could not authenticate")
 			return

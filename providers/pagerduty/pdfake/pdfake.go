@@ -9,13 +9,13 @@ package pdfake
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/accessbot/accessbot/internal/fakeswitch"
 )
 
 // Accept is the media type PagerDuty's REST API v2 requires.
@@ -34,56 +34,44 @@ type OnCall struct {
 }
 
 // Mode says how the fake fails while it is down.
-type Mode int
+type Mode = fakeswitch.Mode
 
+// The modes: Up serves normally; Refused closes the listener (clients get
+// "connection refused"); Unavailable answers every request with 503 and a
+// non-JSON body.
 const (
-	// Up serves normally.
-	Up Mode = iota
-	// Refused closes the listener: clients get "connection refused".
-	Refused
-	// Unavailable answers every request with 503 and a non-JSON body, as a
-	// load balancer in front of a failing service does.
-	Unavailable
+	Up          = fakeswitch.Up
+	Refused     = fakeswitch.Refused
+	Unavailable = fakeswitch.Unavailable
 )
 
 // Server is a running fake. All methods are safe for concurrent use.
 type Server struct {
 	token string
 
+	sw *fakeswitch.Switch
+
 	mu          sync.Mutex
-	srv         *httptest.Server
-	addr        string
-	mode        Mode
 	oncalls     []OnCall
 	pageSize    int
 	limited     int // requests still to answer with 429
 	resetSecond int
-	requests    int
 	rejected    []string // why requests were refused (bad auth, accept, input)
 }
 
 // New starts a fake that accepts token. Close it when done.
 func New(token string) *Server {
 	s := &Server{token: token, pageSize: 100}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
-	s.addr = s.srv.Listener.Addr().String()
+	s.sw = fakeswitch.Start("pdfake", http.HandlerFunc(s.handle), "<html><body><h1>503 Service Unavailable</h1></body></html>")
 	return s
 }
 
 // URL is the base API URL (http://127.0.0.1:port); it stays the same
 // across Down(Refused) and Up.
-func (s *Server) URL() string { return "http://" + s.addr }
+func (s *Server) URL() string { return s.sw.URL() }
 
 // Close stops the fake.
-func (s *Server) Close() {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-}
+func (s *Server) Close() { s.sw.Close() }
 
 // Set replaces who is on call when.
 func (s *Server) Set(oncalls ...OnCall) {
@@ -108,11 +96,7 @@ func (s *Server) RateLimit(n, resetSeconds int) {
 }
 
 // Requests returns how many HTTP requests reached the fake.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
+func (s *Server) Requests() int { return s.sw.Requests() }
 
 // Rejected returns why requests were refused with 4xx (auth, headers,
 // input), for tests that want to prove the client spoke the protocol.
@@ -123,38 +107,10 @@ func (s *Server) Rejected() []string {
 }
 
 // Down takes the service down in mode m (Refused or Unavailable).
-func (s *Server) Down(m Mode) {
-	s.mu.Lock()
-	s.mode = m
-	srv := s.srv
-	if m == Refused {
-		s.srv = nil
-	}
-	s.mu.Unlock()
-	if m == Refused && srv != nil {
-		srv.Close()
-	}
-}
+func (s *Server) Down(m Mode) { s.sw.Down(m) }
 
 // Up brings the service back on the same address.
-func (s *Server) Up() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mode = Up
-	if s.srv != nil {
-		return nil
-	}
-	l, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("pdfake: listen again on %s: %w", s.addr, err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	s.srv = srv
-	return nil
-}
+func (s *Server) Up() error { return s.sw.Up() }
 
 type apiError struct {
 	Message string   `json:"message"`
@@ -172,14 +128,6 @@ func (s *Server) fail(w http.ResponseWriter, status int, e apiError) {
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests++
-
-	if s.mode == Unavailable {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, "<html><body><h1>503 Service Unavailable</h1></body></html>")
-		return
-	}
 	if r.Header.Get("Authorization") != "Token token="+s.token {
 		s.fail(w, http.StatusUnauthorized, apiError{Message: "Authentication failed", Code: 2006})
 		return
