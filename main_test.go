@@ -14,6 +14,7 @@ import (
 	"github.com/accessbot/accessbot/bot/console"
 	"github.com/accessbot/accessbot/handlers"
 	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
 	"github.com/accessbot/accessbot/scheduler"
 	"github.com/accessbot/accessbot/store/bolt"
@@ -230,19 +231,6 @@ func TestRunConsoleScript(t *testing.T) {
 	}
 }
 
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -261,7 +249,7 @@ type stack struct {
 	con   *console.Console
 	sched *scheduler.Scheduler
 	prov  *dryrun.Provider
-	clock *testClock
+	clock *testclock.Clock
 	out   *syncBuffer
 	store access.Store
 }
@@ -272,7 +260,7 @@ func newStack(t *testing.T, st access.Store) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{clock: &testClock{t: time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)}, out: &syncBuffer{}, store: st}
+	s := &stack{clock: testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)), out: &syncBuffer{}, store: st}
 	cc := l.Config.Chat.Console
 	s.con = console.New(console.Config{Users: cc.Users, ApprovalsChannel: cc.ApprovalsChannel, SecurityChannel: cc.SecurityChannel}, s.out)
 	s.prov = dryrun.New(nil)

@@ -11,6 +11,7 @@ import (
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/bot/console"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/aws/awsfake"
 	"github.com/accessbot/accessbot/providers/okta/oktafake"
 	"github.com/accessbot/accessbot/scheduler"
@@ -83,7 +84,7 @@ roles:
 	}
 	defer st.Close()
 	out := &syncBuffer{}
-	clock := &testClock{t: time.Now().UTC()}
+	clock := testclock.New(time.Now().UTC())
 	con := console.New(console.Config{Users: l.Config.Chat.Console.Users}, out)
 	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, Clock: clock})
 	if err != nil {

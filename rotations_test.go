@@ -18,6 +18,7 @@ import (
 	"github.com/accessbot/accessbot/bot/console"
 	"github.com/accessbot/accessbot/handlers"
 	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
 	"github.com/accessbot/accessbot/providers/opsgenie"
 	"github.com/accessbot/accessbot/providers/opsgenie/ogfake"
@@ -27,19 +28,6 @@ import (
 	"github.com/accessbot/accessbot/store/bolt"
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
-
-// rotClock is a settable clock shared by every part of a test stack.
-type rotClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *rotClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *rotClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // rotOutput is a console output safe for concurrent writers.
 type rotOutput struct {
@@ -209,7 +197,7 @@ func TestTwoReplicasTenHandoffs(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	prov := dryrun.New(nil)
 	start := time.Date(2026, 11, 16, 12, 0, 0, 0, time.UTC)
-	clock := &rotClock{t: start}
+	clock := testclock.New(start)
 	members := []string{"ann@example.com", "ben@example.com", "cat@example.com"}
 	grace := access.DefaultRotationGrace
 	handoff := func(k int) time.Time { return time.Date(2026, 11, 16+k, 9, 0, 0, 0, time.UTC) }
@@ -366,11 +354,11 @@ type rotConsole struct {
 	con   *console.Console
 	sched *scheduler.Scheduler
 	prov  *dryrun.Provider
-	clock *rotClock
+	clock *testclock.Clock
 	out   *rotOutput
 }
 
-func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *rotClock, oncall access.OnCall) *rotConsole {
+func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *testclock.Clock, oncall access.OnCall) *rotConsole {
 	t.Helper()
 	l := rotConfig(t, cfg)
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "rot.db"))
@@ -434,7 +422,7 @@ func (s *rotConsole) at(t *testing.T, ctx context.Context, when time.Time, jobs 
 func TestConsoleShiftHandoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	clock := &rotClock{t: time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC))
 	s := newRotConsole(t, ctx, rotConsoleConfig, clock, nil)
 	const bob, carol = "bob@example.com", "carol@example.com"
 	if !s.prov.IsMember("prod-readers", bob) || s.prov.IsMember("prod-readers", carol) {
@@ -598,7 +586,7 @@ roles:
     approvers: {users: [%s]}
 `, alice, bob, carol, dave, pd.URL(), og.URL(), dave, dave, dave, dave)
 	l := rotConfig(t, cfg)
-	clock := &rotClock{t: h0}
+	clock := testclock.New(h0)
 	router := access.OnCallRouter{}
 	for name, rc := range l.Config.Rotations {
 		cacheFor, _ := optDuration(rc.CacheFor)
@@ -776,7 +764,7 @@ func TestHandoffTimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	clock := &rotClock{t: time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC))
 	prov := dryrun.New(nil)
 	oncall, err := buildOnCall(l, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
 	"github.com/accessbot/accessbot/providers/static"
 	"github.com/accessbot/accessbot/store/bolt"
@@ -30,19 +31,6 @@ const (
 	rotCarol = "carol@example.com"
 	rotDave  = "dave@example.com"
 )
-
-// rotClock is a settable test clock.
-type rotClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *rotClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *rotClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // rotNotes keeps the events the service told the notifier about.
 type rotNotes struct {
@@ -134,7 +122,7 @@ type rotEnv struct {
 	svc   *access.Service
 	store access.Store
 	prov  *dryrun.Provider
-	clock *rotClock
+	clock *testclock.Clock
 	notes *rotNotes
 	src   *rotSource
 }
@@ -146,7 +134,7 @@ func newRotEnv(t *testing.T) *rotEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &rotEnv{store: st, prov: dryrun.New(nil), clock: &rotClock{t: rotT0}, notes: &rotNotes{},
+	e := &rotEnv{store: st, prov: dryrun.New(nil), clock: testclock.New(rotT0), notes: &rotNotes{},
 		src: &rotSource{rot: rotStatic(t)}}
 	e.svc, err = access.NewService(access.Deps{Store: st, Policy: rotPolicy(),
 		Providers: map[string]access.Provisioner{"dryrun": e.prov},

@@ -10,23 +10,11 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
 	"github.com/accessbot/accessbot/providers/static"
 	"github.com/accessbot/accessbot/store/bolt"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recorder is a Notifier that keeps the events it was told about.
 type recorder struct {
@@ -72,7 +60,7 @@ type env struct {
 	svc   *access.Service
 	store access.Store
 	prov  *dryrun.Provider
-	clock *clock
+	clock *testclock.Clock
 	notes *recorder
 }
 
@@ -110,7 +98,7 @@ func newEnv(t *testing.T) *env {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	c := &clock{t: t0}
+	c := testclock.New(t0)
 	prov := dryrun.New(nil)
 	notes := &recorder{}
 	svc, err := access.NewService(access.Deps{Store: st, Policy: policy(),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 )
 
 // stampProcessor records when it was called for each id and then ends it
@@ -82,7 +83,7 @@ func benchDrain(b *testing.B, ids []string, pos map[string]int,
 	p := &stampProcessor{pos: pos, stamp: make([]time.Time, len(ids))}
 	// The scheduler's clock reads the due instant when the drain starts, as
 	// it would when the timer fires on time; lateness is wall time from then.
-	clock := newTestClock(time.Time{})
+	clock := testclock.New(time.Time{})
 	var late []time.Duration
 	var busy time.Duration
 	for i := 0; i < b.N; i++ {

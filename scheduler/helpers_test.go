@@ -98,32 +98,6 @@ func (x *memIndex) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return first, !first.IsZero(), nil
 }
 
-// testClock is a clock tests set by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock(t time.Time) *testClock { return &testClock{now: t} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // call is one Process call seen by recorder.
 type call struct {
 	id  string

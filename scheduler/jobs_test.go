@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/internal/testclock"
 )
 
 func nop(context.Context) error { return nil }
 
 func TestAddJobRejectsBadInput(t *testing.T) {
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, newTestClock(t0)), nil, nil, quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, nil, quiet)
 	if err := s.AddJob("drift-check", "@every 10m", nop); err != nil {
 		t.Fatalf("AddJob: %v", err)
 	}
@@ -62,7 +63,7 @@ func TestAddJobRejectsBadInput(t *testing.T) {
 func TestRunJob(t *testing.T) {
 	ctx := testCtx(t)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, newTestClock(t0)), nil, testLogger(t), quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), quiet)
 
 	if err := s.RunJob(ctx, "missing"); !errors.Is(err, ErrUnknownJob) {
 		t.Errorf("RunJob of an unknown job = %v, want ErrUnknownJob", err)
@@ -165,7 +166,7 @@ func TestSingletonJobRunsOnceAcrossReplicas(t *testing.T) {
 		idx := newMemIndex()
 		wl := newWatchLocker(NewRedisLocker(redistest.Client(t), prefix))
 		lockers = append(lockers, wl)
-		s := New(idx, newRecorder(idx, newTestClock(t0)), nil, testLogger(t), Options{Sweep: time.Hour, Locker: wl})
+		s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), Options{Sweep: time.Hour, Locker: wl})
 		must(t, s.AddJob("rotation-sync", "@every 1s", func(context.Context) error {
 			mu.Lock()
 			sec := time.Now().Unix()
@@ -201,7 +202,7 @@ func TestJobLockRefreshedDuringLongRun(t *testing.T) {
 	wl := newWatchLocker(NewRedisLocker(redistest.Client(t), prefix))
 	other := NewRedisLocker(redistest.Client(t), prefix)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, newTestClock(t0)), nil, testLogger(t), Options{Locker: wl, LockTTL: time.Second})
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), Options{Locker: wl, LockTTL: time.Second})
 	must(t, s.AddJob("long", "@hourly", func(ctx context.Context) error {
 		// Outlive the TTL several times over.
 		for range 4 {
@@ -231,7 +232,7 @@ func TestJobCancelledWhenLockLost(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := redistest.Prefix(t)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, newTestClock(t0)), nil, testLogger(t),
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t),
 		Options{Locker: NewRedisLocker(c, prefix), LockTTL: 300 * time.Millisecond})
 	started := make(chan struct{})
 	must(t, s.AddJob("lost", "@hourly", func(jctx context.Context) error {
@@ -256,7 +257,7 @@ func TestJobCancelledWhenLockLost(t *testing.T) {
 func TestJobContextEndsWithRun(t *testing.T) {
 	ctx := testCtx(t)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, newTestClock(t0)), nil, testLogger(t), quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), quiet)
 	entered := make(chan struct{}, 1)
 	ended := make(chan error, 1)
 	must(t, s.AddJob("watch", "@every 1s", func(jctx context.Context) error {

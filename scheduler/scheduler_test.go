@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 )
 
 var t0 = time.Date(2030, 3, 4, 10, 0, 0, 0, time.UTC)
@@ -21,7 +22,7 @@ var quiet = Options{Sweep: time.Hour, RetryAfter: time.Hour}
 
 func TestDrainProcessesDueOnly(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("past", t0.Add(-time.Hour))
 	idx.Set("now", t0)
@@ -45,7 +46,7 @@ func TestDrainProcessesDueOnly(t *testing.T) {
 		t.Error("future item left the index")
 	}
 
-	clock.Add(time.Second)
+	clock.Advance(time.Second)
 	if n, err := s.Drain(ctx); err != nil || n != 1 {
 		t.Errorf("Drain after the clock moved = %d, %v; want 1, nil", n, err)
 	}
@@ -56,7 +57,7 @@ func TestDrainProcessesDueOnly(t *testing.T) {
 
 func TestDrainManyBatches(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	for i := range 2500 {
 		idx.Set(fmt.Sprintf("r%04d", i), t0.Add(-time.Duration(i)*time.Millisecond))
@@ -74,7 +75,7 @@ func TestDrainManyBatches(t *testing.T) {
 
 func TestProcessErrorsNeitherStopNorSpin(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	// Failing items first in due order and more of them than a batch, so
 	// that they would hide the good ones if the drain only re-read the head.
@@ -116,7 +117,7 @@ func TestProcessErrorsNeitherStopNorSpin(t *testing.T) {
 	if n, err := s.Drain(ctx); err != nil || n != 0 {
 		t.Errorf("Drain right after failures = %d, %v; want 0, nil", n, err)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	if n, err := s.Drain(ctx); err != nil || n != 5 {
 		t.Errorf("Drain after RetryAfter = %d, %v; want 5, nil", n, err)
 	}
@@ -124,7 +125,7 @@ func TestProcessErrorsNeitherStopNorSpin(t *testing.T) {
 
 func TestProcessPanicIsAnError(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("boom", t0)
 	idx.Set("fine", t0)
@@ -194,7 +195,7 @@ func (f *flakyIndex) Due(ctx context.Context, t time.Time, limit int) ([]string,
 
 func TestRunSurvivesIndexErrors(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	mem := newMemIndex()
 	mem.Set("expired", t0.Add(-time.Minute))
 	idx := &flakyIndex{memIndex: mem, fails: 2}
@@ -206,7 +207,7 @@ func TestRunSurvivesIndexErrors(t *testing.T) {
 
 func TestNoConcurrentProcessingOfOneID(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	const n = 300
 	for i := range n {
@@ -248,7 +249,7 @@ func TestNoConcurrentProcessingOfOneID(t *testing.T) {
 
 func TestRunDrainsAtStart(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	// Grants that expired while the process was down.
 	idx.Set("a", t0.Add(-3*time.Hour))
@@ -288,7 +289,7 @@ func TestTimerFiresAtEarliestDue(t *testing.T) {
 
 func TestWakeWithEarlierTimeRearms(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("first", t0)
 	idx.Set("late", t0.Add(time.Hour))
@@ -324,7 +325,7 @@ func TestWakeWithEarlierTimeRearms(t *testing.T) {
 
 func TestWakeBurstNeitherBlocksNorLeaks(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("ready", t0)
 	rec := newRecorder(idx, clock)
@@ -374,7 +375,7 @@ func TestWakeBurstNeitherBlocksNorLeaks(t *testing.T) {
 
 func TestRunKeepsGoingAfterProcessErrors(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("bad", t0.Add(-time.Hour))
 	for i := range 20 {
@@ -401,7 +402,7 @@ func TestRunKeepsGoingAfterProcessErrors(t *testing.T) {
 
 func TestSweepRunsOnItsInterval(t *testing.T) {
 	ctx := testCtx(t)
-	clock := newTestClock(t0)
+	clock := testclock.New(t0)
 	idx := newMemIndex()
 	idx.Set("first", t0)
 	idx.Set("x", t0.Add(time.Hour))
@@ -413,7 +414,7 @@ func TestSweepRunsOnItsInterval(t *testing.T) {
 	armed.await(ctx, t, t0.Add(time.Hour)) // the real timer waits an hour
 
 	// Time jumps (a lost Wake, clock drift): only the sweep can notice.
-	clock.Add(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	rec.awaitID(ctx, t, "x")
 }
 

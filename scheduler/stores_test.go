@@ -10,6 +10,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/store/bolt"
 	storeredis "github.com/accessbot/accessbot/store/redis"
 	goredis "github.com/redis/go-redis/v9"
@@ -124,7 +125,7 @@ func TestRealStores(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			store := st.open(t)
-			clock := newTestClock(t0)
+			clock := testclock.New(t0)
 			granted := t0.Add(-4 * time.Hour)
 			// Expired while the process was down, and still running.
 			for i := range 50 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/opsgenie"
 	"github.com/accessbot/accessbot/providers/opsgenie/ogfake"
 )
@@ -21,23 +22,6 @@ const (
 	key        = "0b8e4d1c-fake-genie-key"
 	scheduleID = "d875e654-9b4e-4219-a803-0c1e3b9e4b6c"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type logBuf struct {
 	mu sync.Mutex
@@ -68,14 +52,14 @@ var turns = []ogfake.Turn{
 
 type env struct {
 	fake  *ogfake.Server
-	clock *clock
+	clock *testclock.Clock
 	log   *logBuf
 	waits []time.Duration
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	e := &env{fake: ogfake.New(key), clock: &clock{now: t0}, log: &logBuf{}}
+	e := &env{fake: ogfake.New(key), clock: testclock.New(t0), log: &logBuf{}}
 	t.Cleanup(e.fake.Close)
 	e.fake.Set(scheduleID, "Platform On Call", turns...)
 	return e

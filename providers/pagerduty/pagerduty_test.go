@@ -13,28 +13,12 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/pagerduty"
 	"github.com/accessbot/accessbot/providers/pagerduty/pdfake"
 )
 
 const token = "u+fake-secret-token"
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type logBuf struct {
 	mu sync.Mutex
@@ -65,14 +49,14 @@ func at(s string) time.Time {
 
 type env struct {
 	fake  *pdfake.Server
-	clock *clock
+	clock *testclock.Clock
 	log   *logBuf
 	waits []time.Duration
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	e := &env{fake: pdfake.New(token), clock: &clock{now: t0}, log: &logBuf{}}
+	e := &env{fake: pdfake.New(token), clock: testclock.New(t0), log: &logBuf{}}
 	t.Cleanup(e.fake.Close)
 	return e
 }
