@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -517,9 +519,9 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 		}
 		switch {
 		case rc.Provider == "":
-			ps.add(path+".provider", "missing (one of: %s)", strings.Join(sortedSet(provs), ", "))
+			ps.add(path+".provider", "missing (one of: %s)", strings.Join(slices.Sorted(maps.Keys(provs)), ", "))
 		case !provs[rc.Provider]:
-			ps.add(path+".provider", "%q is not configured under providers (configured: %s)", rc.Provider, orNone(sortedSet(provs)))
+			ps.add(path+".provider", "%q is not configured under providers (configured: %s)", rc.Provider, orNone(slices.Sorted(maps.Keys(provs))))
 		}
 		if rc.Group == "" {
 			ps.add(path+".group", "missing: the provider group that grants this role")
@@ -571,7 +573,7 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 				key = fmt.Sprintf("%s.approvers.rotations[%d]", path, i-boolInt(rc.Approvers.Rotation != ""))
 			}
 			if _, ok := cfg.Rotations[strings.ToLower(r)]; !ok {
-				ps.add(key, "unknown rotation %q (rotations: %s)", r, orNone(sortedKeys(cfg.Rotations)))
+				ps.add(key, "unknown rotation %q (rotations: %s)", r, orNone(slices.Sorted(maps.Keys(cfg.Rotations))))
 				continue
 			}
 			role.ApproverRotations = append(role.ApproverRotations, strings.ToLower(r))
@@ -678,24 +680,6 @@ func validateRest(cfg Config, ps *Problems) {
 	default:
 		ps.add("log.format", "unknown format %q (text, json)", cfg.Log.Format)
 	}
-}
-
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func orNone(l []string) string {

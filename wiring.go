@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,7 +190,7 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 		chat, dir = con, con
 		runChat = func(ctx context.Context) error {
 			con.Printf("accessbot %s on the console: type \"<user>: /access <role> <duration> <reason>\" (users: %s); Ctrl-D ends input",
-				version, strings.Join(sortedKeys(cfg.Chat.Console.Users), ", "))
+				version, strings.Join(slices.Sorted(maps.Keys(cfg.Chat.Console.Users)), ", "))
 			if err := con.Run(ctx, stdin); err != nil {
 				return err
 			}

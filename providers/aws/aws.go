@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -444,7 +445,7 @@ func (p *Provider) Check(ctx context.Context, groups map[string]string) (lines [
 	if !assignments {
 		lines = append(lines, "aws: no instance_arn configured; account assignments not checked")
 	}
-	for _, role := range sortedKeys(groups) {
+	for _, role := range slices.Sorted(maps.Keys(groups)) {
 		group := groups[role]
 		out, err := p.ids.DescribeGroup(ctx, &identitystore.DescribeGroupInput{IdentityStoreId: &p.cfg.IdentityStoreID, GroupId: &group})
 		if err != nil {
@@ -649,13 +650,4 @@ func (l *limiters) addTo(stack *middleware.Stack) error {
 			}
 			return next.HandleFinalize(ctx, in)
 		}), "Signing", middleware.Before)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

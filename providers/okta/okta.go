@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/sleep"
 	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
@@ -558,7 +559,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			if failures >= p.maxAttempts {
 				return nil, fmt.Errorf("okta endpoint unreachable after %d attempts: %w", failures, err)
 			}
-			if err := sleep(ctx, p.backoff(failures)); err != nil {
+			if err := sleep.For(ctx, p.backoff(failures)); err != nil {
 				return nil, err
 			}
 			continue
@@ -573,7 +574,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			}
 			wait := resetWait(resp.Header)
 			p.log.DebugContext(ctx, "okta rate limit hit", "family", fam, "wait", wait)
-			if err := sleep(ctx, wait); err != nil {
+			if err := sleep.For(ctx, wait); err != nil {
 				return nil, err
 			}
 			continue
@@ -582,7 +583,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			if failures >= p.maxAttempts {
 				return nil, r.err()
 			}
-			if err := sleep(ctx, p.backoff(failures)); err != nil {
+			if err := sleep.For(ctx, p.backoff(failures)); err != nil {
 				return nil, err
 			}
 			continue
@@ -597,17 +598,6 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 func (p *Provider) backoff(failures int) time.Duration {
 	d := min(p.maxBackoff, 200*time.Millisecond<<min(failures-1, 10))
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // family groups endpoints that share a rate-limit bucket closely enough.
@@ -673,7 +663,7 @@ func (g *rateGate) wait(ctx context.Context, fam string) error {
 		}
 		d := time.Until(st.until)
 		g.mu.Unlock()
-		if err := sleep(ctx, d); err != nil {
+		if err := sleep.For(ctx, d); err != nil {
 			return err
 		}
 	}

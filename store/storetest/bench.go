@@ -22,6 +22,24 @@ import (
 // their ids. The first error stops the seeding.
 func SeedActive(ctx context.Context, s access.Store, n, workers int, from time.Time) ([]string, error) {
 	ids := make([]string, n)
+	err := spread(n, workers, func(i int) error {
+		id := fmt.Sprintf("r-bench%07d", i)
+		ids[i] = id
+		return s.Create(ctx, &access.Request{
+			ID: id, Kind: access.KindRequest, State: access.StateActive,
+			Requester: fmt.Sprintf("user%d@example.com", i%5000), Role: "prod-admin",
+			Provider: "aws", Group: "g-1", Duration: time.Hour, Reason: "benchmark",
+			CreatedAt: from.Add(-time.Hour), UpdatedAt: from.Add(-time.Hour), GrantedAt: from.Add(-time.Hour),
+			EndsAt: from.Add(24*time.Hour + time.Duration(i)*time.Second),
+		})
+	})
+	return ids, err
+}
+
+// spread calls do(i) for each i in [0, n) from workers goroutines started at
+// once, and waits for them. A goroutine stops at its first error; spread
+// returns the first error of all.
+func spread(n, workers int, do func(i int) error) error {
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -37,16 +55,7 @@ func SeedActive(ctx context.Context, s access.Store, n, workers int, from time.T
 				if i >= n {
 					return
 				}
-				id := fmt.Sprintf("r-bench%07d", i)
-				ids[i] = id
-				r := &access.Request{
-					ID: id, Kind: access.KindRequest, State: access.StateActive,
-					Requester: fmt.Sprintf("user%d@example.com", i%5000), Role: "prod-admin",
-					Provider: "aws", Group: "g-1", Duration: time.Hour, Reason: "benchmark",
-					CreatedAt: from.Add(-time.Hour), UpdatedAt: from.Add(-time.Hour), GrantedAt: from.Add(-time.Hour),
-					EndsAt: from.Add(24*time.Hour + time.Duration(i)*time.Second),
-				}
-				if err := s.Create(ctx, r); err != nil {
+				if err := do(i); err != nil {
 					errOnce.Do(func() { first = err })
 					return
 				}
@@ -54,7 +63,7 @@ func SeedActive(ctx context.Context, s access.Store, n, workers int, from time.T
 		}()
 	}
 	wg.Wait()
-	return ids, first
+	return first
 }
 
 // BenchDueNoneDue is the sweep's store cost when no grant is due:
@@ -107,26 +116,12 @@ func BenchUpdateParallel(b *testing.B, s access.Store, ids []string) {
 func BenchUpdateConcurrent(b *testing.B, s access.Store, ids []string, workers int) {
 	ctx := context.Background()
 	for b.Loop() {
-		var (
-			wg   sync.WaitGroup
-			next atomic.Int64
-		)
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(ids) {
-						return
-					}
-					if _, err := s.Update(ctx, ids[i], extend); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		_ = spread(len(ids), workers, func(i int) error {
+			_, err := s.Update(ctx, ids[i], extend)
+			if err != nil {
+				b.Error(err)
+			}
+			return err
+		})
 	}
 }
