@@ -29,19 +29,6 @@ import (
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
-// rotOutput is a console output safe for concurrent writers.
-type rotOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *rotOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-func (o *rotOutput) String() string { o.mu.Lock(); defer o.mu.Unlock(); return o.b.String() }
-
 func rotConfig(t *testing.T, text string) *Loaded {
 	t.Helper()
 	l, err := ParseConfig([]byte(text), os.LookupEnv)
@@ -355,7 +342,7 @@ type rotConsole struct {
 	sched *scheduler.Scheduler
 	prov  *dryrun.Provider
 	clock *testclock.Clock
-	out   *rotOutput
+	out   *syncBuffer
 }
 
 func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *testclock.Clock, oncall access.OnCall) *rotConsole {
@@ -366,7 +353,7 @@ func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *testclo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &rotConsole{clock: clock, out: &rotOutput{}, prov: dryrun.New(nil)}
+	s := &rotConsole{clock: clock, out: &syncBuffer{}, prov: dryrun.New(nil)}
 	cc := l.Config.Chat.Console
 	s.con = console.New(console.Config{Users: cc.Users, ApprovalsChannel: cc.ApprovalsChannel, SecurityChannel: cc.SecurityChannel}, s.out)
 	s.prov.Observe(func(c dryrun.Change) {
