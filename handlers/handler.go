@@ -186,7 +186,7 @@ func (h *Handler) RoleOptions(_ context.Context, _ string, query string) []RoleO
 	return out
 }
 
-func (h *Handler) parseDuration(role, s string) (time.Duration, error) {
+func parseDuration(s string) (time.Duration, error) {
 	d, err := access.ParseDuration(s)
 	if err != nil {
 		return 0, &access.UserError{Msg: fmt.Sprintf("%q is not a duration; use a number and a unit, like 30m, 2h, 1d or 1h30m", clipText(s, 30)), Err: access.ErrBadDuration}
@@ -199,7 +199,7 @@ func (h *Handler) submit(ctx context.Context, chatUser, roleName, dur, reason st
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	d, err := h.parseDuration(roleName, dur)
+	d, err := parseDuration(dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -216,7 +216,7 @@ func (h *Handler) breakGlass(ctx context.Context, chatUser, roleName, dur, reaso
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	d, err := h.parseDuration(roleName, dur)
+	d, err := parseDuration(dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -239,7 +239,7 @@ func (h *Handler) extend(ctx context.Context, chatUser, id, dur, reason string) 
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	d, err := h.parseDuration("", dur)
+	d, err := parseDuration(dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
