@@ -95,6 +95,8 @@ type Server struct {
 	retryAfter     int
 	limiters       map[string]*rate.Limiter
 	throttled      atomic.Int64
+	hang           chan struct{} // non-nil: requests are held until it closes or the client gives up
+	hung           atomic.Int64
 }
 
 // New starts a fake on 127.0.0.1. Call Close when done.
@@ -163,6 +165,25 @@ func (s *Server) SetThrottle(rps float64, burst, status, retryAfter int) {
 	s.throttleStatus = status
 	s.limiters = map[string]*rate.Limiter{}
 }
+
+// Hang makes the fake a blackhole, as a dropped network path or an
+// overloaded endpoint is: every request is accepted and never answered
+// until the client gives up (its deadline) or Hang(false) releases it,
+// after which it is served normally. Counted in Calls.
+func (s *Server) Hang(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case on && s.hang == nil:
+		s.hang = make(chan struct{})
+	case !on && s.hang != nil:
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
+// Hung returns how many requests the fake held while hanging.
+func (s *Server) Hung() int64 { return s.hung.Load() }
 
 // Throttled returns how many requests were answered with ThrottlingException.
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
@@ -401,6 +422,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls[op]++
+	if hang := s.hang; hang != nil {
+		s.mu.Unlock()
+		s.hung.Add(1)
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return // the client gave up; nothing was done
+		}
+		s.mu.Lock()
+	}
 	if len(s.accessKeys) > 0 {
 		m := credentialAKID.FindStringSubmatch(authz)
 		if m == nil || !s.accessKeys[m[1]] {

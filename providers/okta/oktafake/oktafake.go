@@ -93,6 +93,8 @@ type Server struct {
 	calls    map[string]int
 
 	throttled atomic.Int64
+	hang      chan struct{} // non-nil: requests are held until it closes or the client gives up
+	hung      atomic.Int64
 }
 
 // New starts a fake on 127.0.0.1 with a budget of 600 requests per minute
@@ -193,6 +195,24 @@ func (s *Server) FailNext(n, status int) {
 	defer s.mu.Unlock()
 	s.failNext, s.failCode = n, status
 }
+
+// Hang makes the fake a blackhole, as a dropped network path is: every API
+// request is accepted and never answered until the client gives up (its
+// deadline) or Hang(false) releases it, after which it is served normally.
+func (s *Server) Hang(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case on && s.hang == nil:
+		s.hang = make(chan struct{})
+	case !on && s.hang != nil:
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
+// Hung returns how many requests the fake held while hanging.
+func (s *Server) Hung() int64 { return s.hung.Load() }
 
 // Throttled returns how many requests were answered with 429.
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
@@ -350,10 +370,20 @@ func family(path string) string {
 func (s *Server) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		now := s.now()
-		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 		_, pattern := routePattern(r)
 		s.calls[pattern]++
+		if hang := s.hang; hang != nil && strings.HasPrefix(r.URL.Path, "/api/") {
+			s.mu.Unlock()
+			s.hung.Add(1)
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+				return // the client gave up; nothing was done
+			}
+			s.mu.Lock()
+		}
+		now := s.now()
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 		if s.limit > 0 {
 			fam := family(r.URL.Path)
 			start := now.Truncate(s.window)

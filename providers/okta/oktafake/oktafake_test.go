@@ -1,11 +1,13 @@
 package oktafake_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -120,3 +122,42 @@ func TestTokenEndpointVerifiesAssertion(t *testing.T) {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
+
+// While hanging the fake answers no API request: the client's deadline is
+// all that ends the call. Released, held requests are served.
+func TestHang(t *testing.T) {
+	f := oktafake.New()
+	defer f.Close()
+	f.AddAPIToken("tok")
+	uid := f.AddUser("a@example.com")
+	f.Hang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/api/v1/users/"+uid, nil)
+	req.Header.Set("Authorization", "SSWS tok")
+	if resp, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("hanging fake answered: %v", err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", f.URL+"/api/v1/users/"+uid, nil)
+		req.Header.Set("Authorization", "SSWS tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	for f.Hung() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	f.Hang(false)
+	if code := <-done; code != 200 {
+		t.Fatalf("released request: %d", code)
+	}
+}
