@@ -392,9 +392,24 @@ func writeAudit(w io.Writer, evs []access.AuditEvent, format string) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"at", "request_id", "action", "actor", "subject", "role", "from", "to", "reason", "detail"})
 	for _, e := range evs {
-		_ = cw.Write([]string{e.At.UTC().Format(time.RFC3339Nano), e.RequestID, string(e.Action), e.Actor, e.Subject,
-			e.Role, string(e.From), string(e.To), e.Reason, e.Detail})
+		row := []string{e.At.UTC().Format(time.RFC3339Nano), e.RequestID, string(e.Action), e.Actor, e.Subject,
+			e.Role, string(e.From), string(e.To), e.Reason, e.Detail}
+		for i := range row {
+			row[i] = csvCell(row[i])
+		}
+		_ = cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvCell neutralises a cell a spreadsheet would read as a formula (the
+// OWASP CSV-injection rule): a cell starting with = + - @, a tab or a
+// carriage return gets a leading single quote. Reasons and details are typed
+// by users, and an audit export is opened in spreadsheets.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
