@@ -115,9 +115,14 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	if len(args) == 0 {
 		return h.form(ctx, c.User, sub, "", "")
 	}
-	if !startsWithDigit(args[0]) {
+	if !startsWithDigit(args[0]) && startsReason(args[0]) {
 		// "/access prod-admin fixing checkout": no duration given.
 		return h.form(ctx, c.User, sub, "", rest(0))
+	}
+	// The word where the duration goes was meant as one: say what is wrong
+	// with it rather than open a form that hides the mistake.
+	if _, err := parseDuration(args[0]); err != nil {
+		return h.fail(ctx, err)
 	}
 	if len(args) == 1 {
 		return h.form(ctx, c.User, sub, args[0], "")
@@ -126,6 +131,30 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// reasonOpeners are words a reason often starts with, besides verbs in
+// -ing and -ed form.
+var reasonOpeners = map[string]bool{
+	"a": true, "an": true, "the": true, "to": true, "for": true, "because": true, "since": true,
+	"re": true, "per": true, "need": true, "needs": true, "i": true, "we": true, "my": true, "our": true,
+	"fix": true, "debug": true, "check": true, "deploy": true, "investigate": true, "help": true,
+	"incident": true, "outage": true, "ticket": true, "hotfix": true, "rollback": true, "urgent": true,
+}
+
+// startsReason reports whether w, typed where the duration goes, reads as
+// the first word of a reason (the duration was left out, the form asks for
+// it) rather than as a mistyped duration ("banana", "2x", "two"), which is
+// answered with what is wrong. Words with characters a duration never has
+// ("INC-123", "#incident", "checkout's") start a reason.
+func startsReason(w string) bool {
+	lw := strings.ToLower(w)
+	for _, r := range lw {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '.' {
+			return true
+		}
+	}
+	return reasonOpeners[lw] || (len(lw) > 4 && (strings.HasSuffix(lw, "ing") || strings.HasSuffix(lw, "ed")))
+}
 
 // restAfter returns text after its first n whitespace-separated words,
 // keeping the spacing of the rest (reasons are shown as typed).
