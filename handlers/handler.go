@@ -580,7 +580,7 @@ func statusLine(r *access.Request) string {
 		for _, d := range r.Decisions {
 			if !d.Approve {
 				if d.Reason != "" {
-					return "denied by " + d.By + ": " + d.Reason
+					return "denied by " + d.By + ": " + userText(d.Reason)
 				}
 				return "denied by " + d.By
 			}

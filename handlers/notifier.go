@@ -101,7 +101,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 	case access.EvBreakGlass:
 		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
 			Text: "Granted at once, without approval. Please review and acknowledge.",
-			Fields: []Field{{"Who", r.Requester}, {"Role", r.Role + " — " + ev.Role.Description}, {"Why", r.Reason},
+			Fields: []Field{{"Who", r.Requester}, {"Role", r.Role + " — " + ev.Role.Description}, {"Why", userText(r.Reason)},
 				{"For", access.FormatDuration(r.Duration)}},
 			Buttons: []Button{{Label: "Acknowledge", Action: ActionAck, Value: r.ID, Style: "primary"}},
 			Footer:  "Request " + r.ID}
@@ -204,7 +204,7 @@ func Card(r *access.Request, role access.Role) Message {
 		Title: title,
 		Fields: []Field{
 			{"Requester", r.Requester}, {"Role", r.Role + " — " + desc}, {"Duration", dur},
-			{"Reason", r.Reason}, {"Approvers", approvers}, {"Status", statusLine(r)},
+			{"Reason", userText(r.Reason)}, {"Approvers", approvers}, {"Status", statusLine(r)},
 		},
 		Footer: "Request " + r.ID,
 	}
@@ -231,7 +231,7 @@ func Card(r *access.Request, role access.Role) Message {
 // SecurityCard renders the break-glass announcement in its current state.
 func SecurityCard(r *access.Request) Message {
 	m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
-		Fields: []Field{{"Who", r.Requester}, {"Role", r.Role}, {"Why", r.Reason},
+		Fields: []Field{{"Who", r.Requester}, {"Role", r.Role}, {"Why", userText(r.Reason)},
 			{"For", access.FormatDuration(r.Duration)}, {"Status", statusLine(r)}},
 		Footer: "Request " + r.ID}
 	if r.AckBy != "" {
