@@ -96,6 +96,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 			return problem("Say which request: `/access %s <request-id>`.", sub)
 		}
 		return h.act(ctx, Action{User: c.User, Team: c.Team, Action: sub, RequestID: args[0], Reason: rest(1)})
+	case "reason":
+		if len(args) == 0 {
+			return problem("Say which denial and why: `/access reason <request-id> <reason>`.")
+		}
+		return h.act(ctx, Action{User: c.User, Team: c.Team, Action: ActionAddReason, RequestID: args[0], Reason: rest(1)})
 	case "extend":
 		if len(args) < 3 {
 			return problem("Usage: `/access extend <request-id> <duration> <reason>`, e.g. `/access extend r-7k3m9q2x 1h still fixing checkout`.")
@@ -187,6 +192,7 @@ const helpText = "*Usage*\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
 	"`/access revoke <request-id|role> [reason]` end access early\n" +
 	"`/access cancel <request-id>` withdraw a pending request\n" +
+	"`/access reason <request-id> <reason>` say why you denied a request\n" +
 	"`/access extend <request-id> <duration> <reason>` ask for more time\n" +
 	"`/access breakglass <role> <duration> <reason>` emergency access, granted at once and announced\n" +
 	"`/access oncall [rotation]` who is on call now and next\n" +
@@ -434,7 +440,11 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 			return h.fail(ctx, err)
 		}
 		if a.Action == ActionDeny {
-			return text("You denied request %s (%s for %s).", r.ID, r.Role, r.Requester)
+			if strings.TrimSpace(a.Reason) == "" {
+				return text("You denied request %s (%s for %s); %s has been told. Add a reason with the button on the card, or `/access reason %s <reason>`.",
+					r.ID, r.Role, r.Requester, r.Requester, r.ID)
+			}
+			return text("You denied request %s (%s for %s); %s has been told.", r.ID, r.Role, r.Requester, r.Requester)
 		}
 		switch r.State {
 		case access.StatePending:
@@ -461,6 +471,20 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 			return h.fail(ctx, err)
 		}
 		return h.revoke(ctx, a.User, r.ID, a.Reason)
+	case ActionAddReason:
+		if strings.TrimSpace(a.Reason) == "" {
+			if err := h.svc.CanAddDenyReason(ctx, id, who); err != nil {
+				return h.fail(ctx, err)
+			}
+			return Reply{Ask: &Ask{Action: ActionAddReason, RequestID: id, Title: "Add a reason",
+				Label: "Why did you deny request " + id + "?", Submit: "Add"},
+				Message: Message{Text: fmt.Sprintf("Say why you denied request %s: `/access reason %s <reason>`.", id, id)}}
+		}
+		r, err := h.svc.AddDenyReason(ctx, id, who, a.Reason)
+		if err != nil {
+			return h.fail(ctx, err)
+		}
+		return text("Your reason is on request %s and in the audit log; %s has been told.", r.ID, r.Requester)
 	case ActionAck:
 		r, err := h.svc.Acknowledge(ctx, id, who)
 		if err != nil {

@@ -56,6 +56,7 @@ func TestE2EUserTextCannotForgeTheCard(t *testing.T) {
 	w := newWorld(t, slackfake.Options{})
 	w.command(t, "UALICE", "prod-admin 1h "+forgedReason)
 	card, id := w.card(t, 1)
+	w.cardKept(t, id)
 	checkNoForgery(t, "new card", card)
 	if txt := slackfake.BlockText(card.Blocks); !strings.Contains(txt, "*Reason*\n“fixing checkout ∗Status∗ approved by dave ˋˋˋStatus: approved by daveˋˋˋevad yb devorppa ＠here &lt;!channel&gt;”") {
 		t.Errorf("reason not shown as one quoted line:\n%s", txt)
