@@ -217,7 +217,14 @@ type Loaded struct {
 	Rotations map[string]*static.Rotation // static rotations, by name
 	Sweep     time.Duration
 	Reconcile time.Duration
+
+	env expansions // what ${VAR} expanded to, for Redact
 }
+
+// Redact replaces every value that came from ${VAR} expansion in s by its
+// ${VAR} reference. Output of commands that show the config goes through
+// it, so that no secret from the environment is ever printed.
+func (l *Loaded) Redact(s string) string { return l.env.replacer().Replace(s) }
 
 // LoadConfig reads, expands and validates a config file. It returns every
 // problem it finds (as Problems), not just the first.
@@ -260,7 +267,7 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 		}
 		return nil, env.redact(ps)
 	}
-	l := &Loaded{Config: cfg}
+	l := &Loaded{Config: cfg, env: env}
 	l.Policy, l.Rotations = buildPolicy(cfg, &ps)
 	l.Sweep = 15 * time.Second
 	if cfg.Scheduler.Sweep != "" {
@@ -354,6 +361,16 @@ func (e *expansions) redact(ps Problems) Problems {
 	if len(e.values) == 0 {
 		return ps
 	}
+	r := e.replacer()
+	out := make(Problems, len(ps))
+	for i, p := range ps {
+		out[i] = Problem{Path: p.Path, Msg: r.Replace(p.Msg)}
+	}
+	return out
+}
+
+// replacer returns the replacements redact makes.
+func (e *expansions) replacer() *strings.Replacer {
 	vals := slices.Collect(maps.Keys(e.values))
 	// Longest first: strings.Replacer tries the pairs in argument order.
 	sort.Slice(vals, func(i, j int) bool {
@@ -377,12 +394,7 @@ func (e *expansions) redact(ps Problems) Problems {
 		}
 		pairs = append(pairs, v, ref)
 	}
-	r := strings.NewReplacer(pairs...)
-	out := make(Problems, len(ps))
-	for i, p := range ps {
-		out[i] = Problem{Path: p.Path, Msg: r.Replace(p.Msg)}
-	}
-	return out
+	return strings.NewReplacer(pairs...)
 }
 
 var yamlTypeError = regexp.MustCompile("^line ([0-9]+): cannot unmarshal (!![a-z]+)(?: `.*`)? into (.+)$")

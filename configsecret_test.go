@@ -75,3 +75,33 @@ roles:
 		})
 	}
 }
+
+// TestCheckSummaryNeverPrintsExpandedValues: a valid config's summary
+// names the ${VAR} of a value from the environment, not the value.
+func TestCheckSummaryNeverPrintsExpandedValues(t *testing.T) {
+	const secret = "grp-7c1e55d0a9b34f28"
+	t.Setenv("ACCESSBOT_TEST_GROUP", secret)
+	cfg := `
+chat:
+  console:
+    users: {alice: alice@example.com}
+providers:
+  dryrun: {}
+roles:
+  prod-admin:
+    description: admin
+    provider: dryrun
+    group: ${ACCESSBOT_TEST_GROUP}
+    max_duration: 4h
+    approvers: {users: [bob@example.com]}
+`
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", writeFile(t, cfg)}, nil, &out, &errb)
+	all := out.String() + errb.String()
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, all)
+	}
+	if strings.Contains(all, secret) || !strings.Contains(all, "group ${ACCESSBOT_TEST_GROUP}") {
+		t.Errorf("summary:\n%s", all)
+	}
+}

@@ -320,6 +320,8 @@ func buildOnCall(l *Loaded, log *slog.Logger) (access.OnCall, error) {
 }
 
 func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Writer) int {
+	// Nothing check prints may show a value that came from ${VAR}.
+	stdout, stderr = redacting{stdout, l.Redact}, redacting{stderr, l.Redact}
 	fmt.Fprintf(stdout, "config OK: %d role(s), %d rotation(s)\n", len(l.Policy.Roles), len(l.Policy.Rotations))
 	for _, name := range l.Policy.RoleNames() {
 		r := l.Policy.Roles[name]
@@ -336,6 +338,20 @@ func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Wri
 		return 1
 	}
 	return checkOnline(ctx, l, provs, stdout, stderr)
+}
+
+// redacting passes every write through redact. Each write of check's
+// output is a whole line (or a whole log record), so no value is split.
+type redacting struct {
+	w      io.Writer
+	redact func(string) string
+}
+
+func (r redacting) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, r.redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func approverSummary(r access.Role) string {
