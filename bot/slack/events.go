@@ -140,9 +140,9 @@ func teamOf(cb *goslack.InteractionCallback) string {
 }
 
 // onViewSubmission handles the request and Ask modals (and deny modals
-// opened by earlier versions). It acknowledges
-// itself: with the form errors when there are any (the modal stays open),
-// else plainly (the modal closes).
+// opened by earlier versions). It acknowledges itself: with the form errors
+// when there are any (the modal stays open), else plainly (the modal
+// closes).
 func (b *Bot) onViewSubmission(ctx context.Context, sm *socketmode.Client, h Handler, j job) {
 	cb := j.cb
 	team := teamOf(cb)
