@@ -8,8 +8,10 @@ import (
 
 // Message is a platform-neutral chat message. Transports render it: Block
 // Kit on Slack, embeds and components on Discord, plain text on the console.
-// Text and field values are user-visible strings that may contain text
-// typed by users; transports must escape them for their markup.
+// Text and field values are user-visible strings. Text typed by users is in
+// them only as one quoted line with no markup, control characters or
+// broadcast mentions (see userText); transports must still escape them for
+// their markup (& < > on Slack), which also makes <@U…> and <!channel> inert.
 type Message struct {
 	Title   string   // first line, bold
 	Text    string   // body; may hold several lines
