@@ -210,7 +210,7 @@ func TestRunConsoleScript(t *testing.T) {
 		"the reason is 1001 characters long; the limit is 1000",
 		`There is no role or command "frobnicate"`,
 		"You denied request",
-		"is already denied by bob@example.com: not now; nothing was changed",
+		"is already denied by bob@example.com: “not now”; nothing was changed",
 		"[#security] message",
 		"Break-glass: erin@example.com took prod-admin",
 		"you cannot acknowledge your own break-glass access",

@@ -320,6 +320,8 @@ func buildOnCall(l *Loaded, log *slog.Logger) (access.OnCall, error) {
 }
 
 func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Writer) int {
+	// Nothing check prints may show a value that came from ${VAR}.
+	stdout, stderr = redacting{stdout, l.Redact}, redacting{stderr, l.Redact}
 	fmt.Fprintf(stdout, "config OK: %d role(s), %d rotation(s)\n", len(l.Policy.Roles), len(l.Policy.Rotations))
 	for _, name := range l.Policy.RoleNames() {
 		r := l.Policy.Roles[name]
@@ -336,6 +338,20 @@ func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Wri
 		return 1
 	}
 	return checkOnline(ctx, l, provs, stdout, stderr)
+}
+
+// redacting passes every write through redact. Each write of check's
+// output is a whole line (or a whole log record), so no value is split.
+type redacting struct {
+	w      io.Writer
+	redact func(string) string
+}
+
+func (r redacting) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, r.redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func approverSummary(r access.Role) string {
@@ -392,9 +408,24 @@ func writeAudit(w io.Writer, evs []access.AuditEvent, format string) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"at", "request_id", "action", "actor", "subject", "role", "from", "to", "reason", "detail"})
 	for _, e := range evs {
-		_ = cw.Write([]string{e.At.UTC().Format(time.RFC3339Nano), e.RequestID, string(e.Action), e.Actor, e.Subject,
-			e.Role, string(e.From), string(e.To), e.Reason, e.Detail})
+		row := []string{e.At.UTC().Format(time.RFC3339Nano), e.RequestID, string(e.Action), e.Actor, e.Subject,
+			e.Role, string(e.From), string(e.To), e.Reason, e.Detail}
+		for i := range row {
+			row[i] = csvCell(row[i])
+		}
+		_ = cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvCell neutralises a cell a spreadsheet would read as a formula (the
+// OWASP CSV-injection rule): a cell starting with = + - @, a tab or a
+// carriage return gets a leading single quote. Reasons and details are typed
+// by users, and an audit export is opened in spreadsheets.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -96,6 +96,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 			return problem("Say which request: `/access %s <request-id>`.", sub)
 		}
 		return h.act(ctx, Action{User: c.User, Team: c.Team, Action: sub, RequestID: args[0], Reason: rest(1)})
+	case "reason":
+		if len(args) == 0 {
+			return problem("Say which denial and why: `/access reason <request-id> <reason>`.")
+		}
+		return h.act(ctx, Action{User: c.User, Team: c.Team, Action: ActionAddReason, RequestID: args[0], Reason: rest(1)})
 	case "extend":
 		if len(args) < 3 {
 			return problem("Usage: `/access extend <request-id> <duration> <reason>`, e.g. `/access extend r-7k3m9q2x 1h still fixing checkout`.")
@@ -115,9 +120,14 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	if len(args) == 0 {
 		return h.form(ctx, c.User, sub, "", "")
 	}
-	if !startsWithDigit(args[0]) {
+	if !startsWithDigit(args[0]) && startsReason(args[0]) {
 		// "/access prod-admin fixing checkout": no duration given.
 		return h.form(ctx, c.User, sub, "", rest(0))
+	}
+	// The word where the duration goes was meant as one: say what is wrong
+	// with it rather than open a form that hides the mistake.
+	if _, err := parseDuration(args[0]); err != nil {
+		return h.fail(ctx, err)
 	}
 	if len(args) == 1 {
 		return h.form(ctx, c.User, sub, args[0], "")
@@ -126,6 +136,30 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// reasonOpeners are words a reason often starts with, besides verbs in
+// -ing and -ed form.
+var reasonOpeners = map[string]bool{
+	"a": true, "an": true, "the": true, "to": true, "for": true, "because": true, "since": true,
+	"re": true, "per": true, "need": true, "needs": true, "i": true, "we": true, "my": true, "our": true,
+	"fix": true, "debug": true, "check": true, "deploy": true, "investigate": true, "help": true,
+	"incident": true, "outage": true, "ticket": true, "hotfix": true, "rollback": true, "urgent": true,
+}
+
+// startsReason reports whether w, typed where the duration goes, reads as
+// the first word of a reason (the duration was left out, the form asks for
+// it) rather than as a mistyped duration ("banana", "2x", "two"), which is
+// answered with what is wrong. Words with characters a duration never has
+// ("INC-123", "#incident", "checkout's") start a reason.
+func startsReason(w string) bool {
+	lw := strings.ToLower(w)
+	for _, r := range lw {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '.' {
+			return true
+		}
+	}
+	return reasonOpeners[lw] || (len(lw) > 4 && (strings.HasSuffix(lw, "ing") || strings.HasSuffix(lw, "ed")))
+}
 
 // restAfter returns text after its first n whitespace-separated words,
 // keeping the spacing of the rest (reasons are shown as typed).
@@ -158,6 +192,7 @@ const helpText = "*Usage*\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
 	"`/access revoke <request-id|role> [reason]` end access early\n" +
 	"`/access cancel <request-id>` withdraw a pending request\n" +
+	"`/access reason <request-id> <reason>` say why you denied a request\n" +
 	"`/access extend <request-id> <duration> <reason>` ask for more time\n" +
 	"`/access breakglass <role> <duration> <reason>` emergency access, granted at once and announced\n" +
 	"`/access oncall [rotation]` who is on call now and next\n" +
@@ -405,7 +440,11 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 			return h.fail(ctx, err)
 		}
 		if a.Action == ActionDeny {
-			return text("You denied request %s (%s for %s).", r.ID, r.Role, r.Requester)
+			if strings.TrimSpace(a.Reason) == "" {
+				return text("You denied request %s (%s for %s); %s has been told. Add a reason with the button on the card, or `/access reason %s <reason>`.",
+					r.ID, r.Role, r.Requester, r.Requester, r.ID)
+			}
+			return text("You denied request %s (%s for %s); %s has been told.", r.ID, r.Role, r.Requester, r.Requester)
 		}
 		switch r.State {
 		case access.StatePending:
@@ -432,6 +471,20 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 			return h.fail(ctx, err)
 		}
 		return h.revoke(ctx, a.User, r.ID, a.Reason)
+	case ActionAddReason:
+		if strings.TrimSpace(a.Reason) == "" {
+			if err := h.svc.CanAddDenyReason(ctx, id, who); err != nil {
+				return h.fail(ctx, err)
+			}
+			return Reply{Ask: &Ask{Action: ActionAddReason, RequestID: id, Title: "Add a reason",
+				Label: "Why did you deny request " + id + "?", Submit: "Add"},
+				Message: Message{Text: fmt.Sprintf("Say why you denied request %s: `/access reason %s <reason>`.", id, id)}}
+		}
+		r, err := h.svc.AddDenyReason(ctx, id, who, a.Reason)
+		if err != nil {
+			return h.fail(ctx, err)
+		}
+		return text("Your reason is on request %s and in the audit log; %s has been told.", r.ID, r.Requester)
 	case ActionAck:
 		r, err := h.svc.Acknowledge(ctx, id, who)
 		if err != nil {
@@ -551,7 +604,7 @@ func statusLine(r *access.Request) string {
 		for _, d := range r.Decisions {
 			if !d.Approve {
 				if d.Reason != "" {
-					return "denied by " + d.By + ": " + d.Reason
+					return "denied by " + d.By + ": " + userText(d.Reason)
 				}
 				return "denied by " + d.By
 			}

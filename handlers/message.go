@@ -8,8 +8,10 @@ import (
 
 // Message is a platform-neutral chat message. Transports render it: Block
 // Kit on Slack, embeds and components on Discord, plain text on the console.
-// Text and field values are user-visible strings that may contain text
-// typed by users; transports must escape them for their markup.
+// Text and field values are user-visible strings. Text typed by users is in
+// them only as one quoted line with no markup, control characters or
+// broadcast mentions (see userText); transports must still escape them for
+// their markup (& < > on Slack), which also makes <@U…> and <!channel> inert.
 type Message struct {
 	Title   string   // first line, bold
 	Text    string   // body; may hold several lines
@@ -41,6 +43,9 @@ const (
 	ActionRevoke  = "revoke"
 	ActionCancel  = "cancel"
 	ActionAck     = "ack"
+	// ActionAddReason adds the reason of a denial after it (only the
+	// approver who denied may); without a Reason the reply asks for one.
+	ActionAddReason = "add_reason"
 )
 
 // Chat is what a transport offers the notifier: post to a channel, update a
@@ -85,7 +90,7 @@ type Action struct {
 	Team      string
 	Action    string // ActionApprove, ...
 	RequestID string
-	Reason    string // deny or revoke reason, when the transport asked for one
+	Reason    string // deny, revoke or added deny reason, when the transport asked for one
 }
 
 // Reply is what the person who typed or clicked sees, only them
@@ -94,6 +99,19 @@ type Action struct {
 type Reply struct {
 	Message
 	Form *Form
+	Ask  *Ask
+}
+
+// Ask asks the person for a line of text about a request (the reason of a
+// denial). The transport opens a small form (Slack modal) or says how to
+// type it; the answer comes back as Action{Action: Ask.Action, RequestID:
+// Ask.RequestID, Reason: the text}.
+type Ask struct {
+	Action    string // ActionAddReason
+	RequestID string
+	Title     string // form title, at most 24 characters
+	Label     string // what is asked
+	Submit    string // submit button label
 }
 
 // Form is the request form opened when /access is missing arguments.

@@ -77,12 +77,14 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			Text:    fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
 			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
 	case access.EvApproval, access.EvFailed, access.EvCancelled, access.EvTimedOut, access.EvDenied,
-		access.EvActive, access.EvEnded, access.EvExtended:
+		access.EvActive, access.EvEnded, access.EvExtended, access.EvDenyReason:
 		errs = append(errs, n.updateCards(ctx, ev))
 		switch ev.Type {
 		case access.EvDenied:
 			m := Message{Title: "Request " + r.ID + " was denied", Color: "danger", Text: fmt.Sprintf("*%s*: %s.", r.Role, statusLine(r))}
 			dm(m)
+		case access.EvDenyReason:
+			dm(Message{Title: "Why request " + r.ID + " was denied", Color: "danger", Text: fmt.Sprintf("*%s*: %s.", r.Role, statusLine(r))})
 		case access.EvTimedOut:
 			dm(Message{Title: "Request " + r.ID + " timed out", Text: fmt.Sprintf("Nobody decided on *%s* in time; nothing was granted. Ask again if you still need it.", r.Role)})
 		case access.EvFailed:
@@ -101,7 +103,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 	case access.EvBreakGlass:
 		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
 			Text: "Granted at once, without approval. Please review and acknowledge.",
-			Fields: []Field{{"Who", r.Requester}, {"Role", r.Role + " — " + ev.Role.Description}, {"Why", r.Reason},
+			Fields: []Field{{"Who", r.Requester}, {"Role", r.Role + " — " + ev.Role.Description}, {"Why", userText(r.Reason)},
 				{"For", access.FormatDuration(r.Duration)}},
 			Buttons: []Button{{Label: "Acknowledge", Action: ActionAck, Value: r.ID, Style: "primary"}},
 			Footer:  "Request " + r.ID}
@@ -204,7 +206,7 @@ func Card(r *access.Request, role access.Role) Message {
 		Title: title,
 		Fields: []Field{
 			{"Requester", r.Requester}, {"Role", r.Role + " — " + desc}, {"Duration", dur},
-			{"Reason", r.Reason}, {"Approvers", approvers}, {"Status", statusLine(r)},
+			{"Reason", userText(r.Reason)}, {"Approvers", approvers}, {"Status", statusLine(r)},
 		},
 		Footer: "Request " + r.ID,
 	}
@@ -222,16 +224,29 @@ func Card(r *access.Request, role access.Role) Message {
 	case access.StateDenied, access.StateFailed:
 		m.Color = "danger"
 	}
+	if r.State == access.StateDenied && denyReasonMissing(r) {
+		// Denied at the click; the approver who denied may say why.
+		m.Buttons = []Button{{Label: "Add a reason", Action: ActionAddReason, Value: r.ID}}
+	}
 	if r.State == access.StateActive && r.Kind != access.KindExtension {
 		m.Fields[5].Value = "active until " + stamp(r.EndsAt) + " (" + approvedLine(r) + ")"
 	}
 	return m
 }
 
+func denyReasonMissing(r *access.Request) bool {
+	for _, d := range r.Decisions {
+		if !d.Approve {
+			return d.Reason == ""
+		}
+	}
+	return false
+}
+
 // SecurityCard renders the break-glass announcement in its current state.
 func SecurityCard(r *access.Request) Message {
 	m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
-		Fields: []Field{{"Who", r.Requester}, {"Role", r.Role}, {"Why", r.Reason},
+		Fields: []Field{{"Who", r.Requester}, {"Role", r.Role}, {"Why", userText(r.Reason)},
 			{"For", access.FormatDuration(r.Duration)}, {"Status", statusLine(r)}},
 		Footer: "Request " + r.ID}
 	if r.AckBy != "" {

@@ -5,6 +5,8 @@
 //	bob: approve r-7k3m9q2x
 //	bob: approve            (the latest request waiting for a decision)
 //	carol: deny r-7k3m9q2x not during the freeze
+//	carol: deny             (denies at once; the reason may follow:)
+//	carol: reason r-7k3m9q2x not during the freeze
 //	erin: ack               (acknowledge the latest break-glass announcement)
 //
 // Lines starting with '#' are comments (echoed), and "wait 65s" pauses the
@@ -218,6 +220,13 @@ func (c *Console) reply(user string, r handlers.Reply) {
 		r.Message = handlers.Message{Title: "The request form would open here (missing: " + strings.Join(missing, ", ") + ")",
 			Text: "On the console, type it in one line: /access <role> <duration> <reason>\nRoles: " + strings.Join(roles, ", ")}
 	}
+	if a := r.Ask; a != nil {
+		verb := a.Action
+		if verb == handlers.ActionAddReason {
+			verb = "reason"
+		}
+		r.Message = handlers.Message{Title: a.Label, Text: "Type: " + user + ": " + verb + " " + a.RequestID + " <text>"}
+	}
 	c.print("[to "+user+", only you]", user, r.Message)
 }
 
@@ -297,10 +306,14 @@ func (c *Console) Line(ctx context.Context, line string) error {
 	verb, args, _ := strings.Cut(text, " ")
 	verb = strings.ToLower(verb)
 	args = strings.TrimSpace(args)
+	if verb == "reason" {
+		verb = handlers.ActionAddReason
+	}
 	switch verb {
-	case handlers.ActionApprove, handlers.ActionDeny, handlers.ActionRevoke, handlers.ActionCancel, handlers.ActionAck:
+	case handlers.ActionApprove, handlers.ActionDeny, handlers.ActionRevoke, handlers.ActionCancel, handlers.ActionAck,
+		handlers.ActionAddReason:
 	default:
-		c.reply(user, handlers.Reply{Message: handlers.Message{Text: "Type /access ... or press a button: approve, deny, revoke, cancel or ack, followed by a request id."}})
+		c.reply(user, handlers.Reply{Message: handlers.Message{Text: "Type /access ... or press a button: approve, deny, reason, revoke, cancel or ack, followed by a request id."}})
 		return nil
 	}
 	id, reason, _ := strings.Cut(args, " ")

@@ -546,51 +546,120 @@ func TestFormTriggerExpired(t *testing.T) {
 	}
 }
 
-func TestDenyAsksForReason(t *testing.T) {
+// TestDenyActsAtOnceReasonComesAfter: a Deny click goes to the handler at
+// once, without a form (a dismissed form must never leave the request
+// pending); a reply that asks for text (Add a reason) opens a form whose
+// submission goes back to the handler with the text.
+func TestDenyActsAtOnceReasonComesAfter(t *testing.T) {
 	e := setup(t, nil)
 	ctx := tctx(t)
+	e.h.onAction = func(a handlers.Action) handlers.Reply {
+		if a.Action == handlers.ActionAddReason && a.Reason == "" {
+			return handlers.Reply{Ask: &handlers.Ask{Action: handlers.ActionAddReason, RequestID: a.RequestID,
+				Title: "Add a reason", Label: "Why did you deny request " + a.RequestID + "?", Submit: "Add"},
+				Message: handlers.Message{Text: "type it"}}
+		}
+		return handlers.Reply{Message: handlers.Message{Text: "did " + a.Action + " " + a.RequestID}}
+	}
 	postCard(t, e.bot, "r-5")
 	if _, err := e.fake.Click(ctx, slackfake.Click{User: "UBOB", ActionID: handlers.ActionDeny, Value: "r-5"}); err != nil {
 		t.Fatal(err)
-	}
-	waitFor(t, e.fake, "deny modal", func() bool { return len(e.fake.Views()) == 1 })
-	if _, a, _ := e.h.counts(); a != 0 {
-		t.Fatal("denied before the reason was asked")
-	}
-	v := e.fake.Views()[0]
-	res, err := e.fake.SubmitView(ctx, v.ID, "UBOB", "", map[string]string{"deny_reason": "not during the freeze <!here>"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Ack.Payload != nil {
-		t.Errorf("deny submission ack %s", res.Ack.Payload)
 	}
 	waitFor(t, e.fake, "deny", func() bool { _, a, _ := e.h.counts(); return a == 1 })
 	e.h.mu.Lock()
 	a := e.h.actions[0]
 	e.h.mu.Unlock()
-	if a.Action != handlers.ActionDeny || a.RequestID != "r-5" || a.User != "UBOB" || a.Reason != "not during the freeze <!here>" {
+	if a.Action != handlers.ActionDeny || a.RequestID != "r-5" || a.User != "UBOB" || a.Reason != "" {
 		t.Errorf("action %+v", a)
 	}
 	waitFor(t, e.fake, "reply to bob", func() bool { return len(e.fake.EphemeralsFor("UBOB")) == 1 })
-	if eph := e.fake.EphemeralsFor("UBOB")[0]; eph.Channel != chApprove {
+	if eph := e.fake.EphemeralsFor("UBOB")[0]; eph.Channel != chApprove || eph.Text != "did deny r-5" {
 		t.Errorf("reply %+v", eph)
 	}
+	if n := len(e.fake.Views()); n != 0 {
+		t.Fatalf("the Deny click opened %d forms", n)
+	}
 
-	// Without a reason: an empty optional input.
-	postCard(t, e.bot, "r-6")
-	if _, err := e.fake.Click(ctx, slackfake.Click{User: "UBOB", ActionID: handlers.ActionDeny, Value: "r-6"}); err != nil {
+	// The denied card's Add a reason button.
+	if _, err := e.bot.Post(ctx, chApprove, handlers.Message{Title: "denied",
+		Buttons: []handlers.Button{{Label: "Add a reason", Action: handlers.ActionAddReason, Value: "r-5"}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e.fake, "second deny modal", func() bool { return len(e.fake.Views()) == 2 })
-	if _, err := e.fake.SubmitView(ctx, e.fake.Views()[1].ID, "UBOB", "", nil); err != nil {
+	if _, err := e.fake.Click(ctx, slackfake.Click{User: "UBOB", ActionID: handlers.ActionAddReason, Value: "r-5"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e.fake, "second deny", func() bool { _, a, _ := e.h.counts(); return a == 2 })
+	waitFor(t, e.fake, "reason form", func() bool { return len(e.fake.Views()) == 1 })
+	v := e.fake.Views()[0]
+	if v.Title != "Add a reason" || !strings.Contains(slackfake.BlockText(v.Blocks), "Why did you deny request r-5?") {
+		t.Errorf("form %q: %s", v.Title, slackfake.BlockText(v.Blocks))
+	}
+	res, err := e.fake.SubmitView(ctx, v.ID, "UBOB", "", map[string]string{"ask_text": "not during the freeze <!here>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ack.Payload != nil {
+		t.Errorf("submission ack %s", res.Ack.Payload)
+	}
+	waitFor(t, e.fake, "reason", func() bool { _, a, _ := e.h.counts(); return a == 3 })
 	e.h.mu.Lock()
-	a = e.h.actions[1]
+	a = e.h.actions[2]
 	e.h.mu.Unlock()
-	if a.RequestID != "r-6" || a.Reason != "" {
+	if a.Action != handlers.ActionAddReason || a.RequestID != "r-5" || a.User != "UBOB" || a.Reason != "not during the freeze <!here>" {
+		t.Errorf("action %+v", a)
+	}
+	waitFor(t, e.fake, "answer to the reason", func() bool { return len(e.fake.EphemeralsFor("UBOB")) == 2 })
+	if eph := e.fake.EphemeralsFor("UBOB")[1]; eph.Channel != chApprove || eph.Text != "did add_reason r-5" {
+		t.Errorf("reply %+v", eph)
+	}
+}
+
+// TestAskFallsBackToTextWhenTriggerExpired: when the form cannot open in
+// time, the person is told how to type the answer instead.
+func TestAskFallsBackToTextWhenTriggerExpired(t *testing.T) {
+	f := newFake(t, slackfake.Options{TriggerTTL: time.Nanosecond})
+	h := &recorder{onAction: func(a handlers.Action) handlers.Reply {
+		return handlers.Reply{Ask: &handlers.Ask{Action: handlers.ActionAddReason, RequestID: a.RequestID, Title: "Add a reason", Label: "Why?"},
+			Message: handlers.Message{Text: "Say why you denied request r-8: `/access reason r-8 <reason>`."}}
+	}}
+	b := start(t, f, botConfig(f), h)
+	if _, err := b.Post(tctx(t), chApprove, handlers.Message{Title: "denied",
+		Buttons: []handlers.Button{{Label: "Add a reason", Action: handlers.ActionAddReason, Value: "r-8"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Click(tctx(t), slackfake.Click{User: "UBOB", ActionID: handlers.ActionAddReason, Value: "r-8"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, "typed-answer hint", func() bool { return len(f.EphemeralsFor("UBOB")) == 1 })
+	if eph := f.EphemeralsFor("UBOB")[0]; !strings.Contains(eph.Text, "/access reason r-8") {
+		t.Errorf("reply %q", eph.Text)
+	}
+	if len(f.Views()) != 0 {
+		t.Error("a view opened with an expired trigger")
+	}
+}
+
+// TestEarlierDenyModalStillDenies: a deny form opened by an earlier version
+// (which denied only on submission) and submitted after an upgrade still
+// denies, with its reason.
+func TestEarlierDenyModalStillDenies(t *testing.T) {
+	e := setup(t, nil)
+	payload := map[string]any{
+		"type":       "view_submission",
+		"team":       map[string]any{"id": team, "domain": "t"},
+		"user":       map[string]any{"id": "UBOB", "username": "bob", "name": "bob", "team_id": team},
+		"trigger_id": "trig-old",
+		"view": map[string]any{"id": "VOLD", "type": "modal", "callback_id": "accessbot_deny",
+			"private_metadata": `{"c":"` + chApprove + `","id":"r-9"}`,
+			"state":            map[string]any{"values": map[string]any{"deny_reason": map[string]any{"deny_reason": map[string]any{"type": "plain_text_input", "value": "freeze"}}}}},
+	}
+	if _, err := e.fake.Deliver(tctx(t), "interactive", payload); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e.fake, "deny", func() bool { _, a, _ := e.h.counts(); return a == 1 })
+	e.h.mu.Lock()
+	a := e.h.actions[0]
+	e.h.mu.Unlock()
+	if a.Action != handlers.ActionDeny || a.RequestID != "r-9" || a.User != "UBOB" || a.Reason != "freeze" {
 		t.Errorf("action %+v", a)
 	}
 }

@@ -63,10 +63,28 @@ func (b *Bot) openForm(ctx context.Context, trigger string, received time.Time, 
 	b.reply(ctx, to, handlers.Message{Text: textFailed})
 }
 
+// openAsk opens the modal of an Ask and reports whether it opened; when it
+// did not (the trigger expired), the caller answers with the Ask's message,
+// which says how to type the answer instead.
+func (b *Bot) openAsk(ctx context.Context, trigger string, received time.Time, a handlers.Ask, to replyTo, log *slog.Logger) bool {
+	meta := modalMeta{Channel: to.channel, ResponseURL: to.responseURL, RequestID: a.RequestID, Action: a.Action}
+	err := b.callAPI(ctx, "views.open", func(ctx context.Context) error {
+		_, err := b.api.OpenViewContext(ctx, trigger, askModal(a, meta))
+		return err
+	})
+	if err != nil {
+		log.WarnContext(ctx, "slack views.open failed", "error", err.Error(), "since_trigger_ms", time.Since(received).Milliseconds())
+		return false
+	}
+	log.InfoContext(ctx, "slack ask form opened", "since_trigger_ms", time.Since(received).Milliseconds())
+	return true
+}
+
 // knownAction reports whether id is a button action of the handlers.
 func knownAction(id string) bool {
 	switch id {
-	case handlers.ActionApprove, handlers.ActionDeny, handlers.ActionRevoke, handlers.ActionCancel, handlers.ActionAck:
+	case handlers.ActionApprove, handlers.ActionDeny, handlers.ActionRevoke, handlers.ActionCancel, handlers.ActionAck,
+		handlers.ActionAddReason:
 		return true
 	}
 	return false
@@ -97,22 +115,15 @@ func (b *Bot) onBlockActions(ctx context.Context, h Handler, j job) {
 			return
 		}
 		log := log.With("action", a.ActionID, "request_id", a.Value)
-		if a.ActionID == handlers.ActionDeny && cb.TriggerID != "" {
-			meta := modalMeta{Channel: channel, ResponseURL: cb.ResponseURL, RequestID: a.Value}
-			err := b.callAPI(ctx, "views.open", func(ctx context.Context) error {
-				_, err := b.api.OpenViewContext(ctx, cb.TriggerID, denyModal(meta))
-				return err
-			})
-			if err == nil {
-				log.InfoContext(ctx, "slack deny form opened", "since_trigger_ms", time.Since(j.received).Milliseconds())
-				continue // the submission denies
-			}
-			// Trigger expired (or views.open failed): deny without a reason.
-			log.WarnContext(ctx, "slack deny form not opened; denying without a reason", "error", err.Error())
-		}
+		// Every button acts at once, Deny included: a reason for a denial
+		// comes afterwards (Add a reason), so a dismissed form can never
+		// leave a request pending that its approver meant to deny.
 		reply := h.Action(ctx, handlers.Action{User: cb.User.ID, Team: team, Action: a.ActionID, RequestID: a.Value})
 		if reply.Form != nil && cb.TriggerID != "" {
 			b.openForm(ctx, cb.TriggerID, j.received, *reply.Form, to, log)
+			continue
+		}
+		if reply.Ask != nil && cb.TriggerID != "" && b.openAsk(ctx, cb.TriggerID, j.received, *reply.Ask, to, log) {
 			continue
 		}
 		b.reply(ctx, to, reply.Message)
@@ -128,9 +139,10 @@ func teamOf(cb *goslack.InteractionCallback) string {
 	return cb.User.TeamID
 }
 
-// onViewSubmission handles the request and deny modals. It acknowledges
-// itself: with the form errors when there are any (the modal stays open),
-// else plainly (the modal closes).
+// onViewSubmission handles the request and Ask modals (and deny modals
+// opened by earlier versions). It acknowledges itself: with the form errors
+// when there are any (the modal stays open), else plainly (the modal
+// closes).
 func (b *Bot) onViewSubmission(ctx context.Context, sm *socketmode.Client, h Handler, j job) {
 	cb := j.cb
 	team := teamOf(cb)
@@ -149,6 +161,15 @@ func (b *Bot) onViewSubmission(ctx context.Context, sm *socketmode.Client, h Han
 	switch cb.View.CallbackID {
 	case callbackRequest:
 		b.submitRequest(ctx, sm, h, j, to, team, log)
+	case callbackAsk:
+		b.ack(ctx, sm, j.req.EnvelopeID, nil)
+		if meta.Action != handlers.ActionAddReason {
+			log.WarnContext(ctx, "slack ask form for an unknown action ignored", "action", meta.Action)
+			return
+		}
+		text := strings.TrimSpace(stateValue(cb.View.State, blockAskText, actionAskText))
+		reply := h.Action(ctx, handlers.Action{User: cb.User.ID, Team: team, Action: meta.Action, RequestID: meta.RequestID, Reason: text})
+		b.reply(ctx, to, reply.Message)
 	case callbackDeny:
 		b.ack(ctx, sm, j.req.EnvelopeID, nil)
 		reason := strings.TrimSpace(stateValue(cb.View.State, blockDenyReason, actionDenyReason))

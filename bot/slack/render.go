@@ -36,13 +36,22 @@ const (
 // Callback ids of the modals this transport opens.
 const (
 	callbackRequest = "accessbot_request"
-	callbackDeny    = "accessbot_deny"
+	callbackAsk     = "accessbot_ask"
+	// callbackDeny is the deny-reason modal of earlier versions, which
+	// denied only when submitted; one still open is handled as before.
+	callbackDeny = "accessbot_deny"
 )
 
-// Block and action ids of the deny-reason modal.
+// Block and action ids of the deny-reason modal of earlier versions.
 const (
 	blockDenyReason  = "deny_reason"
 	actionDenyReason = "deny_reason"
+)
+
+// Block and action ids of the text input of an Ask modal.
+const (
+	blockAskText  = "ask_text"
+	actionAskText = "ask_text"
 )
 
 // escape makes user-provided text inert in mrkdwn: `<!channel>`, `<@U123>`
@@ -220,6 +229,7 @@ type modalMeta struct {
 	Channel     string `json:"c,omitempty"`
 	ResponseURL string `json:"r,omitempty"`
 	RequestID   string `json:"id,omitempty"`
+	Action      string `json:"a,omitempty"` // Ask modal: the action the answer completes
 }
 
 func (m modalMeta) encode() string {
@@ -314,22 +324,33 @@ func hasOption(opts []*goslack.OptionBlockObject, value string) bool {
 	return false
 }
 
-// denyModal asks for an optional reason before denying requestID.
-func denyModal(meta modalMeta) goslack.ModalViewRequest {
-	reason := &goslack.PlainTextInputBlockElement{
-		Type: goslack.METPlainTextInput, ActionID: actionDenyReason,
-		Placeholder: plain("Optional: tell the requester why"), Multiline: true, MaxLength: 1000,
+// Modal limits (https://docs.slack.dev/reference/views/modal-views).
+const (
+	maxModalTitle  = 24
+	maxModalButton = 24
+	maxInputLabel  = 2000
+)
+
+// askModal asks for the line of text an Ask wants (the reason of a
+// denial); meta carries the action and request it completes.
+func askModal(a handlers.Ask, meta modalMeta) goslack.ModalViewRequest {
+	input := &goslack.PlainTextInputBlockElement{
+		Type: goslack.METPlainTextInput, ActionID: actionAskText,
+		Multiline: true, MaxLength: 1000,
+	}
+	submit := a.Submit
+	if submit == "" {
+		submit = "Send"
 	}
 	return goslack.ModalViewRequest{
 		Type:            goslack.VTModal,
-		CallbackID:      callbackDeny,
-		Title:           plain("Deny request"),
-		Submit:          plain("Deny"),
-		Close:           plain("Back"),
+		CallbackID:      callbackAsk,
+		Title:           plain(truncatePlain(a.Title, maxModalTitle)),
+		Submit:          plain(truncatePlain(submit, maxModalButton)),
+		Close:           plain("Cancel"),
 		PrivateMetadata: meta.encode(),
 		Blocks: goslack.Blocks{BlockSet: []goslack.Block{
-			goslack.NewSectionBlock(mrkdwn("Deny request `"+escape(meta.RequestID)+"`?"), nil, nil, goslack.SectionBlockOptionBlockID("deny_what")),
-			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: blockDenyReason, Label: plain("Reason"), Element: reason, Optional: true},
+			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: blockAskText, Label: plain(truncatePlain(a.Label, maxInputLabel)), Element: input},
 		}},
 	}
 }
