@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/mail"
@@ -494,7 +495,9 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 		}
 		for _, k := range []struct{ v, name string }{{rc.CacheFor, "cache_for"}, {rc.StaleFor, "stale_for"}, {rc.Grace, "grace"}} {
 			if k.v != "" {
-				if _, err := access.ParseDuration(k.v); err != nil {
+				if _, err := access.ParseDuration(k.v); errors.Is(err, access.ErrTooLong) {
+					ps.add(path+"."+k.name, "%q is longer than %s, the longest duration accepted", k.v, access.FormatDuration(access.MaxParsedDuration))
+				} else if err != nil {
 					ps.add(path+"."+k.name, "%q is not a duration (like 5m, 1h)", k.v)
 				}
 			}
@@ -531,6 +534,10 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 				return def
 			}
 			d, err := access.ParseDuration(v)
+			if errors.Is(err, access.ErrTooLong) {
+				ps.add(path+"."+key, "%q is longer than %s, the longest duration accepted", v, access.FormatDuration(access.MaxParsedDuration))
+				return def
+			}
 			if err != nil {
 				ps.add(path+"."+key, "%q is not a duration (use 30m, 2h, 1d or 1h30m)", v)
 				return def

@@ -93,9 +93,20 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// MaxParsedDuration is the longest duration ParseDuration accepts (366
+// days). Anything longer is a typo or an attempt to overflow, never a real
+// access window.
+const MaxParsedDuration = 366 * 24 * time.Hour
+
+func tooLongDuration(s string) error {
+	return fmt.Errorf("%w: %w: %q is longer than %s, the longest duration accepted", ErrBadDuration, ErrTooLong, s, FormatDuration(MaxParsedDuration))
+}
+
 // ParseDuration parses durations as people type them: "30m", "2h", "1d",
 // "1h30m", "1d12h", "90s". Days are 24 hours. A bare number is refused (is
-// "2" minutes or hours?).
+// "2" minutes or hours?). Errors wrap ErrBadDuration; a value longer than
+// MaxParsedDuration also wraps ErrTooLong, so it can never wrap around to a
+// short one.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
 	if s == "" {
@@ -112,8 +123,8 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("%w: %q (use a number and a unit, like 30m, 2h, 1d or 1h30m)", ErrBadDuration, s)
 		}
 		n, err := strconv.ParseInt(rest[:i], 10, 64)
-		if err != nil || n > 1_000_000 {
-			return 0, fmt.Errorf("%w: %q is too large", ErrBadDuration, s)
+		if err != nil {
+			return 0, tooLongDuration(s)
 		}
 		var unit time.Duration
 		switch rest[i] {
@@ -127,6 +138,11 @@ func ParseDuration(s string) (time.Duration, error) {
 			unit = time.Second
 		default:
 			return 0, fmt.Errorf("%w: %q (unknown unit %q; use d, h, m or s)", ErrBadDuration, s, rest[i])
+		}
+		// Checked before multiplying and adding: 213504d would wrap
+		// around int64 nanoseconds to 25m26s.
+		if n > int64(MaxParsedDuration/unit) || time.Duration(n)*unit > MaxParsedDuration-total {
+			return 0, tooLongDuration(s)
 		}
 		total += time.Duration(n) * unit
 		rest = rest[i+1:]

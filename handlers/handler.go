@@ -188,6 +188,9 @@ func (h *Handler) RoleOptions(_ context.Context, _ string, query string) []RoleO
 
 func parseDuration(s string) (time.Duration, error) {
 	d, err := access.ParseDuration(s)
+	if errors.Is(err, access.ErrTooLong) {
+		return 0, &access.UserError{Msg: fmt.Sprintf("%q is longer than %s, the longest duration accepted; ask for what you need, like 2h", clipText(s, 30), access.FormatDuration(access.MaxParsedDuration)), Err: access.ErrBadDuration}
+	}
 	if err != nil {
 		return 0, &access.UserError{Msg: fmt.Sprintf("%q is not a duration; use a number and a unit, like 30m, 2h, 1d or 1h30m", clipText(s, 30)), Err: access.ErrBadDuration}
 	}
@@ -452,6 +455,8 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	}
 	d, err := access.ParseDuration(in.Duration)
 	switch {
+	case errors.Is(err, access.ErrTooLong):
+		errs[FieldDuration] = "That is longer than " + access.FormatDuration(access.MaxParsedDuration) + ", the longest duration accepted."
 	case err != nil:
 		errs[FieldDuration] = "Use a number and a unit, like 30m, 2h, 1d or 1h30m."
 	case d < access.MinDuration:
