@@ -12,8 +12,8 @@ import (
 // never wraps around int64 nanoseconds to a short duration.
 func TestParseDurationOverflow(t *testing.T) {
 	for _, in := range []string{
-		"213504d",              // wrapped to 25m26s
-		"106752d", "106751d",   // around the int64 limit
+		"213504d",            // wrapped to 25m26s
+		"106752d", "106751d", // around the int64 limit
 		"367d", "366d1s", "8785h", "527041m", "31622401s",
 		"366d366d", "200d200d", // the sum is past the bound, each part is not
 		"9223372036854775807s", "9223372036854775808s", "99999999999999999999d",
