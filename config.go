@@ -410,10 +410,27 @@ func describeNode(n *yaml.Node) string {
 
 var roleName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
+// identityProblem explains why an identity in the config cannot be used
+// because of its characters, or returns "". Only plain ASCII is accepted:
+// "ſam@example.com" or a Kelvin sign K would otherwise fold to another
+// person's address in one place and not in another.
+func identityProblem(e string) string {
+	for _, r := range strings.TrimSpace(e) {
+		if r > 0x7e || r < 0x20 {
+			return fmt.Sprintf("%q contains %q (U+%04X); identities must be plain ASCII email addresses", e, r, r)
+		}
+	}
+	return ""
+}
+
 func checkEmails(list []string, path string, ps *Problems) []string {
 	var out []string
 	for i, e := range list {
-		e = strings.ToLower(strings.TrimSpace(e))
+		if msg := identityProblem(e); msg != "" {
+			ps.add(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
+			continue
+		}
+		e = access.NormalizeIdentity(e)
 		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
 			ps.add(fmt.Sprintf("%s[%d]", path, i), "%q is not an email address", list[i])
 			continue
@@ -631,7 +648,11 @@ func validateRest(cfg Config, ps *Problems) {
 			ps.add("chat.console.users", "missing: map console user names to emails, e.g. alice: alice@example.com")
 		}
 		for name, email := range c.Users {
-			if a, err := mail.ParseAddress(email); err != nil || !strings.EqualFold(a.Address, email) {
+			if msg := identityProblem(email); msg != "" {
+				ps.add("chat.console.users."+name, "%s", msg)
+				continue
+			}
+			if a, err := mail.ParseAddress(email); err != nil || !access.SameIdentity(a.Address, email) {
 				ps.add("chat.console.users."+name, "%q is not an email address", email)
 			}
 		}

@@ -42,3 +42,31 @@ roles:
 		}
 	}
 }
+
+// TestCheckRefusesNonASCIIIdentities: ſ (U+017F) and the Kelvin sign
+// (U+212A) fold to s and k; check names each such identity by key path.
+func TestCheckRefusesNonASCIIIdentities(t *testing.T) {
+	cfg := "chat:\n  console:\n    users: {sam: \"\u017fam@example.com\"}\nproviders:\n  dryrun: {}\n" +
+		"rotations:\n  platform:\n    members: [bob@example.com, \"\u017fam@example.com\"]\n    timezone: Europe/Berlin\n" +
+		"roles:\n  prod-admin:\n    description: admin\n    provider: dryrun\n    group: g\n    max_duration: 4h\n" +
+		"    approvers: {rotation: platform, users: [\"\u212aate@example.com\"]}\n" +
+		"admins: [\"\u017fam@example.com\", kate@example.com]\nbreak_glass:\n  allowed: [\"\u212aate@example.com\"]\n"
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", writeFile(t, cfg)}, nil, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{
+		"chat.console.users.sam: \"\u017fam@example.com\" contains 'ſ' (U+017F); identities must be plain ASCII",
+		"rotations.platform.members[1]: \"\u017fam@example.com\" contains 'ſ' (U+017F)",
+		"roles.prod-admin.approvers.users[0]: \"\u212aate@example.com\" contains '\u212a' (U+212A)",
+		"admins[0]: \"\u017fam@example.com\" contains",
+		"break_glass.allowed[0]: \"\u212aate@example.com\" contains",
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errb.String())
+		}
+	}
+	if strings.Contains(errb.String(), "admins[1]") {
+		t.Errorf("kate@example.com refused:\n%s", errb.String())
+	}
+}

@@ -146,7 +146,7 @@ func (s *Service) wake(r *Request) {
 	}
 }
 
-func normID(identity string) string { return strings.ToLower(strings.TrimSpace(identity)) }
+func normID(identity string) string { return NormalizeIdentity(identity) }
 
 // SubmitInput is a new access request.
 type SubmitInput struct {
@@ -159,6 +159,9 @@ type SubmitInput struct {
 func (s *Service) validate(in SubmitInput) (Role, time.Duration, string, error) {
 	if normID(in.Requester) == "" {
 		return Role{}, 0, "", userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are; ask an admin to link it")
+	}
+	if err := CheckIdentity(in.Requester); err != nil {
+		return Role{}, 0, "", userErr(ErrBadIdentity, "the email address of your chat account has characters other than plain ASCII, so accessbot cannot tell who you are; ask an admin to change it")
 	}
 	role, ok := s.policy.Role(in.Role)
 	if !ok {

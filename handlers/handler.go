@@ -53,7 +53,10 @@ func (h *Handler) identity(ctx context.Context, chatUser string) (string, error)
 		}
 		return "", err
 	}
-	return id, nil
+	if access.CheckIdentity(id) != nil {
+		return "", &access.UserError{Msg: "the email address of your chat account has characters other than plain ASCII letters, digits and punctuation, so accessbot cannot tell for sure who you are; ask an admin to change it", Err: access.ErrBadIdentity}
+	}
+	return access.NormalizeIdentity(id), nil
 }
 
 // Command handles "/access <text>".

@@ -17,3 +17,18 @@ func TestOverflowingDurationRefused(t *testing.T) {
 		t.Fatalf("%d approval cards posted", len(c.posts))
 	}
 }
+
+// TestNonASCIIIdentityRefused: a chat account whose email is "ſam@..."
+// (U+017F) is refused with a clear message before anything is sent.
+func TestNonASCIIIdentityRefused(t *testing.T) {
+	h, c, _ := setup(t, "approvals")
+	for _, user := range []string{"\u017fam", "\u212aate"} {
+		r := cmd(h, user, "prod-admin 1h fixing checkout")
+		if !strings.Contains(r.Text, "plain ASCII") {
+			t.Errorf("%s: reply %q", user, r.Text)
+		}
+	}
+	if len(c.posts) != 0 {
+		t.Fatalf("%d approval cards posted", len(c.posts))
+	}
+}
