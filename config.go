@@ -30,7 +30,16 @@ type Config struct {
 	BreakGlass BreakGlassConfig          `yaml:"break_glass"`
 	Admins     []string                  `yaml:"admins"`
 	Scheduler  SchedulerConfig           `yaml:"scheduler"`
+	Limits     LimitsConfig              `yaml:"limits"`
 	Log        LogConfig                 `yaml:"log"`
+}
+
+// LimitsConfig bounds what one person can ask for, shared across replicas
+// through the store. Revoke, cancel, decisions and break-glass are never
+// limited.
+type LimitsConfig struct {
+	PendingPerUser    *int `yaml:"pending_per_user"`    // requests waiting for approval at once; default 5, 0: no limit
+	CommandsPerMinute *int `yaml:"commands_per_minute"` // default 20, 0: no limit
 }
 
 // StoreConfig picks the store: bolt (default) or redis.
@@ -217,6 +226,7 @@ type Loaded struct {
 	Rotations map[string]*static.Rotation // static rotations, by name
 	Sweep     time.Duration
 	Reconcile time.Duration
+	Limits    access.Options // the per-user limits (MaxPendingPerUser, CommandsPerMinute)
 }
 
 // LoadConfig reads, expands and validates a config file. It returns every
@@ -278,6 +288,7 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 			l.Reconcile = d
 		}
 	}
+	l.Limits = buildLimits(cfg.Limits, &ps)
 	validateRest(cfg, &ps)
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
@@ -618,6 +629,28 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 		ps.add("roles", "no roles are configured")
 	}
 	return p, statics
+}
+
+// buildLimits turns the limits section into access.Options: a missing
+// key keeps the service default, 0 turns the limit off.
+func buildLimits(lc LimitsConfig, ps *Problems) access.Options {
+	var o access.Options
+	for _, k := range []struct {
+		v    *int
+		name string
+		dst  *int
+	}{{lc.PendingPerUser, "pending_per_user", &o.MaxPendingPerUser}, {lc.CommandsPerMinute, "commands_per_minute", &o.CommandsPerMinute}} {
+		switch {
+		case k.v == nil:
+		case *k.v < 0:
+			ps.add("limits."+k.name, "%d is negative; use a positive number, or 0 for no limit", *k.v)
+		case *k.v == 0:
+			*k.dst = -1
+		default:
+			*k.dst = *k.v
+		}
+	}
+	return o
 }
 
 func boolInt(b bool) int {

@@ -70,3 +70,30 @@ func TestCheckRefusesNonASCIIIdentities(t *testing.T) {
 		t.Errorf("kate@example.com refused:\n%s", errb.String())
 	}
 }
+
+func TestLimitsConfig(t *testing.T) {
+	base := "chat:\n  console:\n    users: {alice: alice@example.com}\nproviders:\n  dryrun: {}\n" +
+		"roles:\n  prod-admin:\n    description: admin\n    provider: dryrun\n    group: g\n    max_duration: 4h\n" +
+		"    approvers: {users: [dave@example.com]}\n"
+	env := func(string) (string, bool) { return "", false }
+	l, err := ParseConfig([]byte(base), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Limits.MaxPendingPerUser != 0 || l.Limits.CommandsPerMinute != 0 {
+		t.Fatalf("no limits section: %+v, want the service defaults (zero)", l.Limits)
+	}
+	l, err = ParseConfig([]byte(base+"limits: {pending_per_user: 7, commands_per_minute: 0}\n"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Limits.MaxPendingPerUser != 7 || l.Limits.CommandsPerMinute != -1 {
+		t.Fatalf("limits %+v, want 7 pending and no command limit", l.Limits)
+	}
+	_, err = ParseConfig([]byte(base+"limits: {pending_per_user: -2, per_minute: 3}\n"), env)
+	for _, want := range []string{"limits.pending_per_user: -2 is negative", "limits.per_minute: unknown key"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}

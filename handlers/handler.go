@@ -71,6 +71,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	sub := strings.ToLower(words[0])
 	args := words[1:]
 	rest := func(i int) string { return restAfter(c.Text, i+1) }
+	if !unthrottled[sub] {
+		if r, limited := h.throttle(ctx, c.User); limited {
+			return r
+		}
+	}
 	switch sub {
 	case "help", "-h", "--help":
 		return h.help()
@@ -126,6 +131,25 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		return h.form(ctx, c.User, sub, args[0], "")
 	}
 	return h.submit(ctx, c.User, sub, args[0], rest(1))
+}
+
+// unthrottled are the commands that are never rate-limited: those that
+// take access away or answer a request, emergency access, and help.
+var unthrottled = map[string]bool{"revoke": true, "cancel": true, "approve": true, "deny": true, "ack": true,
+	"breakglass": true, "break-glass": true, "help": true, "-h": true, "--help": true}
+
+// throttle counts a command of chatUser against the per-user limit and
+// returns the refusal when it is over. A user whose identity cannot be
+// resolved is not counted here; the command itself says what is wrong.
+func (h *Handler) throttle(ctx context.Context, chatUser string) (Reply, bool) {
+	who, err := h.identity(ctx, chatUser)
+	if err != nil {
+		return Reply{}, false
+	}
+	if err := h.svc.Throttle(ctx, who); err != nil {
+		return h.fail(ctx, err), true
+	}
+	return Reply{}, false
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
@@ -481,6 +505,9 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	if err != nil {
 		return h.fail(ctx, err), nil
 	}
+	if err := h.svc.Throttle(ctx, who); err != nil {
+		return h.fail(ctx, err), nil
+	}
 	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: role.Name, Duration: d, Reason: reason})
 	if err != nil {
 		var ue *access.UserError
@@ -490,7 +517,7 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 				return Reply{}, FormErrors{FieldDuration: ue.Msg}
 			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong):
 				return Reply{}, FormErrors{FieldReason: ue.Msg}
-			case errors.Is(err, access.ErrNoIdentity):
+			case errors.Is(err, access.ErrNoIdentity), errors.Is(err, access.ErrRateLimited), errors.Is(err, access.ErrConflict):
 				return h.fail(ctx, err), nil
 			default:
 				return Reply{}, FormErrors{FieldRole: ue.Msg}

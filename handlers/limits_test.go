@@ -1,8 +1,16 @@
 package handlers_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/testclock"
+	"github.com/accessbot/accessbot/providers/dryrun"
+	"github.com/accessbot/accessbot/store/bolt"
 )
 
 // TestOverflowingDurationRefused: "213504d" used to parse as 25m26s and
@@ -30,5 +38,60 @@ func TestNonASCIIIdentityRefused(t *testing.T) {
 	}
 	if len(c.posts) != 0 {
 		t.Fatalf("%d approval cards posted", len(c.posts))
+	}
+}
+
+// TestCommandsPerMinuteLimit: past the per-minute limit, commands that
+// ask for or look at things are refused with a clear message; revoke,
+// cancel, decisions and break-glass still go through.
+func TestCommandsPerMinuteLimit(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pol := &access.Policy{Roles: map[string]access.Role{
+		"prod-admin": {Name: "prod-admin", Description: "Production admin", Provider: "dryrun", Group: "g",
+			MaxDuration: 4 * time.Hour, DefaultDuration: time.Hour, ApproverUsers: []string{"bob@example.com", "dave@example.com"},
+			Approvals: 1, PendingTTL: time.Hour, BreakGlass: true},
+		"db-admin": {Name: "db-admin", Description: "DB admin", Provider: "dryrun", Group: "g-db",
+			MaxDuration: 4 * time.Hour, DefaultDuration: time.Hour, ApproverUsers: []string{"dave@example.com"},
+			Approvals: 1, PendingTTL: time.Hour},
+	}, BreakGlass: []string{"alice@example.com"}}
+	clock := testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC))
+	svc, err := access.NewService(access.Deps{Store: st, Policy: pol, Clock: clock,
+		Providers: map[string]access.Provisioner{"dryrun": dryrun.New(nil)}, Options: access.Options{CommandsPerMinute: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &chat{dms: map[string][]handlers.Message{}, channel: "approvals", security: "sec"}
+	svc.SetNotifier(handlers.NewNotifier(c, nil))
+	h := handlers.New(svc, c, nil)
+
+	pending := cmd(h, "alice", "prod-admin 1h fixing checkout")
+	id := strings.Fields(pending.Text)[1]
+	cmd(h, "alice", "list")
+	cmd(h, "alice", "roles")
+	if r := cmd(h, "alice", "db-admin 1h more"); !strings.Contains(r.Text, "more than 3 commands in a minute") {
+		t.Fatalf("4th command: %q", r.Text)
+	}
+	if len(c.posts) != 1 {
+		t.Fatalf("%d approval cards, want 1", len(c.posts))
+	}
+	if r := cmd(h, "alice", "cancel "+id); !strings.Contains(r.Text, "is cancelled") {
+		t.Fatalf("cancel while limited: %q", r.Text)
+	}
+	if r := cmd(h, "alice", "breakglass prod-admin 1h outage"); !strings.Contains(r.Text, "Break-glass: you have") {
+		t.Fatalf("break-glass while limited: %q", r.Text)
+	}
+	if r := cmd(h, "alice", "revoke prod-admin done"); !strings.Contains(r.Text, "access is removed") {
+		t.Fatalf("revoke while limited: %q", r.Text)
+	}
+	if r := cmd(h, "bob", "list"); strings.Contains(r.Text, "commands in a minute") {
+		t.Fatalf("another user limited: %q", r.Text)
+	}
+	clock.Advance(time.Minute)
+	if r := cmd(h, "alice", "list"); strings.Contains(r.Text, "commands in a minute") {
+		t.Fatalf("next minute still limited: %q", r.Text)
 	}
 }
