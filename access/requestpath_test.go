@@ -217,3 +217,28 @@ func TestExtensionMaxRecheckedWhenApplied(t *testing.T) {
 		t.Fatalf("second extension %s: %q", f.State, f.Failure)
 	}
 }
+
+// TestAcknowledgeRefusalToStrangers: someone who may not acknowledge and is
+// not involved learns nothing (not even that the request is break-glass or
+// who acknowledged it); the refusal reads like the one for an unknown id.
+func TestAcknowledgeRefusalToStrangers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r, err := e.svc.BreakGlass(ctx, access.SubmitInput{Requester: "erin@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "fire"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Acknowledge(ctx, r.ID, "dave@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Acknowledge(ctx, r.ID, "mallory@example.com")
+	_, unknown := e.svc.Acknowledge(ctx, "r-zzzzzzzz", "mallory@example.com")
+	var ue, uu *access.UserError
+	if !errors.As(err, &ue) || !errors.Is(err, access.ErrNotAllowed) || !errors.As(unknown, &uu) ||
+		strings.ReplaceAll(ue.Msg, r.ID, "ID") != strings.ReplaceAll(uu.Msg, "r-zzzzzzzz", "ID") {
+		t.Fatalf("stranger: %v; unknown id: %v", err, unknown)
+	}
+	if strings.Contains(ue.Msg, "dave") || strings.Contains(ue.Msg, "erin") {
+		t.Fatalf("refusal leaks: %q", ue.Msg)
+	}
+}

@@ -519,11 +519,33 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 	}
 }
 
+// noRequest is the refusal for a request id that does not exist or that
+// the person may not learn anything about: the two read the same, so a
+// refusal never tells an unrelated person whose request it is, why it was
+// denied or who decides it.
+func noRequest(id string) error {
+	return userErr(ErrNotFound, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+}
+
+// uninvolved is the refusal to someone who may not learn anything about
+// the request: it reads exactly like noRequest, but wraps ErrNotAllowed.
+func uninvolved(id string) error {
+	return userErr(ErrNotAllowed, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+}
+
+// involved reports whether who may learn about r's details: its
+// requester, someone asked to approve it or who decided on it, or an
+// admin. Refusals to anyone else are noRequest.
+func (s *Service) involved(r *Request, who string) bool {
+	who = normID(who)
+	return who != "" && (who == r.Requester || contains(r.Approvers, who) || r.DecidedBy(who) || s.policy.IsAdmin(who))
+}
+
 // Get returns a request by id (ErrNotFound when there is none).
 func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	r, err := s.store.Get(ctx, strings.TrimSpace(id))
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	return r, err
 }
@@ -562,6 +584,11 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	eligible, _ := s.approversAt(ctx, role, cur.Requester, now)
 	var became State
 	r, err := s.store.Update(ctx, cur.ID, func(r *Request) ([]AuditEvent, error) {
+		// Someone who is neither involved nor an approver now learns
+		// nothing about the request's state (a deny reason, who decided).
+		if !contains(eligible, approver) && !s.involved(r, approver) {
+			return nil, userErr(ErrNotAllowed, "you are not an approver of %s right now, so you cannot decide request %s", r.Role, r.ID)
+		}
 		if r.State != StatePending {
 			return nil, stateErr(r, "pending")
 		}
@@ -997,6 +1024,9 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 	now := s.clock.Now()
 	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
 		if r.Requester != by {
+			if !s.involved(r, by) {
+				return nil, uninvolved(r.ID)
+			}
 			return nil, userErr(ErrNotAllowed, "only %s can cancel request %s", r.Requester, r.ID)
 		}
 		if r.State != StatePending {
@@ -1007,7 +1037,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 		return []AuditEvent{s.event(r, ActCancelled, by, StatePending, StateCancelled, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	if err != nil {
 		return nil, err
@@ -1029,6 +1059,9 @@ func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, 
 		role, _ := s.policy.Role(cur.Role)
 		approvers, _ := s.Approvers(ctx, role, cur.Requester)
 		if !contains(approvers, by) {
+			if !s.involved(cur, by) {
+				return nil, uninvolved(cur.ID)
+			}
 			return nil, userErr(ErrNotAllowed, "only %s, an approver of %s or an admin can revoke request %s", cur.Requester, cur.Role, cur.ID)
 		}
 	}
@@ -1049,6 +1082,9 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 		return nil, err
 	}
 	if cur.Requester != by {
+		if !s.involved(cur, by) {
+			return nil, uninvolved(cur.ID)
+		}
 		return nil, userErr(ErrNotAllowed, "only %s can extend request %s", cur.Requester, cur.ID)
 	}
 	if cur.State != StateActive {
@@ -1199,24 +1235,29 @@ func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, err
 	by = normID(by)
 	now := s.clock.Now()
 	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
+		// Who may acknowledge is checked first: anyone else learns nothing
+		// about the request (its kind, who acknowledged it).
+		if !s.policy.MayAcknowledge(by, r.Requester) {
+			if by == r.Requester {
+				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
+			}
+			if !s.involved(r, by) {
+				return nil, uninvolved(r.ID)
+			}
+			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
+		}
 		if r.Kind != KindBreakGlass {
 			return nil, userErr(ErrNotAllowed, "request %s is not a break-glass grant; there is nothing to acknowledge", r.ID)
 		}
 		if r.AckBy != "" {
 			return nil, userErr(ErrAlreadyDecided, "%s already acknowledged request %s", r.AckBy, r.ID)
 		}
-		if !s.policy.MayAcknowledge(by, r.Requester) {
-			if by == r.Requester {
-				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
-			}
-			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
-		}
 		r.AckBy = by
 		r.AckAt = now
 		return []AuditEvent{s.event(r, ActAcknowledged, by, r.State, r.State, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	if err != nil {
 		return nil, err

@@ -95,3 +95,61 @@ func TestCommandsPerMinuteLimit(t *testing.T) {
 		t.Fatalf("next minute still limited: %q", r.Text)
 	}
 }
+
+// TestRefusalsToStrangersLeakNothing: someone unrelated to a request who
+// types its id learns neither who asked, nor why it was denied, nor that
+// it exists: the refusal reads like the one for an unknown id. The people
+// involved still get the specific text.
+func TestRefusalsToStrangersLeakNothing(t *testing.T) {
+	h, _, _ := setup(t, "approvals")
+	denied := cmd(h, "alice", "prod-admin 1h secret project falcon")
+	deniedID := strings.Fields(denied.Text)[1]
+	if r := cmd(h, "bob", "deny "+deniedID+" falcon is cancelled"); !strings.Contains(r.Text, "You denied") {
+		t.Fatalf("deny: %q", r.Text)
+	}
+	active := cmd(h, "carol", "prod-admin 1h other work")
+	activeID := strings.Fields(active.Text)[1]
+	if r := cmd(h, "dave", "approve "+activeID); !strings.Contains(r.Text, "You approved") {
+		t.Fatalf("approve: %q", r.Text)
+	}
+	pending := cmd(h, "alice", "prod-admin 2h third try")
+	if strings.Contains(pending.Text, "already") {
+		t.Fatalf("submit: %q", pending.Text)
+	}
+	pendingID := strings.Fields(pending.Text)[1]
+
+	unknown := cmd(h, "mallory", "cancel r-zzzzzzzz").Text
+	if !strings.Contains(unknown, "there is no request r-zzzzzzzz that you can act on") {
+		t.Fatalf("unknown id: %q", unknown)
+	}
+	for _, c := range []struct{ text, id string }{
+		{"cancel " + pendingID, pendingID},
+		{"extend " + activeID + " 1h more", activeID},
+		{"revoke " + activeID + " because", activeID},
+		{"approve " + deniedID, deniedID},
+		{"deny " + deniedID, deniedID},
+	} {
+		r := cmd(h, "mallory", c.text).Text
+		for _, secret := range []string{"alice", "carol", "falcon", "bob@", "denied by"} {
+			if strings.Contains(r, secret) {
+				t.Errorf("%q told mallory %q: %q", c.text, secret, r)
+			}
+		}
+		if strings.HasPrefix(c.text, "approve") || strings.HasPrefix(c.text, "deny") {
+			if !strings.Contains(r, "you are not an approver of prod-admin right now") {
+				t.Errorf("%q: %q", c.text, r)
+			}
+			continue
+		}
+		if want := "there is no request " + c.id + " that you can act on"; !strings.Contains(r, want) {
+			t.Errorf("%q: %q, want %q", c.text, r, want)
+		}
+	}
+	// The involved keep the specific text.
+	if r := cmd(h, "bob", "approve "+deniedID).Text; !strings.Contains(r, "denied by bob@example.com: falcon is cancelled") {
+		t.Errorf("approver on a denied request: %q", r)
+	}
+	if r := cmd(h, "bob", "cancel "+pendingID).Text; !strings.Contains(r, "only alice@example.com can cancel") {
+		t.Errorf("approver cancelling: %q", r)
+	}
+}
