@@ -128,3 +128,60 @@ func TestCommandLimitSharedByReplicas(t *testing.T) {
 		t.Fatalf("4th command on the other replica: %v, want ErrRateLimited", err)
 	}
 }
+
+// TestConcurrentSubmitsOneRequest: eight submits of the same role at once
+// (from two replicas), and eight break-glass requests at once, each leave
+// exactly one live request.
+func TestConcurrentSubmitsOneRequest(t *testing.T) {
+	for name, open := range raceStores(t) {
+		t.Run(name, func(t *testing.T) {
+			st1, st2 := open(t)
+			clock := testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC))
+			pol := racePolicy()
+			role := pol.Roles["prod-admin"]
+			role.BreakGlass = true
+			pol.Roles["prod-admin"] = role
+			pol.BreakGlass = []string{"erin@example.com"}
+			var svcs []*access.Service
+			for i, st := range []access.Store{st1, st2} {
+				svc, err := access.NewService(access.Deps{Store: st, Policy: pol, Clock: clock, Owner: "replica-" + string(rune('1'+i)),
+					Providers: map[string]access.Provisioner{"dryrun": dryrun.New(nil)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				svcs = append(svcs, svc)
+			}
+			ctx := context.Background()
+			for _, who := range []string{"alice@example.com", "erin@example.com"} {
+				var wg sync.WaitGroup
+				errs := make([]error, 8)
+				for i := range errs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						in := access.SubmitInput{Requester: who, Role: "prod-admin", Duration: time.Hour, Reason: "x"}
+						if who == "erin@example.com" {
+							_, errs[i] = svcs[i%2].BreakGlass(ctx, in)
+						} else {
+							_, errs[i] = svcs[i%2].Submit(ctx, in)
+						}
+					}()
+				}
+				wg.Wait()
+				live, err := st1.List(ctx, access.Filter{Requester: who,
+					States: []access.State{access.StatePending, access.StateApproved, access.StateActive}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(live) != 1 {
+					t.Fatalf("%s: %d live requests after 8 concurrent submits, want 1 (errors %v)", who, len(live), errs)
+				}
+				for _, err := range errs {
+					if err != nil && !errors.Is(err, access.ErrDuplicate) && !errors.Is(err, access.ErrConflict) {
+						t.Errorf("unexpected refusal: %v", err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -242,3 +242,19 @@ func TestAcknowledgeRefusalToStrangers(t *testing.T) {
 		t.Fatalf("refusal leaks: %q", ue.Msg)
 	}
 }
+
+// TestBreakGlassWithHungUserCheck: break-glass is not held up by a user
+// check that never answers beyond its short deadline.
+func TestBreakGlassWithHungUserCheck(t *testing.T) {
+	e := newEnvWith(t, &hungChecker{Provider: dryrun.New(nil)}, nil, access.Options{CheckUserTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := e.svc.BreakGlass(ctx, access.SubmitInput{Requester: "erin@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "fire"})
+	if err != nil || r.State != access.StateActive {
+		t.Fatalf("break-glass: %v %v", r, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("break-glass took %v", took)
+	}
+}

@@ -1218,8 +1218,21 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	}
 	ev := s.event(r, ActBreakGlass, requester, "", StateApproved, reason)
 	ev.Detail = "granted without approval for " + FormatDuration(d)
-	if err := s.store.Create(ctx, r, ev); err != nil {
-		return nil, fmt.Errorf("access: store request: %w", err)
+	// As for requests: the duplicate check and the write under the
+	// per-requester guard, with a deadline of their own.
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	err = s.guarded(wctx, requester, func() error {
+		if err := s.overlap(wctx, requester, role); err != nil {
+			return err
+		}
+		if err := s.store.Create(wctx, r, ev); err != nil {
+			return fmt.Errorf("access: store request: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.log.WarnContext(ctx, "break-glass access", "request_id", r.ID, "requester", requester, "role", role.Name, "duration", FormatDuration(d))
 	s.wake(r)
