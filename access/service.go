@@ -535,7 +535,7 @@ func uninvolved(id string) error {
 
 // involved reports whether who may learn about r's details: its
 // requester, someone asked to approve it or who decided on it, or an
-// admin. Refusals to anyone else are noRequest.
+// admin. Refusals to anyone else are uninvolved (worded as noRequest).
 func (s *Service) involved(r *Request, who string) bool {
 	who = normID(who)
 	return who != "" && (who == r.Requester || contains(r.Approvers, who) || r.DecidedBy(who) || s.policy.IsAdmin(who))
