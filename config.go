@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/mail"
@@ -30,7 +31,16 @@ type Config struct {
 	BreakGlass BreakGlassConfig          `yaml:"break_glass"`
 	Admins     []string                  `yaml:"admins"`
 	Scheduler  SchedulerConfig           `yaml:"scheduler"`
+	Limits     LimitsConfig              `yaml:"limits"`
 	Log        LogConfig                 `yaml:"log"`
+}
+
+// LimitsConfig bounds what one person can ask for, shared across replicas
+// through the store. Revoke, cancel, decisions and break-glass are never
+// limited.
+type LimitsConfig struct {
+	PendingPerUser    *int `yaml:"pending_per_user"`    // requests waiting for approval at once; default 5, 0: no limit
+	CommandsPerMinute *int `yaml:"commands_per_minute"` // default 20, 0: no limit
 }
 
 // StoreConfig picks the store: bolt (default) or redis.
@@ -217,6 +227,7 @@ type Loaded struct {
 	Rotations map[string]*static.Rotation // static rotations, by name
 	Sweep     time.Duration
 	Reconcile time.Duration
+	Limits    access.Options // the per-user limits (MaxPendingPerUser, CommandsPerMinute)
 
 	env expansions // what ${VAR} expanded to, for Redact
 }
@@ -287,6 +298,7 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 			l.Reconcile = d
 		}
 	}
+	l.Limits = buildLimits(cfg.Limits, &ps)
 	validateRest(cfg, &ps)
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
@@ -569,10 +581,27 @@ func describeNode(n *yaml.Node) string {
 
 var roleName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
+// identityProblem explains why an identity in the config cannot be used
+// because of its characters, or returns "". Only plain ASCII is accepted:
+// "ſam@example.com" or a Kelvin sign K would otherwise fold to another
+// person's address in one place and not in another.
+func identityProblem(e string) string {
+	for _, r := range strings.TrimSpace(e) {
+		if r > 0x7e || r < 0x20 {
+			return fmt.Sprintf("%q contains %q (U+%04X); identities must be plain ASCII email addresses", e, r, r)
+		}
+	}
+	return ""
+}
+
 func checkEmails(list []string, path string, ps *Problems) []string {
 	var out []string
 	for i, e := range list {
-		e = strings.ToLower(strings.TrimSpace(e))
+		if msg := identityProblem(e); msg != "" {
+			ps.add(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
+			continue
+		}
+		e = access.NormalizeIdentity(e)
 		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
 			ps.add(fmt.Sprintf("%s[%d]", path, i), "%q is not an email address", list[i])
 			continue
@@ -654,7 +683,9 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 		}
 		for _, k := range []struct{ v, name string }{{rc.CacheFor, "cache_for"}, {rc.StaleFor, "stale_for"}, {rc.Grace, "grace"}} {
 			if k.v != "" {
-				if _, err := access.ParseDuration(k.v); err != nil {
+				if _, err := access.ParseDuration(k.v); errors.Is(err, access.ErrTooLong) {
+					ps.add(path+"."+k.name, "%q is longer than %s, the longest duration accepted", k.v, access.FormatDuration(access.MaxParsedDuration))
+				} else if err != nil {
 					ps.add(path+"."+k.name, "%q is not a duration (like 5m, 1h)", k.v)
 				}
 			}
@@ -691,6 +722,10 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 				return def
 			}
 			d, err := access.ParseDuration(v)
+			if errors.Is(err, access.ErrTooLong) {
+				ps.add(path+"."+key, "%q is longer than %s, the longest duration accepted", v, access.FormatDuration(access.MaxParsedDuration))
+				return def
+			}
 			if err != nil {
 				ps.add(path+"."+key, "%q is not a duration (use 30m, 2h, 1d or 1h30m)", v)
 				return def
@@ -756,6 +791,28 @@ func buildPolicy(cfg Config, ps *Problems) (*access.Policy, map[string]*static.R
 	return p, statics
 }
 
+// buildLimits turns the limits section into access.Options: a missing
+// key keeps the service default, 0 turns the limit off.
+func buildLimits(lc LimitsConfig, ps *Problems) access.Options {
+	var o access.Options
+	for _, k := range []struct {
+		v    *int
+		name string
+		dst  *int
+	}{{lc.PendingPerUser, "pending_per_user", &o.MaxPendingPerUser}, {lc.CommandsPerMinute, "commands_per_minute", &o.CommandsPerMinute}} {
+		switch {
+		case k.v == nil:
+		case *k.v < 0:
+			ps.add("limits."+k.name, "%d is negative; use a positive number, or 0 for no limit", *k.v)
+		case *k.v == 0:
+			*k.dst = -1
+		default:
+			*k.dst = *k.v
+		}
+	}
+	return o
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -784,7 +841,11 @@ func validateRest(cfg Config, ps *Problems) {
 			ps.add("chat.console.users", "missing: map console user names to emails, e.g. alice: alice@example.com")
 		}
 		for name, email := range c.Users {
-			if a, err := mail.ParseAddress(email); err != nil || !strings.EqualFold(a.Address, email) {
+			if msg := identityProblem(email); msg != "" {
+				ps.add("chat.console.users."+name, "%s", msg)
+				continue
+			}
+			if a, err := mail.ParseAddress(email); err != nil || !access.SameIdentity(a.Address, email) {
 				ps.add("chat.console.users."+name, "%q is not an email address", email)
 			}
 		}

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -75,7 +76,7 @@ func (p *Policy) MayBreakGlass(identity string) bool { return contains(p.BreakGl
 
 // MayAcknowledge reports whether identity may acknowledge a break-glass grant of requester.
 func (p *Policy) MayAcknowledge(identity, requester string) bool {
-	if strings.EqualFold(identity, requester) {
+	if SameIdentity(identity, requester) {
 		return false
 	}
 	if len(p.Acknowledgers) == 0 {
@@ -85,17 +86,76 @@ func (p *Policy) MayAcknowledge(identity, requester string) bool {
 }
 
 func contains(list []string, s string) bool {
+	s = NormalizeIdentity(s)
 	for _, v := range list {
-		if strings.EqualFold(v, s) {
+		if NormalizeIdentity(v) == s {
 			return true
 		}
 	}
 	return false
 }
 
+// ErrBadIdentity says an identity is not a plain ASCII email address.
+var ErrBadIdentity = errors.New("identity is not a plain ASCII email address")
+
+// NormalizeIdentity returns the one form in which identities (emails) are
+// stored and compared everywhere: surrounding space trimmed and the ASCII
+// letters A-Z lower-cased. Nothing else is folded, so "ſam@example.com"
+// (U+017F) or "\u212Aate@example.com" (the Kelvin sign) never equals an
+// ASCII address, as they would under strings.EqualFold or strings.ToLower.
+// Two identities are the same person exactly when their normal forms are
+// equal. CheckIdentity refuses non-ASCII identities where they enter.
+func NormalizeIdentity(s string) string {
+	s = strings.TrimSpace(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// SameIdentity reports whether a and b name the same person.
+func SameIdentity(a, b string) bool { return NormalizeIdentity(a) == NormalizeIdentity(b) }
+
+// CheckIdentity returns an error wrapping ErrBadIdentity unless s is an
+// email address written in printable ASCII only (local part and domain):
+// characters such as ſ (U+017F) or the Kelvin sign (U+212A) look like, or
+// fold to, ASCII letters and could stand in for another person.
+func CheckIdentity(s string) error {
+	s = strings.TrimSpace(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return fmt.Errorf("%w: %q contains a character that is not printable ASCII", ErrBadIdentity, s)
+		}
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return fmt.Errorf("%w: %q is not an email address", ErrBadIdentity, s)
+	}
+	return nil
+}
+
+// MaxParsedDuration is the longest duration ParseDuration accepts (366
+// days). Anything longer is a typo or an attempt to overflow, never a real
+// access window.
+const MaxParsedDuration = 366 * 24 * time.Hour
+
+func tooLongDuration(s string) error {
+	return fmt.Errorf("%w: %w: %q is longer than %s, the longest duration accepted", ErrBadDuration, ErrTooLong, s, FormatDuration(MaxParsedDuration))
+}
+
 // ParseDuration parses durations as people type them: "30m", "2h", "1d",
 // "1h30m", "1d12h", "90s". Days are 24 hours. A bare number is refused (is
-// "2" minutes or hours?).
+// "2" minutes or hours?). Errors wrap ErrBadDuration; a value longer than
+// MaxParsedDuration also wraps ErrTooLong, so it can never wrap around to a
+// short one.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
 	if s == "" {
@@ -112,8 +172,8 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("%w: %q (use a number and a unit, like 30m, 2h, 1d or 1h30m)", ErrBadDuration, s)
 		}
 		n, err := strconv.ParseInt(rest[:i], 10, 64)
-		if err != nil || n > 1_000_000 {
-			return 0, fmt.Errorf("%w: %q is too large", ErrBadDuration, s)
+		if err != nil {
+			return 0, tooLongDuration(s)
 		}
 		var unit time.Duration
 		switch rest[i] {
@@ -127,6 +187,11 @@ func ParseDuration(s string) (time.Duration, error) {
 			unit = time.Second
 		default:
 			return 0, fmt.Errorf("%w: %q (unknown unit %q; use d, h, m or s)", ErrBadDuration, s, rest[i])
+		}
+		// Checked before multiplying and adding: 213504d would wrap
+		// around int64 nanoseconds to 25m26s.
+		if n > int64(MaxParsedDuration/unit) || time.Duration(n)*unit > MaxParsedDuration-total {
+			return 0, tooLongDuration(s)
 		}
 		total += time.Duration(n) * unit
 		rest = rest[i+1:]

@@ -2,7 +2,6 @@ package access
 
 import (
 	"crypto/rand"
-	"strings"
 	"time"
 )
 
@@ -182,7 +181,7 @@ func (r *Request) Approvals() int {
 // DecidedBy reports whether identity already decided on the request.
 func (r *Request) DecidedBy(identity string) bool {
 	for _, d := range r.Decisions {
-		if strings.EqualFold(d.By, identity) {
+		if SameIdentity(d.By, identity) {
 			return true
 		}
 	}

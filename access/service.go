@@ -27,6 +27,25 @@ type Options struct {
 	ClaimTTL time.Duration
 	// NotifyTimeout bounds each notification (default 30 s).
 	NotifyTimeout time.Duration
+	// CheckUserTimeout bounds the provider's user check on the request
+	// path (default 5 s). When it runs out the check counts as unknown: the
+	// request goes on (logged) and the grant itself finds a missing user.
+	CheckUserTimeout time.Duration
+	// OnCallTimeout bounds each on-call lookup for approvers (default 5 s).
+	// When it runs out only the named approvers count, as for any other
+	// failing lookup.
+	OnCallTimeout time.Duration
+	// StoreTimeout bounds the writes that record a new request and its
+	// answer. They get a fresh deadline of their own, so that a slow lookup
+	// before them cannot use up the time to store and answer (default 10 s).
+	StoreTimeout time.Duration
+	// MaxPendingPerUser is how many requests (and extensions) one person may
+	// have waiting for approval at once (default 5; negative: no limit).
+	MaxPendingPerUser int
+	// CommandsPerMinute is how many commands one person may give per
+	// minute, counted across replicas through the store (default 20;
+	// negative: no limit). See Throttle.
+	CommandsPerMinute int
 }
 
 func (o Options) withDefaults() Options {
@@ -44,6 +63,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NotifyTimeout <= 0 {
 		o.NotifyTimeout = 30 * time.Second
+	}
+	if o.CheckUserTimeout <= 0 {
+		o.CheckUserTimeout = 5 * time.Second
+	}
+	if o.OnCallTimeout <= 0 {
+		o.OnCallTimeout = 5 * time.Second
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = 10 * time.Second
+	}
+	if o.MaxPendingPerUser == 0 {
+		o.MaxPendingPerUser = 5
+	}
+	if o.CommandsPerMinute == 0 {
+		o.CommandsPerMinute = 20
 	}
 	return o
 }
@@ -82,6 +116,8 @@ type Service struct {
 	waker Waker
 
 	rot rotationState // shift grants: per-rotation options and announced problems (rotation.go)
+
+	cmds localCounter // per-user command counts when the store is no Counter (limits.go)
 }
 
 // NewService checks the dependencies and returns a Service.
@@ -146,7 +182,7 @@ func (s *Service) wake(r *Request) {
 	}
 }
 
-func normID(identity string) string { return strings.ToLower(strings.TrimSpace(identity)) }
+func normID(identity string) string { return NormalizeIdentity(identity) }
 
 // SubmitInput is a new access request.
 type SubmitInput struct {
@@ -159,6 +195,9 @@ type SubmitInput struct {
 func (s *Service) validate(in SubmitInput) (Role, time.Duration, string, error) {
 	if normID(in.Requester) == "" {
 		return Role{}, 0, "", userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are; ask an admin to link it")
+	}
+	if err := CheckIdentity(in.Requester); err != nil {
+		return Role{}, 0, "", userErr(ErrBadIdentity, "the email address of your chat account has characters other than plain ASCII, so accessbot cannot tell who you are; ask an admin to change it")
 	}
 	role, ok := s.policy.Role(in.Role)
 	if !ok {
@@ -201,7 +240,9 @@ func (s *Service) checkUser(ctx context.Context, role Role, identity string) err
 	if !ok {
 		return nil
 	}
-	err := uc.CheckUser(ctx, identity)
+	cctx, cancel := context.WithTimeout(ctx, s.opt.CheckUserTimeout)
+	defer cancel()
+	err := uc.CheckUser(cctx, identity)
 	switch {
 	case err == nil:
 		return nil
@@ -210,6 +251,8 @@ func (s *Service) checkUser(ctx context.Context, role Role, identity string) err
 	case errors.Is(err, ErrUserDisabled):
 		return userErr(ErrUserDisabled, "the %s account of %s is disabled, so %s cannot be granted", role.Provider, identity, role.Name)
 	default:
+		// Unknown: go on. The grant itself fails cleanly for a missing user;
+		// a hung provider must not swallow the request.
 		s.log.WarnContext(ctx, "user check failed; continuing", "role", role.Name, "user", identity, "err", err)
 		return nil
 	}
@@ -269,7 +312,7 @@ func (s *Service) approversAt(ctx context.Context, role Role, requester string, 
 			errs = append(errs, fmt.Errorf("rotation %s: no on-call source configured", rot))
 			continue
 		}
-		shift, err := s.oncall.OnCall(ctx, rot, at)
+		shift, err := s.lookupOnCall(ctx, rot, at)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rotation %s: %w", rot, err))
 			s.log.WarnContext(ctx, "on-call lookup failed; only named approvers count", "rotation", rot, "role", role.Name, "err", err)
@@ -280,6 +323,21 @@ func (s *Service) approversAt(ctx context.Context, role Role, requester string, 
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// lookupOnCall asks the on-call source with a deadline of its own
+// (OnCallTimeout), so a hung source costs a request at most that long.
+func (s *Service) lookupOnCall(ctx context.Context, rot string, at time.Time) (Shift, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.OnCallTimeout)
+	defer cancel()
+	return s.oncall.OnCall(ctx, rot, at)
+}
+
+// writeCtx returns a context for the writes that record a new request:
+// detached from ctx's deadline, which lookups before may have used up, and
+// bounded by StoreTimeout of its own.
+func (s *Service) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.opt.StoreTimeout)
 }
 
 // Submit validates a request against the policy, stores it as pending with
@@ -310,6 +368,8 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	if len(approvers) < role.Approvals {
 		return nil, userErr(ErrNoApprovers, "%s needs %d approvals but only %d approver(s) are available right now, so the request was not sent", role.Name, role.Approvals, len(approvers))
 	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
 	now := s.clock.Now()
 	r := &Request{
 		ID: NewID(), Kind: kind, Target: target, Requester: requester, Role: role.Name,
@@ -321,14 +381,100 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	if kind == KindExtension {
 		ev.Detail = "extends " + target + " by " + FormatDuration(d)
 	}
-	if err := s.store.Create(ctx, r, ev); err != nil {
-		return nil, fmt.Errorf("access: store request: %w", err)
+	// The limit and duplicate checks and the write are one step per
+	// requester: without the guard, concurrent submits or extends all pass
+	// the checks before any of them is stored.
+	err := s.guarded(wctx, requester, func() error {
+		if kind == KindExtension {
+			if err := s.pendingExtension(wctx, requester, role, target); err != nil {
+				return err
+			}
+		} else if err := s.overlap(wctx, requester, role); err != nil {
+			return err
+		}
+		if err := s.pendingLimit(wctx, requester); err != nil {
+			return err
+		}
+		if err := s.store.Create(wctx, r, ev); err != nil {
+			return fmt.Errorf("access: store request: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.log.InfoContext(ctx, "request submitted", "request_id", r.ID, "requester", requester, "role", role.Name,
 		"duration", FormatDuration(d), "kind", string(kind))
 	s.wake(r)
 	s.notify(ctx, Event{Type: EvSubmitted, Request: r, Actor: requester, Role: role})
-	return s.reload(ctx, r), nil
+	return s.reload(wctx, r), nil
+}
+
+// guardWait is how long a submit waits for another submit of the same
+// person to finish its checks and write before it gives up.
+const guardWait = 3 * time.Second
+
+// guarded runs fn while holding the store's per-requester submit guard
+// (Store.Claim "submit:<requester>" with an owner unique to this call, as a
+// claim is re-entrant for its owner). Replicas sharing the store serialise
+// on it too. When the guard stays taken for guardWait the answer is a
+// *UserError wrapping ErrConflict ("try again").
+func (s *Service) guarded(ctx context.Context, requester string, fn func() error) error {
+	key := "submit:" + requester
+	owner := s.owner + "/" + NewID()
+	ttl := 2 * s.opt.StoreTimeout
+	give := time.NewTimer(guardWait)
+	defer give.Stop()
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		ok, err := s.store.Claim(ctx, key, owner, ttl)
+		if err != nil {
+			return fmt.Errorf("access: claim %s: %w", key, err)
+		}
+		if ok {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+			continue
+		case <-give.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		return userErr(ErrConflict, "another request of yours is being stored right now; nothing was sent, try again in a moment")
+	}
+	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), key, owner) }()
+	return fn()
+}
+
+// pendingLimit refuses a new request when the requester already has
+// MaxPendingPerUser requests waiting for approval.
+func (s *Service) pendingLimit(ctx context.Context, requester string) error {
+	if s.opt.MaxPendingPerUser < 0 {
+		return nil
+	}
+	pend, err := s.store.List(ctx, Filter{Requester: requester, States: []State{StatePending}})
+	if err != nil {
+		return fmt.Errorf("access: list requests of %s: %w", requester, err)
+	}
+	if len(pend) >= s.opt.MaxPendingPerUser {
+		return userErr(ErrRateLimited, "you already have %d requests waiting for approval, the most one person may have; wait for a decision or cancel one with `/access cancel <request-id>` (see `/access list`)", len(pend))
+	}
+	return nil
+}
+
+// pendingExtension refuses a second pending extension of the same grant.
+func (s *Service) pendingExtension(ctx context.Context, requester string, role Role, target string) error {
+	pend, err := s.store.List(ctx, Filter{Requester: requester, Role: role.Name, States: []State{StatePending}})
+	if err != nil {
+		return fmt.Errorf("access: list requests of %s: %w", requester, err)
+	}
+	for _, p := range pend {
+		if p.Kind == KindExtension && p.Target == target {
+			return userErr(ErrDuplicate, "an extension of %s is already waiting for approval (request %s)", target, p.ID)
+		}
+	}
+	return nil
 }
 
 func (s *Service) reload(ctx context.Context, r *Request) *Request {
@@ -373,11 +519,33 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 	}
 }
 
+// noRequest is the refusal for a request id that does not exist or that
+// the person may not learn anything about: the two read the same, so a
+// refusal never tells an unrelated person whose request it is, why it was
+// denied or who decides it.
+func noRequest(id string) error {
+	return userErr(ErrNotFound, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+}
+
+// uninvolved is the refusal to someone who may not learn anything about
+// the request: it reads exactly like noRequest, but wraps ErrNotAllowed.
+func uninvolved(id string) error {
+	return userErr(ErrNotAllowed, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+}
+
+// involved reports whether who may learn about r's details: its
+// requester, someone asked to approve it or who decided on it, or an
+// admin. Refusals to anyone else are uninvolved (worded as noRequest).
+func (s *Service) involved(r *Request, who string) bool {
+	who = normID(who)
+	return who != "" && (who == r.Requester || contains(r.Approvers, who) || r.DecidedBy(who) || s.policy.IsAdmin(who))
+}
+
 // Get returns a request by id (ErrNotFound when there is none).
 func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	r, err := s.store.Get(ctx, strings.TrimSpace(id))
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	return r, err
 }
@@ -416,6 +584,11 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	eligible, _ := s.approversAt(ctx, role, cur.Requester, now)
 	var became State
 	r, err := s.store.Update(ctx, cur.ID, func(r *Request) ([]AuditEvent, error) {
+		// Someone who is neither involved nor an approver now learns
+		// nothing about the request's state (a deny reason, who decided).
+		if !contains(eligible, approver) && !s.involved(r, approver) {
+			return nil, userErr(ErrNotAllowed, "you are not an approver of %s right now, so you cannot decide request %s", r.Role, r.ID)
+		}
 		if r.State != StatePending {
 			return nil, stateErr(r, "pending")
 		}
@@ -851,6 +1024,9 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 	now := s.clock.Now()
 	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
 		if r.Requester != by {
+			if !s.involved(r, by) {
+				return nil, uninvolved(r.ID)
+			}
 			return nil, userErr(ErrNotAllowed, "only %s can cancel request %s", r.Requester, r.ID)
 		}
 		if r.State != StatePending {
@@ -861,7 +1037,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 		return []AuditEvent{s.event(r, ActCancelled, by, StatePending, StateCancelled, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	if err != nil {
 		return nil, err
@@ -883,6 +1059,9 @@ func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, 
 		role, _ := s.policy.Role(cur.Role)
 		approvers, _ := s.Approvers(ctx, role, cur.Requester)
 		if !contains(approvers, by) {
+			if !s.involved(cur, by) {
+				return nil, uninvolved(cur.ID)
+			}
 			return nil, userErr(ErrNotAllowed, "only %s, an approver of %s or an admin can revoke request %s", cur.Requester, cur.Role, cur.ID)
 		}
 	}
@@ -903,6 +1082,9 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 		return nil, err
 	}
 	if cur.Requester != by {
+		if !s.involved(cur, by) {
+			return nil, uninvolved(cur.ID)
+		}
 		return nil, userErr(ErrNotAllowed, "only %s can extend request %s", cur.Requester, cur.ID)
 	}
 	if cur.State != StateActive {
@@ -921,24 +1103,36 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 			FormatDuration(d), role.Name, newEnd.UTC().Format("15:04 MST"), FormatDuration(role.MaxDuration),
 			FormatDuration((role.MaxDuration - cur.EndsAt.Sub(now)).Truncate(time.Minute)))
 	}
-	pend, err := s.store.List(ctx, Filter{Requester: by, Role: role.Name, States: []State{StatePending}})
-	if err != nil {
+	if err := s.pendingExtension(ctx, by, role, cur.ID); err != nil {
 		return nil, err
-	}
-	for _, p := range pend {
-		if p.Kind == KindExtension && p.Target == cur.ID {
-			return nil, userErr(ErrDuplicate, "an extension of %s is already waiting for approval (request %s)", cur.ID, p.ID)
-		}
 	}
 	return s.create(ctx, KindExtension, cur.ID, by, role, d, reason)
 }
 
+// errPastMax says an extension would take its grant past the role's
+// maximum; applyExtension fails the extension with the message.
+type errPastMax struct{ msg string }
+
+func (e *errPastMax) Error() string { return e.msg }
+
 // applyExtension moves the target grant's end and closes the extension.
+// The maximum is checked again inside the compare-and-set: the grant's new
+// end may be at most the role's max_duration from the moment the extension
+// is applied, whatever other extensions were applied since it was asked
+// for; otherwise the extension fails and the grant keeps its end.
 func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (*Request, error) {
 	now := s.clock.Now()
 	target, err := s.store.Update(ctx, ext.Target, func(t *Request) ([]AuditEvent, error) {
 		if t.State != StateActive {
 			return nil, stateErr(t, "active")
+		}
+		role, ok := s.policy.Role(t.Role)
+		if !ok {
+			return nil, &errPastMax{fmt.Sprintf("role %s is no longer configured, so %s cannot be extended", t.Role, t.ID)}
+		}
+		if end := t.EndsAt.Add(ext.Duration); end.Sub(now) > role.MaxDuration {
+			return nil, &errPastMax{fmt.Sprintf("extending %s by %s would end it at %s, more than the maximum of %s from now; it still ends at %s",
+				t.ID, FormatDuration(ext.Duration), end.UTC().Format("15:04 MST"), FormatDuration(role.MaxDuration), t.EndsAt.UTC().Format("15:04 MST"))}
 		}
 		old := t.EndsAt
 		t.EndsAt = t.EndsAt.Add(ext.Duration)
@@ -952,10 +1146,15 @@ func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (
 	var failure string
 	if err != nil {
 		var se *StateError
-		if !errors.As(err, &se) {
+		var pm *errPastMax
+		switch {
+		case errors.As(err, &pm):
+			failure = pm.msg
+		case errors.As(err, &se):
+			failure = fmt.Sprintf("request %s was %s by the time the extension was approved", ext.Target, se.State)
+		default:
 			return nil, err
 		}
-		failure = fmt.Sprintf("request %s was %s by the time the extension was approved", ext.Target, se.State)
 	}
 	r, err := s.store.Update(ctx, ext.ID, func(r *Request) ([]AuditEvent, error) {
 		if r.State != StateApproved {
@@ -1019,8 +1218,21 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	}
 	ev := s.event(r, ActBreakGlass, requester, "", StateApproved, reason)
 	ev.Detail = "granted without approval for " + FormatDuration(d)
-	if err := s.store.Create(ctx, r, ev); err != nil {
-		return nil, fmt.Errorf("access: store request: %w", err)
+	// As for requests: the duplicate check and the write under the
+	// per-requester guard, with a deadline of their own.
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	err = s.guarded(wctx, requester, func() error {
+		if err := s.overlap(wctx, requester, role); err != nil {
+			return err
+		}
+		if err := s.store.Create(wctx, r, ev); err != nil {
+			return fmt.Errorf("access: store request: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.log.WarnContext(ctx, "break-glass access", "request_id", r.ID, "requester", requester, "role", role.Name, "duration", FormatDuration(d))
 	s.wake(r)
@@ -1036,24 +1248,29 @@ func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, err
 	by = normID(by)
 	now := s.clock.Now()
 	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
+		// Who may acknowledge is checked first: anyone else learns nothing
+		// about the request (its kind, who acknowledged it).
+		if !s.policy.MayAcknowledge(by, r.Requester) {
+			if by == r.Requester {
+				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
+			}
+			if !s.involved(r, by) {
+				return nil, uninvolved(r.ID)
+			}
+			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
+		}
 		if r.Kind != KindBreakGlass {
 			return nil, userErr(ErrNotAllowed, "request %s is not a break-glass grant; there is nothing to acknowledge", r.ID)
 		}
 		if r.AckBy != "" {
 			return nil, userErr(ErrAlreadyDecided, "%s already acknowledged request %s", r.AckBy, r.ID)
 		}
-		if !s.policy.MayAcknowledge(by, r.Requester) {
-			if by == r.Requester {
-				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
-			}
-			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
-		}
 		r.AckBy = by
 		r.AckAt = now
 		return []AuditEvent{s.event(r, ActAcknowledged, by, r.State, r.State, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, noRequest(id)
 	}
 	if err != nil {
 		return nil, err

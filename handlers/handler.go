@@ -53,7 +53,10 @@ func (h *Handler) identity(ctx context.Context, chatUser string) (string, error)
 		}
 		return "", err
 	}
-	return id, nil
+	if access.CheckIdentity(id) != nil {
+		return "", &access.UserError{Msg: "the email address of your chat account has characters other than plain ASCII letters, digits and punctuation, so accessbot cannot tell for sure who you are; ask an admin to change it", Err: access.ErrBadIdentity}
+	}
+	return access.NormalizeIdentity(id), nil
 }
 
 // Command handles "/access <text>".
@@ -68,6 +71,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	sub := strings.ToLower(words[0])
 	args := words[1:]
 	rest := func(i int) string { return restAfter(c.Text, i+1) }
+	if !unthrottled[sub] {
+		if r, limited := h.throttle(ctx, c.User); limited {
+			return r
+		}
+	}
 	switch sub {
 	case "help", "-h", "--help":
 		return h.help()
@@ -133,6 +141,25 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		return h.form(ctx, c.User, sub, args[0], "")
 	}
 	return h.submit(ctx, c.User, sub, args[0], rest(1))
+}
+
+// unthrottled are the commands that are never rate-limited: those that
+// take access away or answer a request, emergency access, and help.
+var unthrottled = map[string]bool{"revoke": true, "cancel": true, "approve": true, "deny": true, "ack": true,
+	"breakglass": true, "break-glass": true, "help": true, "-h": true, "--help": true}
+
+// throttle counts a command of chatUser against the per-user limit and
+// returns the refusal when it is over. A user whose identity cannot be
+// resolved is not counted here; the command itself says what is wrong.
+func (h *Handler) throttle(ctx context.Context, chatUser string) (Reply, bool) {
+	who, err := h.identity(ctx, chatUser)
+	if err != nil {
+		return Reply{}, false
+	}
+	if err := h.svc.Throttle(ctx, who); err != nil {
+		return h.fail(ctx, err), true
+	}
+	return Reply{}, false
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
@@ -223,6 +250,9 @@ func (h *Handler) RoleOptions(_ context.Context, _ string, query string) []RoleO
 
 func parseDuration(s string) (time.Duration, error) {
 	d, err := access.ParseDuration(s)
+	if errors.Is(err, access.ErrTooLong) {
+		return 0, &access.UserError{Msg: fmt.Sprintf("%q is longer than %s, the longest duration accepted; ask for what you need, like 2h", clipText(s, 30), access.FormatDuration(access.MaxParsedDuration)), Err: access.ErrBadDuration}
+	}
 	if err != nil {
 		return 0, &access.UserError{Msg: fmt.Sprintf("%q is not a duration; use a number and a unit, like 30m, 2h, 1d or 1h30m", clipText(s, 30)), Err: access.ErrBadDuration}
 	}
@@ -505,6 +535,8 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	}
 	d, err := access.ParseDuration(in.Duration)
 	switch {
+	case errors.Is(err, access.ErrTooLong):
+		errs[FieldDuration] = "That is longer than " + access.FormatDuration(access.MaxParsedDuration) + ", the longest duration accepted."
 	case err != nil:
 		errs[FieldDuration] = "Use a number and a unit, like 30m, 2h, 1d or 1h30m."
 	case d < access.MinDuration:
@@ -526,6 +558,9 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	if err != nil {
 		return h.fail(ctx, err), nil
 	}
+	if err := h.svc.Throttle(ctx, who); err != nil {
+		return h.fail(ctx, err), nil
+	}
 	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: role.Name, Duration: d, Reason: reason})
 	if err != nil {
 		var ue *access.UserError
@@ -535,7 +570,7 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 				return Reply{}, FormErrors{FieldDuration: ue.Msg}
 			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong):
 				return Reply{}, FormErrors{FieldReason: ue.Msg}
-			case errors.Is(err, access.ErrNoIdentity):
+			case errors.Is(err, access.ErrNoIdentity), errors.Is(err, access.ErrRateLimited), errors.Is(err, access.ErrConflict):
 				return h.fail(ctx, err), nil
 			default:
 				return Reply{}, FormErrors{FieldRole: ue.Msg}

@@ -221,7 +221,7 @@ func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) 
 			}
 			var people []string
 			for _, p := range out.Data.OnCallRecipients {
-				p = strings.ToLower(strings.TrimSpace(p))
+				p = access.NormalizeIdentity(p)
 				if p != "" && !slices.Contains(people, p) {
 					people = append(people, p)
 				}

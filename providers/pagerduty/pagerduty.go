@@ -297,7 +297,7 @@ type onCall struct {
 }
 
 func (o *onCall) entry() (entry, error) {
-	e := entry{email: strings.ToLower(strings.TrimSpace(o.User.Email))}
+	e := entry{email: access.NormalizeIdentity(o.User.Email)}
 	var err error
 	if o.Start != nil {
 		if e.start, err = time.Parse(time.RFC3339, *o.Start); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // rotations name IANA zones; minimal images have no zoneinfo
+
+	"github.com/accessbot/accessbot/access"
 )
 
 // Config is one rotation as written in the config file; every field is the
@@ -177,6 +179,11 @@ func checkEmail(s string) (string, string) {
 	if v == "" {
 		return "", "empty; want an email address"
 	}
+	for _, r := range v {
+		if r < 0x20 || r > 0x7e {
+			return "", fmt.Sprintf("%q contains %q (U+%04X); identities must be plain ASCII email addresses", s, r, r)
+		}
+	}
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Address != v || a.Name != "" {
 		return "", fmt.Sprintf("%q is not an email address", s)
@@ -185,5 +192,5 @@ func checkEmail(s string) (string, string) {
 	if local == "" || domain == "" || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
 		return "", fmt.Sprintf("%q is not an email address", s)
 	}
-	return strings.ToLower(v), ""
+	return access.NormalizeIdentity(v), ""
 }

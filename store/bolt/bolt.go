@@ -57,6 +57,8 @@ type Store struct {
 	path   string
 	now    func() time.Time
 	claims claims
+	// counters are the in-memory rate-limit counters (counter.go).
+	counters counters
 
 	closeOnce sync.Once
 	closeErr  error

@@ -68,6 +68,8 @@ func Run(t *testing.T, open Open, reopen Reopen) {
 		{"ClaimExpiry", testClaimExpiry},
 		{"Seen", testSeen},
 		{"SeenExpiry", testSeenExpiry},
+		{"Counter", testCounter},
+		{"CounterExpiry", testCounterExpiry},
 		{"Audit", testAudit},
 		{"ConcurrentApprove", testConcurrentApprove},
 		{"ConcurrentDecisions", testConcurrentDecisions},
@@ -860,6 +862,86 @@ func testClaimExpiry(t *testing.T, s access.Store) {
 	release(t, s, "r-expire23", "replica-a")
 	if claim(t, s, "r-expire23", "replica-c", time.Minute) {
 		t.Fatal("expired holder's Release freed the new holder's claim")
+	}
+}
+
+func counterOf(t *testing.T, s access.Store) access.Counter {
+	t.Helper()
+	c, ok := s.(access.Counter)
+	if !ok {
+		t.Skip("the store has no access.Counter capability")
+	}
+	return c
+}
+
+func incr(t *testing.T, c access.Counter, key string, ttl time.Duration) int64 {
+	t.Helper()
+	n, err := c.Incr(ctx(t), key, ttl)
+	if err != nil {
+		t.Fatalf("Incr(%s): %v", key, err)
+	}
+	return n
+}
+
+// testCounter: counts start at 1, are per key, and concurrent increments
+// are never lost (a per-user rate limit shared by replicas relies on it).
+func testCounter(t *testing.T, s access.Store) {
+	c := counterOf(t, s)
+	if n := incr(t, c, "cmds:alice", time.Minute); n != 1 {
+		t.Fatalf("first Incr = %d, want 1", n)
+	}
+	if n := incr(t, c, "cmds:alice", time.Minute); n != 2 {
+		t.Fatalf("second Incr = %d, want 2", n)
+	}
+	if n := incr(t, c, "cmds:bob", time.Minute); n != 1 {
+		t.Fatalf("Incr of another key = %d, want 1", n)
+	}
+	if _, err := c.Incr(ctx(t), "cmds:x", 0); err == nil {
+		t.Error("Incr with ttl 0 succeeded")
+	}
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	seenN := make([]bool, workers*each+1)
+	var mu sync.Mutex
+	var errs []error
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				n, err := c.Incr(context.Background(), "cmds:contest", time.Minute)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if n >= 1 && n <= workers*each {
+					if seenN[n] {
+						errs = append(errs, fmt.Errorf("count %d returned twice", n))
+					}
+					seenN[n] = true
+				} else {
+					errs = append(errs, fmt.Errorf("count %d out of range", n))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent Incr: %v", errs)
+	}
+	if n := incr(t, c, "cmds:contest", time.Minute); n != workers*each+1 {
+		t.Fatalf("after %d concurrent Incr the count is %d", workers*each, n-1)
+	}
+}
+
+func testCounterExpiry(t *testing.T, s access.Store) {
+	c := counterOf(t, s)
+	const short = 50 * time.Millisecond
+	incr(t, c, "cmds:expire", short)
+	incr(t, c, "cmds:expire", short)
+	sleepPast(short)
+	if n := incr(t, c, "cmds:expire", time.Minute); n != 1 {
+		t.Fatalf("Incr after the ttl passed = %d, want 1", n)
 	}
 }
 
