@@ -146,7 +146,7 @@ func TestRefusalsToStrangersLeakNothing(t *testing.T) {
 		}
 	}
 	// The involved keep the specific text.
-	if r := cmd(h, "bob", "approve "+deniedID).Text; !strings.Contains(r, "denied by bob@example.com: falcon is cancelled") {
+	if r := cmd(h, "bob", "approve "+deniedID).Text; !strings.Contains(r, "denied by bob@example.com: “falcon is cancelled”") {
 		t.Errorf("approver on a denied request: %q", r)
 	}
 	if r := cmd(h, "bob", "cancel "+pendingID).Text; !strings.Contains(r, "only alice@example.com can cancel") {
