@@ -370,17 +370,28 @@ func TestHungRevocationRecordedAlertedAndRemoved(t *testing.T) {
 // the requester and the approvers told; a call that reached the provider
 // before timing out leaves nothing behind, and nothing is applied later.
 func TestHungGrantFailsAndLeavesNothing(t *testing.T) {
-	e := newHangEnv(t, boltStore(t), testclock.New(t0), access.Options{AttemptTimeout: 30 * time.Millisecond})
+	// The calls' own deadline is longer than what the approval click and
+	// each sweep item have (50ms): the caller's deadline ends the calls.
+	e := newHangEnv(t, boltStore(t), testclock.New(t0), access.Options{AttemptTimeout: 100 * time.Millisecond})
 	e.prov.setHang("grant", true)
 	e.prov.setHang("revoke", true)
 	e.prov.landing["grant"] = true // each timed-out Grant did add the member
-	r := e.approve(t, "alice@example.com", "prod-admin", time.Hour)
-	if r.State != access.StateApproved || r.Attempts != 1 {
+	r, err := e.svc.Submit(context.Background(), access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	click, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err = e.svc.Decide(click, r.ID, "bob@example.com", true, "")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r = e.get(t, r.ID); r.State != access.StateApproved || r.Attempts != 1 {
 		t.Fatalf("after the first hung grant: %s, %d attempts", r.State, r.Attempts)
 	}
 	for i := 0; i < 100 && e.get(t, r.ID).State == access.StateApproved; i++ {
 		e.toNextDue(t, r.ID)
-		e.sweep(t, time.Second)
+		e.sweep(t, 50*time.Millisecond)
 	}
 	got := e.get(t, r.ID)
 	if got.State != access.StateFailed || got.EndedAt.Sub(got.CreatedAt) > 5*time.Minute+time.Second {
