@@ -23,6 +23,9 @@ const (
 	ActBreakGlass   Action = "break_glass"
 	ActAcknowledged Action = "acknowledged"
 	ActHandoff      Action = "handoff"
+	ActAnnounced    Action = "announced"    // a security announcement was delivered (Detail: which, where)
+	ActGrantUndone  Action = "grant_undone" // a grant landed after its request ended and was removed again
+	ActCleanedUp    Action = "cleaned_up"   // a pending clean-up removal went through
 )
 
 // AuditEvent is one line of the audit log. Stores write it in the same

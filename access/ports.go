@@ -138,6 +138,13 @@ const (
 	EvBreakGlass  EventType = "break_glass" // announce in the security channel
 	EvAcked       EventType = "acknowledged"
 	EvRevokeAlert EventType = "revoke_alert" // revocation failing for too long: security channel
+	// EvRevokeRecovered: a revocation (or clean-up) announced with
+	// EvRevokeAlert finally went through: security channel.
+	EvRevokeRecovered EventType = "revoke_recovered"
+	// EvUserGone: the provider no longer knows the user whose access had
+	// to end, so there was no membership left to remove; the grant was
+	// recorded as ended. Security channel.
+	EvUserGone EventType = "user_gone"
 )
 
 // Clock is the time source; tests inject a fixed or stepping clock.

@@ -127,6 +127,65 @@ type Request struct {
 	AckBy          string       `json:"ack_by,omitempty"` // break-glass: security acknowledgement
 	AckAt          time.Time    `json:"ack_at,omitempty"`
 	Messages       []MessageRef `json:"messages,omitempty"`
+
+	// Cleanup says a failed or ended request may still hold a membership
+	// in the provider: the removal after a failed grant, or the undoing of
+	// a grant that landed after its request had ended, did not go through.
+	// Process retries the removal at RetryAt (counted in Attempts,
+	// FailingSince, LastError, Alerted like a revocation) until it does.
+	Cleanup bool `json:"cleanup,omitempty"`
+	// Outbox holds the security announcements the request still owes, in
+	// order. Each is added in the same compare-and-set as the change it
+	// reports, posted afterwards and removed (audited as ActAnnounced) once
+	// delivered; a failed post stays here and is retried at its NextTry.
+	Outbox []Announcement `json:"outbox,omitempty"`
+}
+
+// Announcement is a message to the security channel that must get out:
+// a break-glass grant, a revocation that keeps failing, its recovery.
+type Announcement struct {
+	ID        string    `json:"id"` // unique on the request, e.g. "break_glass", "revoke_alert"
+	Type      EventType `json:"type"`
+	Actor     string    `json:"actor,omitempty"`
+	Reason    string    `json:"reason,omitempty"` // Event.Reason
+	At        time.Time `json:"at"`               // when it became due
+	Tries     int       `json:"tries,omitempty"`  // failed posts so far
+	NextTry   time.Time `json:"next_try,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// due returns when the announcement should be posted next.
+func (a Announcement) due() time.Time {
+	if a.NextTry.IsZero() {
+		return a.At
+	}
+	return a.NextTry
+}
+
+// announce adds an announcement to the outbox, unless one with the same id
+// is already waiting.
+func (r *Request) announce(a Announcement) {
+	for _, o := range r.Outbox {
+		if o.ID == a.ID {
+			return
+		}
+	}
+	r.Outbox = append(r.Outbox, a)
+}
+
+// outboxDue returns when the first waiting announcement is due, false when
+// the outbox is empty.
+func (r *Request) outboxDue() (time.Time, bool) {
+	if len(r.Outbox) == 0 {
+		return time.Time{}, false
+	}
+	return r.Outbox[0].due(), true
+}
+
+// needsRemoval reports whether the provider must still be asked to remove
+// the request's membership: it is revoking, or a clean-up is pending.
+func (r *Request) needsRemoval() bool {
+	return r.State == StateRevoking || (r.Cleanup && r.State.Terminal())
 }
 
 // approvedLiveFor is how long an approved request may wait for its grant
@@ -135,9 +194,22 @@ type Request struct {
 const approvedLiveFor = 30 * time.Second
 
 // DueAt returns when the expiry engine must look at the request next, and
-// false when nothing is scheduled. Stores keep this in their due index and
-// update it atomically with every write of the request.
+// false when nothing is scheduled: the earlier of its state's next step
+// and its first waiting announcement. Stores keep this in their due index
+// and update it atomically with every write of the request.
 func (r *Request) DueAt() (time.Time, bool) {
+	at, ok := r.stateDue()
+	if ob, has := r.outboxDue(); has && (!ok || ob.Before(at)) {
+		return ob, true
+	}
+	return at, ok
+}
+
+// stateDue is when the request's state needs its next step.
+func (r *Request) stateDue() (time.Time, bool) {
+	if r.Cleanup && r.State.Terminal() {
+		return r.RetryAt, true
+	}
 	switch r.State {
 	case StatePending:
 		return r.PendingUntil, !r.PendingUntil.IsZero()
@@ -164,6 +236,7 @@ func (r *Request) Clone() *Request {
 	c.Approvers = append([]string(nil), r.Approvers...)
 	c.Decisions = append([]Decision(nil), r.Decisions...)
 	c.Messages = append([]MessageRef(nil), r.Messages...)
+	c.Outbox = append([]Announcement(nil), r.Outbox...)
 	return &c
 }
 

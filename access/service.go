@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,13 +19,23 @@ type Options struct {
 	// retried before the request ends failed (default 5 minutes).
 	GrantRetryFor time.Duration
 	// RevokeAlertAfter is how long a revocation may keep failing before it
-	// is announced to the security channel (default 5 minutes).
+	// is announced to the security channel (default 2 minutes).
 	RevokeAlertAfter time.Duration
 	// MaxBackoff caps the wait between provider retries (default 60 s).
 	MaxBackoff time.Duration
-	// ClaimTTL bounds how long one replica holds a request's provider work
-	// before another may take it over (default 2 minutes).
+	// AttemptTimeout is the deadline of each provider call (default 20 s).
+	// The bookkeeping after a call (retry count, next try, alert, audit)
+	// never shares this deadline: it gets a fresh short one.
+	AttemptTimeout time.Duration
+	// ClaimTTL bounds how long one worker holds a request's provider work
+	// before another may take it over (default 2 minutes; never less than
+	// what one piece of work may take: two provider calls and their
+	// bookkeeping).
 	ClaimTTL time.Duration
+	// MemberWait is how long a provider call waits for another call on the
+	// same (provider, group, user) membership to finish before it leaves
+	// the work for a retry a moment later (default 2 s).
+	MemberWait time.Duration
 	// NotifyTimeout bounds each notification (default 30 s).
 	NotifyTimeout time.Duration
 	// CheckUserTimeout bounds the provider's user check on the request
@@ -48,18 +59,31 @@ type Options struct {
 	CommandsPerMinute int
 }
 
+// afterCallTimeout bounds the store writes that record a provider call's
+// outcome; they run on a context detached from the call's deadline.
+const afterCallTimeout = 5 * time.Second
+
 func (o Options) withDefaults() Options {
 	if o.GrantRetryFor <= 0 {
 		o.GrantRetryFor = 5 * time.Minute
 	}
 	if o.RevokeAlertAfter <= 0 {
-		o.RevokeAlertAfter = 5 * time.Minute
+		o.RevokeAlertAfter = 2 * time.Minute
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Minute
 	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 20 * time.Second
+	}
+	if o.MemberWait <= 0 {
+		o.MemberWait = 2 * time.Second
+	}
 	if o.ClaimTTL <= 0 {
 		o.ClaimTTL = 2 * time.Minute
+	}
+	if least := 2*o.AttemptTimeout + o.MemberWait + 4*afterCallTimeout; o.ClaimTTL < least {
+		o.ClaimTTL = least
 	}
 	if o.NotifyTimeout <= 0 {
 		o.NotifyTimeout = 30 * time.Second
@@ -673,18 +697,114 @@ func (s *Service) backoff(n int) time.Duration {
 	return d - d/10 + j/2
 }
 
-// provision calls the provider for an approved request and makes it active,
-// or schedules a retry, or ends it failed. Only one replica works on a
-// request at a time (Store.Claim); the others return the current state.
-func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
-	ok, err := s.store.Claim(ctx, "grant:"+id, s.owner, s.opt.ClaimTTL)
+// claim takes the exclusive claim on key for one piece of work. The owner
+// token is new for every call: Store.Claim is re-entrant for the same
+// owner, so a token per process would let two goroutines of one replica
+// (an approval's provisioning and the sweep) work on the same request at
+// once. release gives the claim back on a context of its own.
+func (s *Service) claim(ctx context.Context, key string) (release func(), ok bool, err error) {
+	token := s.owner + ":" + NewID()[2:]
+	ok, err = s.store.Claim(ctx, key, token, s.opt.ClaimTTL)
 	if err != nil {
-		return nil, fmt.Errorf("access: claim %s: %w", id, err)
+		return nil, false, fmt.Errorf("access: claim %s: %w", key, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() {
+		rctx, cancel := afterCall(ctx)
+		defer cancel()
+		_ = s.store.Release(rctx, key, token)
+	}, true, nil
+}
+
+// workKey names the claim on a request's provider work: granting,
+// revoking and cleaning up all take the same one, so they never overlap.
+func workKey(id string) string { return "request:" + id }
+
+// memberKey names the claim that serialises changes of one membership.
+// The "does another live grant need it" check and the provider call
+// happen under it, so ending one grant never races with another grant of
+// the same (provider, group, user) becoming active.
+func memberKey(r *Request) string {
+	return "member:" + r.Provider + ":" + r.Group + ":" + strings.ToLower(strings.TrimSpace(r.Requester))
+}
+
+// claimMember takes the membership claim of r, waiting up to MemberWait
+// for another call on the same membership to finish; ok is false when it
+// is still busy then.
+func (s *Service) claimMember(ctx context.Context, r *Request) (release func(), ok bool, err error) {
+	const step = 25 * time.Millisecond
+	wait := time.NewTimer(s.opt.MemberWait)
+	defer wait.Stop()
+	for {
+		release, ok, err = s.claim(ctx, memberKey(r))
+		if err != nil || ok {
+			return release, ok, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, nil
+		case <-wait.C:
+			return nil, false, nil
+		case <-time.After(step):
+		}
+	}
+}
+
+// afterCall returns the context of the bookkeeping after a provider call:
+// detached from the call's deadline, which the call may have used up, and
+// bounded on its own.
+func afterCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), afterCallTimeout)
+}
+
+// attempt returns the context of one provider call (AttemptTimeout).
+func (s *Service) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opt.AttemptTimeout)
+}
+
+// busy leaves work on a membership that another call holds for a retry a
+// moment later (the due index brings it back).
+func (s *Service) busy(ctx context.Context, id string, still func(r *Request) bool) (*Request, error) {
+	bctx, cancel := afterCall(ctx)
+	defer cancel()
+	now := s.clock.Now()
+	r, err := s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+		if !still(r) {
+			return nil, errNothingDue
+		}
+		r.RetryAt = now.Add(s.backoff(1))
+		return nil, nil
+	})
+	if errors.Is(err, errNothingDue) {
+		return s.store.Get(bctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "membership busy with another call; retrying shortly", "request_id", id, "retry_at", r.RetryAt)
+	s.wake(r)
+	return r, nil
+}
+
+// provision calls the provider for an approved request and makes it active,
+// or schedules a retry, or ends it failed. Only one worker (goroutine or
+// replica) works on a request at a time, and only one on a membership
+// (Store.Claim); the others return the current state. The Grant call has
+// AttemptTimeout; what follows it is recorded on a fresh context, so a
+// call that used up its deadline is still counted. A grant that keeps
+// failing ends failed after GrantRetryFor. A Grant that lands after its
+// request ended is undone.
+func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
+	release, ok, err := s.claim(ctx, workKey(id))
+	if err != nil {
+		return nil, err
 	}
 	if !ok {
 		return s.store.Get(ctx, id)
 	}
-	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), "grant:"+id, s.owner) }()
+	defer release()
 	r, err := s.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -694,14 +814,26 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	}
 	p := s.providers[r.Provider]
 	if p == nil {
-		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider))
+		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider), nil)
 	}
+	mrelease, ok, err := s.claimMember(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return s.busy(ctx, id, func(r *Request) bool { return r.State == StateApproved })
+	}
+	defer mrelease()
 	g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}
-	gerr := p.Grant(ctx, g)
+	actx, acancel := s.attempt(ctx)
+	gerr := p.Grant(actx, g)
+	acancel()
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
 	now := s.clock.Now()
 	if gerr == nil {
 		var from State
-		r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+		r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
 			if r.State != StateApproved {
 				return nil, stateErr(r, "approved")
 			}
@@ -717,9 +849,12 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			ev.Detail = fmt.Sprintf("%s group %s until %s", r.Provider, r.Group, r.EndsAt.UTC().Format(time.RFC3339))
 			return []AuditEvent{ev}, nil
 		})
+		var se *StateError
+		if errors.As(err, &se) {
+			return s.undoLateGrant(ctx, p, g)
+		}
 		if err != nil {
-			// The membership exists but the request is no longer approved
-			// (nothing else moves an approved request, so this is a store
+			// The membership exists but could not be recorded (a store
 			// failure): the sweep retries the grant, which is idempotent.
 			return nil, fmt.Errorf("access: record grant of %s: %w", id, err)
 		}
@@ -736,9 +871,9 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		since = now
 	}
 	if IsPermanent(gerr) || now.Sub(since) >= s.opt.GrantRetryFor {
-		return s.failGrant(ctx, r, describeProviderErr(r, gerr))
+		return s.failGrant(ctx, r, describeProviderErr(r, gerr), p)
 	}
-	r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+	r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
 		if r.State != StateApproved {
 			return nil, stateErr(r, "approved")
 		}
@@ -748,18 +883,79 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		}
 		r.LastError = gerr.Error()
 		r.RetryAt = now.Add(s.backoff(r.Attempts))
-		r.UpdatedAt = now
-		if r.Attempts == 1 {
-			ev := s.event(r, ActGrantRetry, SystemActor, StateApproved, StateApproved, "")
-			ev.Detail = gerr.Error()
-			return []AuditEvent{ev}, nil
+		if end := r.FailingSince.Add(s.opt.GrantRetryFor); r.RetryAt.After(end) {
+			r.RetryAt = end // the last try falls on the end of the retry window
 		}
-		return nil, nil
+		r.UpdatedAt = now
+		ev := s.event(r, ActGrantRetry, SystemActor, StateApproved, StateApproved, "")
+		ev.Detail = fmt.Sprintf("attempt %d failed: %v", r.Attempts, gerr)
+		return []AuditEvent{ev}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.wake(r)
+	return r, nil
+}
+
+// undoLateGrant removes a membership whose Grant returned after its
+// request had ended (failed after the retry window by a worker that took
+// over, say), unless another live grant needs it. The caller holds the
+// request's and the membership's claims. A removal that fails leaves a
+// clean-up pending, retried by Process like a revocation.
+func (s *Service) undoLateGrant(ctx context.Context, p Provisioner, g Grant) (*Request, error) {
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
+	cur, err := s.store.Get(bctx, g.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	if !cur.State.Terminal() {
+		// Moved on by another worker (granted, or being revoked): the
+		// membership is that path's to keep or to remove.
+		return cur, nil
+	}
+	keeper, err := s.keeper(bctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	var rerr error
+	if keeper == nil {
+		actx, acancel := s.attempt(context.WithoutCancel(ctx))
+		rerr = p.Revoke(actx, g)
+		acancel()
+		if errors.Is(rerr, ErrUnknownUser) {
+			rerr = nil
+		}
+	}
+	wctx, wcancel := afterCall(ctx)
+	defer wcancel()
+	now := s.clock.Now()
+	var evs []AuditEvent
+	r, err := s.store.Update(wctx, g.RequestID, func(r *Request) ([]AuditEvent, error) {
+		ev := s.event(r, ActGrantUndone, SystemActor, r.State, r.State, "")
+		ev.Detail = fmt.Sprintf("%s group %s: the grant landed after the request was %s", r.Provider, r.Group, r.State)
+		evs = []AuditEvent{ev}
+		switch {
+		case keeper != nil:
+			evs[0].Detail += "; membership kept for " + keeper.ID
+		case rerr != nil:
+			evs[0].Detail += "; removal failed, retrying"
+			r.Cleanup = true
+			evs = append(evs, s.removalFailed(r, now, rerr)...)
+		default:
+			evs[0].Detail += "; removed again"
+		}
+		r.UpdatedAt = now
+		return evs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.WarnContext(ctx, "grant landed after its request ended", "request_id", r.ID, "state", string(r.State),
+		"requester", r.Requester, "group", r.Group, "removed", keeper == nil && rerr == nil, "err", rerr)
+	s.wake(r)
+	s.deliver(ctx, r)
 	return r, nil
 }
 
@@ -773,17 +969,38 @@ func describeProviderErr(r *Request, err error) string {
 	return fmt.Sprintf("%s refused to add %s to %s: %v", r.Provider, r.Requester, r.Group, err)
 }
 
-// failGrant ends an approved request as failed. The provider is asked once
-// more to remove the membership, so that an ambiguous failure (a timeout
-// after the provider acted) leaves nothing behind.
-func (s *Service) failGrant(ctx context.Context, r *Request, why string) (*Request, error) {
-	if p := s.providers[r.Provider]; p != nil {
-		if err := p.Revoke(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}); err != nil && !IsPermanent(err) {
-			s.log.WarnContext(ctx, "clean-up after failed grant failed", "request_id", r.ID, "err", err)
+// failGrant ends an approved request as failed. When the provider was
+// called (p is not nil; the caller holds the membership claim), it is
+// asked once more to remove the membership, so that an ambiguous failure
+// (a timeout after the provider acted) leaves nothing behind, unless
+// another live grant needs the membership. When that removal fails too,
+// the request keeps a clean-up pending that Process retries.
+func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provisioner) (*Request, error) {
+	var cerr error
+	var keeper *Request
+	if p != nil {
+		kctx, kcancel := afterCall(ctx)
+		k, err := s.keeper(kctx, r)
+		kcancel()
+		if err != nil {
+			return nil, err
+		}
+		keeper = k
+		if keeper == nil {
+			actx, acancel := s.attempt(context.WithoutCancel(ctx))
+			cerr = p.Revoke(actx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+			acancel()
+			if cerr != nil && IsPermanent(cerr) {
+				// Unknown user or group: there is no membership to remove.
+				s.log.WarnContext(ctx, "clean-up after failed grant refused", "request_id", r.ID, "err", cerr)
+				cerr = nil
+			}
 		}
 	}
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
 	now := s.clock.Now()
-	r, err := s.store.Update(ctx, r.ID, func(r *Request) ([]AuditEvent, error) {
+	r, err := s.store.Update(bctx, r.ID, func(r *Request) ([]AuditEvent, error) {
 		if r.State != StateApproved {
 			return nil, stateErr(r, "approved")
 		}
@@ -791,24 +1008,163 @@ func (s *Service) failGrant(ctx context.Context, r *Request, why string) (*Reque
 		r.Failure = why
 		r.UpdatedAt = now
 		r.EndedAt = now
-		r.RetryAt = time.Time{}
+		r.RetryAt, r.Attempts, r.FailingSince, r.LastError = time.Time{}, 0, time.Time{}, ""
 		ev := s.event(r, ActGrantFailed, SystemActor, StateApproved, StateFailed, "")
 		ev.Detail = why
-		return []AuditEvent{ev}, nil
+		if keeper != nil {
+			ev.Detail += "; membership kept for " + keeper.ID
+		}
+		evs := []AuditEvent{ev}
+		if cerr != nil {
+			r.Cleanup = true
+			evs = append(evs, s.removalFailed(r, now, cerr)...)
+		}
+		return evs, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.ErrorContext(ctx, "grant failed for good", "request_id", r.ID, "requester", r.Requester, "role", r.Role, "why", why)
+	s.log.ErrorContext(ctx, "grant failed for good", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+		"why", why, "cleanup_pending", r.Cleanup)
+	s.wake(r)
 	s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: why})
+	s.deliver(ctx, r)
 	return r, nil
 }
 
-// Process does whatever is due for one request: time out a pending request
-// past its TTL, (re)try the grant of an approved one, start the revocation
-// of an expired grant, retry a failing revocation. It is what the expiry
-// engine calls for each id in the due index; calling it for a request with
-// nothing due is a no-op, so duplicate calls are harmless.
+// removalFailed records a failed removal attempt on r (a revocation or a
+// clean-up): counted, audited (every attempt), retried with capped
+// backoff, and, once it has been failing for RevokeAlertAfter, announced
+// (alertDue). It is called inside Store.Update.
+func (s *Service) removalFailed(r *Request, now time.Time, rerr error) []AuditEvent {
+	r.Attempts++
+	if r.FailingSince.IsZero() {
+		r.FailingSince = now
+	}
+	r.LastError = rerr.Error()
+	r.RetryAt = now.Add(s.backoff(r.Attempts))
+	if at := r.FailingSince.Add(s.opt.RevokeAlertAfter); !r.Alerted && at.After(now) && at.Before(r.RetryAt) {
+		r.RetryAt = at // look again when the alert is due
+	}
+	r.UpdatedAt = now
+	ev := s.event(r, ActRevokeRetry, SystemActor, r.State, r.State, "")
+	ev.Detail = fmt.Sprintf("attempt %d failed: %v", r.Attempts, rerr)
+	evs := []AuditEvent{ev}
+	if a, ok := s.alertDue(r, now); ok {
+		evs = append(evs, a)
+	}
+	return evs
+}
+
+// alertDue raises the revocation alert of r when its removal has been
+// failing for RevokeAlertAfter and was not announced yet: r is marked
+// alerted and the announcement goes into its outbox, in the same write.
+func (s *Service) alertDue(r *Request, now time.Time) (AuditEvent, bool) {
+	if r.Alerted || r.FailingSince.IsZero() || now.Sub(r.FailingSince) < s.opt.RevokeAlertAfter {
+		return AuditEvent{}, false
+	}
+	r.Alerted = true
+	r.announce(Announcement{ID: "revoke_alert", Type: EvRevokeAlert, Actor: SystemActor, Reason: r.LastError, At: now})
+	ev := s.event(r, ActRevokeAlert, SystemActor, r.State, r.State, "")
+	ev.Detail = fmt.Sprintf("removal of %s from %s group %s failing since %s (%d attempts): %s",
+		r.Requester, r.Provider, r.Group, r.FailingSince.UTC().Format(time.RFC3339), r.Attempts, r.LastError)
+	return ev, true
+}
+
+// deliver posts the request's due announcements, in order, under a claim
+// of its own so that two workers never post the same one at once. A
+// delivered announcement leaves the outbox with an ActAnnounced audit
+// event; a failed post stays for a retry with capped backoff at its
+// NextTry (the request's due time). It never fails the caller.
+func (s *Service) deliver(ctx context.Context, r *Request) {
+	if r == nil || len(r.Outbox) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	id := r.ID
+	release, ok, err := s.claim(ctx, "announce:"+id)
+	if err != nil || !ok {
+		if err != nil {
+			s.log.WarnContext(ctx, "announcement: claim", "request_id", id, "err", err)
+		}
+		return
+	}
+	defer release()
+	for range 16 {
+		gctx, gcancel := afterCall(ctx)
+		cur, err := s.store.Get(gctx, id)
+		gcancel()
+		if err != nil || len(cur.Outbox) == 0 {
+			return
+		}
+		a := cur.Outbox[0]
+		now := s.clock.Now()
+		if now.Before(a.due()) {
+			return
+		}
+		refs, perr := s.post(ctx, cur, a)
+		bctx, bcancel := afterCall(ctx)
+		cur, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+			i := slices.IndexFunc(r.Outbox, func(o Announcement) bool { return o.ID == a.ID })
+			if i < 0 {
+				return nil, errNothingDue
+			}
+			if perr != nil {
+				o := &r.Outbox[i]
+				o.Tries++
+				o.LastError = perr.Error()
+				o.NextTry = now.Add(s.backoff(o.Tries))
+				return nil, nil
+			}
+			r.Outbox = slices.Delete(r.Outbox, i, i+1)
+			r.Messages = append(r.Messages, refs...)
+			ev := s.event(r, ActAnnounced, SystemActor, r.State, r.State, "")
+			ev.Detail = string(a.Type) + " delivered"
+			for _, ref := range refs {
+				ev.Detail += " to " + ref.Channel
+			}
+			if a.Tries > 0 {
+				ev.Detail += fmt.Sprintf(" after %d failed tries (last: %s)", a.Tries, a.LastError)
+			}
+			return []AuditEvent{ev}, nil
+		})
+		bcancel()
+		if errors.Is(err, errNothingDue) {
+			continue
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "announcement: record delivery", "request_id", id, "announcement", a.ID, "err", err)
+			return
+		}
+		if perr != nil {
+			s.log.WarnContext(ctx, "announcement not delivered; will retry", "request_id", id, "announcement", a.ID,
+				"tries", a.Tries+1, "err", perr)
+			s.wake(cur)
+			return
+		}
+	}
+}
+
+// post sends one announcement through the notifier.
+func (s *Service) post(ctx context.Context, r *Request, a Announcement) ([]MessageRef, error) {
+	s.mu.RLock()
+	n := s.notifier
+	s.mu.RUnlock()
+	if n == nil {
+		return nil, errors.New("no notifier connected")
+	}
+	role, _ := s.policy.Role(r.Role)
+	nctx, cancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
+	defer cancel()
+	return n.Notify(nctx, Event{Type: a.Type, Request: r, Actor: a.Actor, Reason: a.Reason, Role: role})
+}
+
+// Process does whatever is due for one request: post a security
+// announcement still owed, time out a pending request past its TTL,
+// (re)try the grant of an approved one, start the revocation of an
+// expired grant, retry a failing revocation or clean-up. It is what the
+// expiry engine calls for each id in the due index; calling it for a
+// request with nothing due is a no-op, so duplicate calls are harmless.
 func (s *Service) Process(ctx context.Context, id string) error {
 	r, err := s.store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
@@ -818,7 +1174,10 @@ func (s *Service) Process(ctx context.Context, id string) error {
 		return err
 	}
 	now := s.clock.Now()
-	due, ok := r.DueAt()
+	if at, ok := r.outboxDue(); ok && !now.Before(at) {
+		s.deliver(ctx, r)
+	}
+	due, ok := r.stateDue()
 	if !ok || now.Before(due) {
 		return nil
 	}
@@ -839,7 +1198,8 @@ func (s *Service) Process(ctx context.Context, id string) error {
 		}
 		_, err = s.endGrant(ctx, r.ID, reason, SystemActor, "")
 		return err
-	case StateRevoking:
+	}
+	if r.needsRemoval() {
 		_, err = s.revoke(ctx, r.ID)
 		return err
 	}
@@ -899,26 +1259,63 @@ func (s *Service) endGrant(ctx context.Context, id string, why EndReason, by, re
 	return s.revoke(ctx, r.ID)
 }
 
-// revoke asks the provider to remove a revoking grant. On success the
-// request ends; on failure a retry is scheduled with capped exponential
-// backoff, for as long as it takes, and the security channel is told once
-// it has been failing for RevokeAlertAfter.
+// revoke asks the provider to remove the membership of a revoking grant,
+// or of a failed/ended request with a clean-up pending. On success the
+// request ends (or its clean-up is done); a user the provider no longer
+// knows holds no membership, so that ends it too, announced once. On
+// failure a retry is scheduled with capped exponential backoff, for as
+// long as it takes, every attempt audited, and the security channel is
+// told once it has been failing for RevokeAlertAfter, and again when it
+// finally succeeds. The provider call has AttemptTimeout; its outcome is
+// recorded on a fresh context.
 func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
-	ok, err := s.store.Claim(ctx, "revoke:"+id, s.owner, s.opt.ClaimTTL)
+	release, ok, err := s.claim(ctx, workKey(id))
 	if err != nil {
-		return nil, fmt.Errorf("access: claim %s: %w", id, err)
+		return nil, err
 	}
 	if !ok {
 		return s.store.Get(ctx, id)
 	}
-	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), "revoke:"+id, s.owner) }()
+	defer release()
 	r, err := s.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if r.State != StateRevoking {
+	if !r.needsRemoval() {
 		return r, nil
 	}
+	// Failing for RevokeAlertAfter already: say so before trying again
+	// (another attempt may hang for its whole deadline).
+	if !r.Alerted && !r.FailingSince.IsZero() && !s.clock.Now().Before(r.FailingSince.Add(s.opt.RevokeAlertAfter)) {
+		now := s.clock.Now()
+		got, err := s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
+			if !r.needsRemoval() {
+				return nil, errNothingDue
+			}
+			ev, ok := s.alertDue(r, now)
+			if !ok {
+				return nil, errNothingDue
+			}
+			return []AuditEvent{ev}, nil
+		})
+		switch {
+		case err == nil:
+			r = got
+			s.log.ErrorContext(ctx, "revocation keeps failing", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
+				"provider", r.Provider, "group", r.Group, "attempts", r.Attempts, "failing_since", r.FailingSince, "err", r.LastError)
+			s.deliver(ctx, r)
+		case !errors.Is(err, errNothingDue):
+			return nil, err
+		}
+	}
+	mrelease, ok, err := s.claimMember(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return s.busy(ctx, id, (*Request).needsRemoval)
+	}
+	defer mrelease()
 	// Another live grant of the same group for the same person (a newer
 	// request, a rotation shift) still needs the membership: end this one
 	// without touching the provider, never cutting the newer grant short.
@@ -932,24 +1329,48 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 		if p == nil {
 			rerr = fmt.Errorf("provider %q is not configured", r.Provider)
 		} else {
-			rerr = p.Revoke(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+			actx, acancel := s.attempt(ctx)
+			rerr = p.Revoke(actx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+			acancel()
 		}
 	}
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
 	now := s.clock.Now()
-	if rerr == nil {
-		r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
-			if r.State != StateRevoking {
+	if gone := errors.Is(rerr, ErrUnknownUser); rerr == nil || gone {
+		ended := false
+		r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+			if !r.needsRemoval() {
 				return nil, stateErr(r, "revoking")
 			}
-			r.State = StateEnded
-			r.EndedAt = now
+			var ev AuditEvent
+			ended = r.State == StateRevoking
+			if ended {
+				r.State = StateEnded
+				r.EndedAt = now
+				ev = s.event(r, ActRevoked, SystemActor, StateRevoking, StateEnded, "")
+				ev.Detail = string(r.EndReason)
+			} else {
+				r.Cleanup = false
+				ev = s.event(r, ActCleanedUp, SystemActor, r.State, r.State, "")
+				ev.Detail = "membership removed"
+			}
 			r.UpdatedAt = now
 			r.RetryAt = time.Time{}
-			ev := s.event(r, ActRevoked, SystemActor, StateRevoking, StateEnded, "")
-			ev.Detail = string(r.EndReason)
-			if keeper != nil {
+			switch {
+			case gone:
+				why := fmt.Sprintf("%s no longer exists in %s, so no membership of %s group %s is left to remove",
+					r.Requester, r.Provider, r.Provider, r.Group)
+				ev.Detail += "; " + why
+				r.LastError = rerr.Error()
+				r.announce(Announcement{ID: "user_gone", Type: EvUserGone, Actor: SystemActor, Reason: why, At: now})
+			case keeper != nil:
 				r.KeepMembership = true
 				ev.Detail += "; membership kept for " + keeper.ID + " until " + keeper.EndsAt.UTC().Format(time.RFC3339)
+			}
+			if r.Alerted && !gone {
+				r.announce(Announcement{ID: "revoke_recovered", Type: EvRevokeRecovered, Actor: SystemActor, At: now,
+					Reason: fmt.Sprintf("removed after %d failed attempts since %s", r.Attempts, r.FailingSince.UTC().Format(time.RFC3339))})
 			}
 			return []AuditEvent{ev}, nil
 		})
@@ -957,49 +1378,32 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			return nil, err
 		}
 		s.log.InfoContext(ctx, "access removed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
-			"provider", r.Provider, "group", r.Group, "end_reason", string(r.EndReason), "membership_kept", keeper != nil)
-		s.notify(ctx, Event{Type: EvEnded, Request: r, Actor: r.EndedBy})
+			"provider", r.Provider, "group", r.Group, "end_reason", string(r.EndReason), "membership_kept", keeper != nil,
+			"user_gone", gone, "cleanup", !ended)
+		if ended {
+			s.notify(ctx, Event{Type: EvEnded, Request: r, Actor: r.EndedBy})
+		}
+		s.deliver(ctx, r)
 		return r, nil
 	}
-	alert := false
-	r, err = s.store.Update(ctx, id, func(r *Request) ([]AuditEvent, error) {
-		if r.State != StateRevoking {
+	r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+		if !r.needsRemoval() {
 			return nil, stateErr(r, "revoking")
 		}
-		r.Attempts++
-		if r.FailingSince.IsZero() {
-			r.FailingSince = now
-		}
-		r.LastError = rerr.Error()
-		r.RetryAt = now.Add(s.backoff(r.Attempts))
-		r.UpdatedAt = now
-		var evs []AuditEvent
-		if r.Attempts == 1 {
-			ev := s.event(r, ActRevokeRetry, SystemActor, StateRevoking, StateRevoking, "")
-			ev.Detail = rerr.Error()
-			evs = append(evs, ev)
-		}
-		if !r.Alerted && now.Sub(r.FailingSince) >= s.opt.RevokeAlertAfter {
-			r.Alerted = true
-			alert = true
-			ev := s.event(r, ActRevokeAlert, SystemActor, StateRevoking, StateRevoking, "")
-			ev.Detail = fmt.Sprintf("failing since %s (%d attempts): %v", r.FailingSince.UTC().Format(time.RFC3339), r.Attempts, rerr)
-			evs = append(evs, ev)
-		}
-		return evs, nil
+		return s.removalFailed(r, now, rerr), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if alert {
+	if len(r.Outbox) > 0 {
 		s.log.ErrorContext(ctx, "revocation keeps failing", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 			"provider", r.Provider, "group", r.Group, "attempts", r.Attempts, "failing_since", r.FailingSince, "err", rerr)
-		s.notify(ctx, Event{Type: EvRevokeAlert, Request: r, Actor: SystemActor, Reason: rerr.Error()})
 	} else {
 		s.log.WarnContext(ctx, "revocation failed; will retry", "request_id", r.ID, "attempts", r.Attempts,
 			"retry_at", r.RetryAt, "err", rerr)
 	}
 	s.wake(r)
+	s.deliver(ctx, r)
 	return r, nil
 }
 
@@ -1215,6 +1619,7 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	r := &Request{
 		ID: NewID(), Kind: KindBreakGlass, Requester: requester, Role: role.Name, Provider: role.Provider,
 		Group: role.Group, Duration: d, Reason: reason, State: StateApproved, CreatedAt: now, UpdatedAt: now,
+		Outbox: []Announcement{{ID: "break_glass", Type: EvBreakGlass, Actor: requester, Reason: reason, At: now}},
 	}
 	ev := s.event(r, ActBreakGlass, requester, "", StateApproved, reason)
 	ev.Detail = "granted without approval for " + FormatDuration(d)
@@ -1236,7 +1641,7 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	}
 	s.log.WarnContext(ctx, "break-glass access", "request_id", r.ID, "requester", requester, "role", role.Name, "duration", FormatDuration(d))
 	s.wake(r)
-	s.notify(ctx, Event{Type: EvBreakGlass, Request: r, Actor: requester, Reason: reason, Role: role})
+	s.deliver(ctx, r) // the announcement was stored with the request; posted until delivered
 	return s.provision(ctx, r.ID)
 }
 

@@ -17,6 +17,7 @@ const (
 	PurposeApproval = "approval" // the approval card (channel or an approver's DM)
 	PurposeSecurity = "security" // the break-glass announcement
 	PurposeGrant    = "grant"    // the requester's "you have access" DM with its Revoke button
+	PurposeAlert    = "alert"    // a revocation alert or its all-clear in the security channel
 )
 
 // Notifier renders access events as messages and sends them through a
@@ -88,7 +89,11 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		case access.EvTimedOut:
 			dm(Message{Title: "Request " + r.ID + " timed out", Text: fmt.Sprintf("Nobody decided on *%s* in time; nothing was granted. Ask again if you still need it.", r.Role)})
 		case access.EvFailed:
-			dm(Message{Title: "Request " + r.ID + " failed", Color: "danger", Text: fmt.Sprintf("*%s* could not be granted: %s. Nothing was left behind.", r.Role, r.Failure)})
+			left := "Nothing was left behind."
+			if r.Cleanup {
+				left = "accessbot keeps making sure the membership is removed."
+			}
+			dm(Message{Title: "Request " + r.ID + " failed", Color: "danger", Text: fmt.Sprintf("*%s* could not be granted: %s. %s", r.Role, r.Failure, left)})
 		case access.EvActive:
 			m := Message{Title: "You have " + r.Role + " until " + stamp(r.EndsAt), Color: "good",
 				Text:    fmt.Sprintf("Request %s is active (%s). It ends on its own; end it sooner with the button or `/access revoke %s`.", r.ID, approvedLine(r), r.ID),
@@ -142,19 +147,50 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		} else {
 			errs = append(errs, errors.New("no security channel configured: rotation problem was not announced"))
 		}
-	case access.EvRevokeAlert:
-		m := Message{Title: "Revocation keeps failing: " + r.Requester + " still has " + r.Role, Color: "danger",
-			Text: fmt.Sprintf("accessbot has failed to remove %s from %s group %s since %s (%d attempts) and keeps retrying. Last error: %s",
-				r.Requester, r.Provider, r.Group, stamp(r.FailingSince), r.Attempts, ev.Reason),
-			Footer: "Request " + r.ID}
+	case access.EvRevokeAlert, access.EvRevokeRecovered, access.EvUserGone:
+		m := RemovalMessage(ev)
 		if ch := n.chat.SecurityChannel(); ch != "" {
-			_, err := n.chat.Post(ctx, ch, m)
-			errs = append(errs, err)
+			ref, err := n.chat.Post(ctx, ch, m)
+			keep(ref, PurposeAlert, "", err)
 		} else {
-			errs = append(errs, errors.New("no security channel configured: revocation alert was not announced"))
+			errs = append(errs, errors.New("no security channel configured: "+string(ev.Type)+" was not announced"))
 		}
 	}
 	return refs, errors.Join(errs...)
+}
+
+// RemovalMessage renders the security-channel message about a removal:
+// one that keeps failing (who, which group, since when, how many attempts,
+// the last error), its all-clear, or a user the provider no longer knows.
+func RemovalMessage(ev access.Event) Message {
+	r := ev.Request
+	what := r.Provider + " group " + r.Group + " (" + r.Role + ")"
+	switch ev.Type {
+	case access.EvRevokeRecovered:
+		return Message{Title: "Revocation succeeded: " + r.Requester + " no longer has " + r.Role, Color: "good",
+			Text: fmt.Sprintf("%s was removed from %s after failing since %s (%d failed attempts).",
+				r.Requester, what, stamp(r.FailingSince), r.Attempts),
+			Fields: []Field{{"Who", r.Requester}, {"Group", what}, {"Failing since", stamp(r.FailingSince)},
+				{"Removed", stamp(r.UpdatedAt)}},
+			Footer: "Request " + r.ID}
+	case access.EvUserGone:
+		return Message{Title: r.Requester + " no longer exists in " + r.Provider, Color: "warning",
+			Text: fmt.Sprintf("The %s access of %s had to end, but %s no longer knows the user, so there is no membership of %s to remove; "+
+				"the grant is recorded as ended. If the account was renamed rather than deleted, check the group by hand.",
+				r.Role, r.Requester, r.Provider, what),
+			Fields: []Field{{"Who", r.Requester}, {"Group", what}},
+			Footer: "Request " + r.ID}
+	}
+	last := r.LastError
+	if last == "" {
+		last = ev.Reason
+	}
+	return Message{Title: "Revocation keeps failing: " + r.Requester + " still has " + r.Role, Color: "danger",
+		Text: fmt.Sprintf("accessbot has failed to remove %s from %s since %s (%d attempts) and keeps retrying. Last error: %s",
+			r.Requester, what, stamp(r.FailingSince), r.Attempts, last),
+		Fields: []Field{{"Who", r.Requester}, {"Group", what}, {"Failing since", stamp(r.FailingSince)},
+			{"Attempts", fmt.Sprint(r.Attempts)}, {"Last error", last}},
+		Footer: "Request " + r.ID}
 }
 
 // updateCards re-renders every message that shows the request's state.
