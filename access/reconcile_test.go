@@ -70,6 +70,26 @@ func TestReconcileReportsFailingRemoval(t *testing.T) {
 	if !e.prov.IsMember("g-admin", "alice@example.com") {
 		t.Error("reconcile removed the member behind the revocation's back")
 	}
+
+	// Real drift in the same group is reported, with the failing removal
+	// said for what it is, not as a member without a grant.
+	e.prov.AddMember("g-admin", "mallory@example.com")
+	if d, err = e.svc.Reconcile(ctx); err != nil || len(d) != 1 {
+		t.Fatalf("Reconcile = %+v, %v; want one group", d, err)
+	}
+	if got := d[0]; strings.Join(got.Unexpected, ",") != "mallory@example.com" || strings.Join(got.Removed, ",") != "mallory@example.com" ||
+		len(got.RemovalFailing) != 1 {
+		t.Errorf("drift %+v: want mallory unexpected and removed, alice's removal failing", got)
+	}
+	var reason string
+	for _, ev := range e.notes.evs {
+		if ev.Type == access.EvDrift {
+			reason = ev.Reason
+		}
+	}
+	if !strings.Contains(reason, "members without a grant: mallory@example.com (removed") || !strings.Contains(reason, want) {
+		t.Errorf("drift report %q, want mallory without a grant and %q", reason, want)
+	}
 }
 
 // A member removed by `reconcile: remove` has no request, yet the removal is
