@@ -56,7 +56,7 @@ func buildServiceRotations(l *Loaded, log *slog.Logger, router access.OnCallRout
 		case "opsgenie":
 			og := l.Config.Providers.Opsgenie
 			r, err := opsgenie.New(opsgenie.Config{APIURL: og.APIURL, APIKey: og.APIKey, ScheduleID: rc.ScheduleID,
-				CacheFor: cacheFor, StaleFor: staleFor}, log.With("rotation", name))
+				CacheFor: cacheFor, StaleFor: staleFor, ShiftEnds: true}, log.With("rotation", name))
 			if err != nil {
 				return fmt.Errorf("rotations.%s: %w", name, err)
 			}

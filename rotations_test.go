@@ -588,7 +588,7 @@ roles:
 			router[name] = r
 		case "opsgenie":
 			r, err := opsgenie.New(opsgenie.Config{APIURL: og.URL(), APIKey: "og-key", ScheduleID: rc.ScheduleID,
-				CacheFor: cacheFor, StaleFor: staleFor}, nil, opsgenie.WithClock(clock))
+				CacheFor: cacheFor, StaleFor: staleFor, ShiftEnds: true}, nil, opsgenie.WithClock(clock))
 			if err != nil {
 				t.Fatal(err)
 			}

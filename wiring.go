@@ -133,6 +133,16 @@ func (t tapStore) Update(ctx context.Context, id string, fn func(*access.Request
 	return r, err
 }
 
+func (t tapStore) AppendAudit(ctx context.Context, evs ...access.AuditEvent) error {
+	if err := t.Store.AppendAudit(ctx, evs...); err != nil {
+		return err
+	}
+	for _, e := range evs {
+		t.fn(e)
+	}
+	return nil
+}
+
 func auditLine(e access.AuditEvent) string {
 	s := fmt.Sprintf("[audit] %s %s %s role=%s by=%s", e.At.UTC().Format(time.RFC3339), e.RequestID, e.Action, e.Role, e.Actor)
 	switch {

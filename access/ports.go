@@ -46,6 +46,10 @@ type Store interface {
 	// Audit returns audit events at or after since, oldest first.
 	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
 
+	// AppendAudit appends audit events that go with no request's state
+	// change (a drift removal of a member who had no grant), all or none.
+	AppendAudit(ctx context.Context, events ...AuditEvent) error
+
 	// Seen records an incoming event id (a chat envelope id) and reports
 	// whether it was seen before within ttl. The first caller gets false.
 	Seen(ctx context.Context, eventID string, ttl time.Duration) (bool, error)

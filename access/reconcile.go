@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Drift is what a reconcile found in one provider group.
@@ -23,6 +24,19 @@ type Drift struct {
 	Missing   []string // request ids
 	Reapplied []string
 	Errors    []string
+	// RemovalFailing are members whose grant has ended but whose removal
+	// the provider keeps refusing: the revocation is being retried (and
+	// alerted on by its own rules), so they are neither "without a grant"
+	// nor removed here, and they alone are no drift (Empty).
+	RemovalFailing []FailingRemoval
+}
+
+// FailingRemoval is a member whose revocation is being retried.
+type FailingRemoval struct {
+	User         string
+	RequestID    string
+	FailingSince time.Time
+	Attempts     int
 }
 
 // Empty reports whether the group matched the grants exactly.
@@ -37,14 +51,21 @@ const EvDrift EventType = "drift"
 // again. Unexpected members have no request: they are logged and reported.
 const ActDriftReapplied Action = "drift_reapplied"
 
+// ActDriftRemoved is audited (with no request id) for each member without a
+// grant that reconcile removed because a role of the group says
+// `reconcile: remove`.
+const ActDriftRemoved Action = "drift_removed"
+
 type groupKey struct{ provider, group string }
 
 // Reconcile compares every managed group's members (providers that can
 // list them) with the live grants. Members without a grant are reported
 // to the security channel and removed when a role of the group says
 // `reconcile: remove`; live grants whose membership is missing are applied
-// again (Grant is idempotent) and reported. It returns what it found for
-// every group with a difference.
+// again (Grant is idempotent) and reported. Members whose revocation is
+// being retried are listed as such (RemovalFailing) and not reported again:
+// the revocation's own alert covers them. It returns what it found for
+// every group with a difference or a failing removal.
 func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 	groups := map[groupKey][]Role{}
 	for _, name := range s.policy.RoleNames() {
@@ -67,7 +88,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if !d.Empty() {
+		if !d.Empty() || len(d.RemovalFailing) > 0 {
 			out = append(out, d)
 		}
 	}
@@ -97,9 +118,18 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 		isMember[normID(m)] = true
 	}
 	granted := map[string]bool{}
+	failing := map[string]*Request{} // member -> revocation being retried
 	now := s.clock.Now()
 	for _, r := range live {
 		if r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension {
+			continue
+		}
+		// A revocation that has failed is no grant: its member is still
+		// there only because the provider refuses the removal.
+		if r.State == StateRevoking && r.Attempts > 0 {
+			if f := failing[r.Requester]; f == nil || r.FailingSince.Before(f.FailingSince) {
+				failing[r.Requester] = r
+			}
 			continue
 		}
 		granted[r.Requester] = true
@@ -129,6 +159,11 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 		if granted[m] {
 			continue
 		}
+		if r := failing[m]; r != nil {
+			d.RemovalFailing = append(d.RemovalFailing, FailingRemoval{User: m, RequestID: r.ID,
+				FailingSince: r.FailingSince, Attempts: r.Attempts})
+			continue
+		}
 		d.Unexpected = append(d.Unexpected, m)
 		if !remove {
 			continue
@@ -138,6 +173,15 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 			continue
 		}
 		d.Removed = append(d.Removed, m)
+		ev := AuditEvent{At: now, Action: ActDriftRemoved, Actor: SystemActor, Subject: m, Role: strings.Join(d.Roles, ","),
+			Detail: "member of " + k.provider + " group " + k.group + " without a grant; removed (reconcile: remove)"}
+		if err := s.store.AppendAudit(ctx, ev); err != nil {
+			d.Errors = append(d.Errors, fmt.Sprintf("audit removal of %s: %v", m, err))
+		}
+	}
+	if len(d.RemovalFailing) > 0 {
+		s.log.InfoContext(ctx, "reconcile: removals still being retried", "provider", k.provider, "group", k.group,
+			"members", len(d.RemovalFailing))
 	}
 	if !d.Empty() {
 		s.log.WarnContext(ctx, "group drift", "provider", k.provider, "group", k.group,
@@ -162,6 +206,10 @@ func (d Drift) String() string {
 	}
 	if len(d.Missing) > 0 {
 		fmt.Fprintf(&b, "\ngrants whose membership was missing: %s (added again: %s)", strings.Join(d.Missing, ", "), strings.Join(d.Reapplied, ", "))
+	}
+	for _, f := range d.RemovalFailing {
+		fmt.Fprintf(&b, "\nremoval failing: %s (request %s) since %s, %d attempts; the revocation is being retried",
+			f.User, f.RequestID, f.FailingSince.UTC().Format(time.RFC3339), f.Attempts)
 	}
 	for _, e := range d.Errors {
 		fmt.Fprintf(&b, "\nerror: %s", e)

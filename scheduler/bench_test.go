@@ -115,3 +115,54 @@ func benchDrain(b *testing.B, ids []string, pos map[string]int,
 	b.ReportMetric(q(0.99), "p99-late-ms")
 	b.ReportMetric(float64(len(late))/busy.Seconds(), "items/s")
 }
+
+// BenchmarkRunWhileOneHangs: one item's Process never returns (a provider
+// that does not answer) while 1,000 other ids fall due at the same instant
+// and are woken for, as a store write wakes Run. It reports how late each of
+// the others is processed (p50, p99): none waits for the hung call.
+func BenchmarkRunWhileOneHangs(b *testing.B) {
+	const n = 1000
+	ids := make([]string, n)
+	pos := make(map[string]int, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r-%04d", i)
+		pos[ids[i]] = i
+	}
+	var late []time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		idx := newMemIndex()
+		idx.Set("stuck", time.Now().Add(-time.Minute))
+		var wg sync.WaitGroup
+		wg.Add(n)
+		p := &stampProcessor{pos: pos, stamp: make([]time.Time, n), end: func(_ context.Context, id string) error {
+			idx.Remove(id)
+			wg.Done()
+			return nil
+		}}
+		started := make(chan struct{})
+		h := &hangProcessor{next: p, hang: "stuck", started: started}
+		s := New(idx, h, nil, nil, Options{Sweep: time.Hour, ItemTimeout: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = s.Run(ctx); close(done) }()
+		<-started
+		due := time.Now()
+		for _, id := range ids {
+			idx.Set(id, due)
+		}
+		b.StartTimer()
+		s.Wake(due)
+		wg.Wait()
+		b.StopTimer()
+		for _, at := range p.stamp {
+			late = append(late, at.Sub(due))
+		}
+		cancel()
+		<-done
+	}
+	slices.Sort(late)
+	q := func(f float64) float64 { return float64(late[int(f*float64(len(late)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(q(0.50), "p50-late-ms")
+	b.ReportMetric(q(0.99), "p99-late-ms")
+}

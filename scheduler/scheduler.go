@@ -3,7 +3,11 @@
 // The domain keeps every request's next deadline in the store's due index.
 // The Scheduler arms one timer at the earliest deadline (NextDue), and when
 // it fires drains the index: it takes the ids due now in batches and hands
-// them to a bounded pool of workers that call Processor.Process. Wake re-arms
+// them to a bounded pool of workers that call Processor.Process. Each call
+// runs on its own: Run never waits for one before looking again, so a call
+// that hangs until its deadline delays no other item, and an item the
+// service reschedules (a retry's backoff) is taken again at its new due
+// time even while other calls are still running. Wake re-arms
 // the timer when an earlier deadline is stored, and a periodic sweep drains
 // as a safety net (a Wake lost to another replica, clock drift, a restart).
 // Nothing sleeps until an expiry, so a restart loses nothing: Run drains once
@@ -113,6 +117,7 @@ type Scheduler struct {
 	sem   chan struct{} // worker slots, shared by all drains
 	wake  chan struct{} // a Wake is waiting (capacity 1: bursts coalesce)
 	sweep chan struct{} // a sweep tick is waiting (capacity 1)
+	freed chan struct{} // a worker slot was given back (capacity 1)
 
 	mu       sync.Mutex
 	inflight map[string]struct{}  // ids being processed now
@@ -143,6 +148,7 @@ func New(idx DueIndex, p Processor, clock access.Clock, log *slog.Logger, opts O
 		sem:      make(chan struct{}, opts.Workers),
 		wake:     make(chan struct{}, 1),
 		sweep:    make(chan struct{}, 1),
+		freed:    make(chan struct{}, 1),
 		inflight: make(map[string]struct{}),
 		held:     make(map[string]time.Time),
 		jobs:     make(map[string]*job),
@@ -232,28 +238,42 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	timer.Stop()
 	defer timer.Stop()
+	// Process calls started here run on their own: the loop never waits
+	// for them, so one call that hangs until its ItemTimeout delays nothing
+	// else. Run waits for them only when it returns.
+	var work sync.WaitGroup
+	defer work.Wait()
 	s.log.DebugContext(ctx, "scheduler started", "sweep", s.opts.Sweep.String(), "workers", s.opts.Workers)
-	for {
-		start := s.clock.Now()
-		n, err := s.Drain(ctx)
+	var p *pass
+	for fresh := true; ; {
+		if fresh {
+			p = s.newPass()
+		}
+		n, err := s.dispatch(ctx, p, &work, false)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "scheduler: drain", "err", err)
 		} else if n > 0 {
-			s.log.DebugContext(ctx, "scheduler: drained", "count", n)
+			s.log.DebugContext(ctx, "scheduler: started due work", "count", n)
 		}
-		armed := s.nextArm(ctx, start, err != nil)
+		armed := s.nextArm(ctx, p.start, err != nil)
 		s.arm(timer, armed)
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-timer.C:
-				waiting = false
+				waiting, fresh = false, true
 			case <-s.sweep:
-				waiting = false
+				waiting, fresh = false, true
+			case <-s.freed:
+				// A pass that ran out of worker slots goes on where it
+				// stopped as soon as one is free.
+				if p.starved {
+					waiting, fresh = false, false
+				}
 			case <-s.wake:
 				// Re-arm for an equal time too: the timer's duration was
 				// computed from the clock, which may have been set since.
@@ -282,9 +302,9 @@ func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) t
 	case !ok:
 		return time.Time{}
 	case !next.After(start):
-		// The drain saw this one and it is still due: it failed or its
-		// Process left it in place. Do not spin on it; look again soon
-		// for anything due behind it.
+		// The pass saw this one and it is still due: it is being
+		// processed, it failed, or its Process left it in place. Do not
+		// spin on it; look again soon for anything due behind it.
 		return now.Add(s.opts.Recheck)
 	}
 	return next
@@ -309,15 +329,36 @@ func (s *Scheduler) arm(t *time.Timer, at time.Time) {
 // and ids whose Process failed recently (Options.RetryAfter) are left
 // alone, so a failure that leaves an item due cannot make it spin. Process
 // errors are logged, not returned; the error is the index's (wrapped) or
-// ctx's. Drain waits for the Process calls it started before returning.
+// ctx's. Drain waits for the Process calls it started before returning
+// (Run does not: its calls run on their own).
 func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	now := s.clock.Now()
-	attempted := make(map[string]struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	return s.dispatch(ctx, s.newPass(), &wg, true)
+}
+
+// pass is one look at what is due at start; Run continues a pass that ran
+// out of worker slots when one is given back.
+type pass struct {
+	start     time.Time
+	attempted map[string]struct{} // ids this pass started (each at most once)
+	starved   bool                // the last dispatch stopped for want of a slot
+}
+
+func (s *Scheduler) newPass() *pass {
+	return &pass{start: s.clock.Now(), attempted: make(map[string]struct{})}
+}
+
+// dispatch starts a Process call, tracked by wg, for each id due at p.start
+// that p has not started yet and that is not in flight or held. With wait
+// it waits for a free worker slot; without, it stops at the first id that
+// finds none and marks p starved. It never waits for the calls it started.
+// It returns how many it started.
+func (s *Scheduler) dispatch(ctx context.Context, p *pass, wg *sync.WaitGroup, wait bool) (int, error) {
+	p.starved = false
 	n := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -326,38 +367,62 @@ func (s *Scheduler) Drain(ctx context.Context) (int, error) {
 		// Ask for enough ids that, past the ones to skip, a full batch of
 		// new ones fits: otherwise a head of failed items could hide
 		// everything behind it.
-		limit := len(attempted) + s.skippable(now) + s.opts.Batch
-		ids, err := s.idx.Due(ctx, now, limit)
+		limit := len(p.attempted) + s.skippable(p.start) + s.opts.Batch
+		ids, err := s.idx.Due(ctx, p.start, limit)
 		if err != nil {
-			return n, fmt.Errorf("scheduler: due at %s: %w", now.Format(time.RFC3339Nano), err)
+			return n, fmt.Errorf("scheduler: due at %s: %w", p.start.Format(time.RFC3339Nano), err)
 		}
 		fresh := 0
 		for _, id := range ids {
-			if _, ok := attempted[id]; ok {
+			if _, ok := p.attempted[id]; ok {
 				continue
 			}
-			if !s.begin(id, now) {
+			if !s.begin(id, p.start) {
 				continue
 			}
-			attempted[id] = struct{}{}
-			select {
-			case s.sem <- struct{}{}:
-			case <-ctx.Done():
-				s.end(id, nil)
-				return n, ctx.Err()
+			if !s.slot(ctx, wait) {
+				s.abandon(id)
+				if err := ctx.Err(); err != nil {
+					return n, err
+				}
+				p.starved = true
+				return n, nil
 			}
+			p.attempted[id] = struct{}{}
 			fresh++
 			n++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-s.sem }()
 				s.process(ctx, id)
+				<-s.sem
+				select {
+				case s.freed <- struct{}{}:
+				default:
+				}
 			}()
 		}
 		if fresh == 0 {
 			return n, nil
 		}
+	}
+}
+
+// slot takes a worker slot, waiting for one (or for ctx) when wait is set.
+func (s *Scheduler) slot(ctx context.Context, wait bool) bool {
+	if !wait {
+		select {
+		case s.sem <- struct{}{}:
+			return true
+		default:
+			return false
+		}
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -390,6 +455,13 @@ func (s *Scheduler) begin(id string, now time.Time) bool {
 	}
 	s.inflight[id] = struct{}{}
 	return true
+}
+
+// abandon clears id's in-flight mark for a call that was never started.
+func (s *Scheduler) abandon(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, id)
 }
 
 // end clears id's in-flight mark and holds it for RetryAfter when err is set.

@@ -4,6 +4,12 @@
 // cannot be reached, the newest one younger than StaleFor, with one warning
 // per outage and a note when the service answers again. When no answer is
 // young enough the caller gets an error wrapping ErrUnavailable.
+//
+// Age is not the only bound: an answer is served, fresh or stale, only for
+// times its covers function accepts, and each client makes covers end
+// where its source says the answer ends (PagerDuty: the turns the listing
+// names; Opsgenie with the schedule timeline: its next change). So a stale
+// answer never outlives its own shift end when the source gives one.
 package oncallcache
 
 import (

@@ -16,6 +16,15 @@
 // StaleFor ago, is served (a warning is logged once per outage); otherwise
 // OnCall fails with an error wrapping ErrUnavailable. A rejected key
 // (401/403) is a permanent error and never served from the cache.
+//
+// With ShiftEnds, each fetch also reads the schedule timeline (GET
+// /v2/schedules/{id}/timeline) for the first time after the asked one at
+// which any turn of the schedule begins or ends. An answer, fresh or
+// stale, is never served for that time or later: with Opsgenie down, a
+// person whose turn has ended stops counting at the end of the turn, not
+// StaleFor after the last good answer. When the timeline cannot be read,
+// StaleFor alone bounds the answer; when it shows no change within the two
+// days it covers, the end of those two days does too.
 package opsgenie
 
 import (
@@ -31,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/accessbot/accessbot/access"
@@ -62,6 +72,9 @@ type Config struct {
 	ScheduleID string // a schedule id (UUID) or name
 	CacheFor   time.Duration
 	StaleFor   time.Duration
+	// ShiftEnds reads the schedule timeline with each answer so that no
+	// answer outlives the turn it names (one more request per fetch).
+	ShiftEnds bool
 }
 
 // Option changes how a Rotation talks and tells time (for tests).
@@ -88,7 +101,10 @@ type Rotation struct {
 	clock  access.Clock
 	wait   func(ctx context.Context, d time.Duration) error
 
-	answers *oncallcache.Cache[answer]
+	answers  *oncallcache.Cache[answer]
+	timeline *url.URL // the timeline URL without the date
+
+	timelineWarned atomic.Bool
 }
 
 var _ access.OnCall = (*Rotation)(nil)
@@ -96,6 +112,7 @@ var _ access.OnCall = (*Rotation)(nil)
 type answer struct {
 	date   time.Time // the time the answer is for
 	people []string
+	until  time.Time // the next turn change after date; zero: not known
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -137,6 +154,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 		q.Set("scheduleIdentifierType", "name")
 	}
 	target.RawQuery = q.Encode()
+	tl := *base
+	tl.Path = strings.TrimRight(base.Path, "/") + "/v2/schedules/" + id + "/timeline"
+	tl.RawPath = strings.TrimRight(base.EscapedPath(), "/") + "/v2/schedules/" + url.PathEscape(id) + "/timeline"
+	tq := url.Values{"interval": {"2"}, "intervalUnit": {"days"}}
+	if !uuidRE.MatchString(id) {
+		tq.Set("identifierType", "name")
+	}
+	tl.RawQuery = tq.Encode()
 
 	log = log.With("oncall_source", "opsgenie", "schedule", id)
 	r := &Rotation{
@@ -147,6 +172,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 		clock:   access.SystemClock{},
 		wait:    sleep.For,
 		answers: oncallcache.New("opsgenie", log, cfg.CacheFor, cfg.StaleFor, answer.covers),
+	}
+	if cfg.ShiftEnds {
+		r.timeline = &tl
 	}
 	for _, o := range opts {
 		o(r)
@@ -163,7 +191,10 @@ func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (a
 	a, err := r.answers.Answer(ctx, at, r.clock.Now(), func() (answer, error) {
 		date := at.Truncate(time.Second)
 		people, err := r.fetch(ctx, date)
-		return answer{date: date, people: people}, err
+		if err != nil || r.timeline == nil {
+			return answer{date: date, people: people}, err
+		}
+		return answer{date: date, people: people, until: r.nextChange(ctx, date)}, nil
 	})
 	if err != nil {
 		return access.Shift{}, err
@@ -172,9 +203,79 @@ func (r *Rotation) OnCall(ctx context.Context, rotation string, at time.Time) (a
 }
 
 // covers says whether a, taken for a time in (at-maxAge, at], may stand
-// for at: the flat answer says nothing about later handoffs.
+// for at: the flat answer says nothing about later handoffs, so only the
+// timeline's next change (when read) ends it sooner.
 func (a answer) covers(at time.Time, maxAge time.Duration) bool {
-	return !at.Before(a.date) && at.Sub(a.date) < maxAge
+	return !at.Before(a.date) && at.Sub(a.date) < maxAge && (a.until.IsZero() || at.Before(a.until))
+}
+
+type timelineResponse struct {
+	Data *struct {
+		EndDate       time.Time `json:"endDate"`
+		FinalTimeline struct {
+			Rotations []struct {
+				Periods []struct {
+					StartDate time.Time `json:"startDate"`
+					EndDate   time.Time `json:"endDate"`
+				} `json:"periods"`
+			} `json:"rotations"`
+		} `json:"finalTimeline"`
+	} `json:"data"`
+}
+
+// nextChange reads the timeline from date and returns the first time after
+// it at which a period begins or ends (the window's end when none does),
+// or zero when the timeline cannot be read. One try, no waits: the answer
+// it qualifies has already been fetched.
+func (r *Rotation) nextChange(ctx context.Context, date time.Time) time.Time {
+	u := *r.timeline
+	q := u.Query()
+	q.Set("date", date.UTC().Format(time.RFC3339))
+	u.RawQuery = q.Encode()
+	fail := func(why string) time.Time {
+		if !r.timelineWarned.Swap(true) {
+			r.log.WarnContext(ctx, "opsgenie: cannot read the schedule timeline; a stale answer may outlive its turn by up to stale_for",
+				"error", why)
+		}
+		return time.Time{}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fail(err.Error())
+	}
+	req.Header.Set("Authorization", "GenieKey "+r.cfg.APIKey)
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return fail(redact(err).Error())
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	if err != nil {
+		return fail(err.Error())
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail(resp.Status + describe(body))
+	}
+	var out timelineResponse
+	if err := json.Unmarshal(body, &out); err != nil || out.Data == nil {
+		return fail("undecodable answer")
+	}
+	next := out.Data.EndDate
+	for _, rot := range out.Data.FinalTimeline.Rotations {
+		for _, p := range rot.Periods {
+			for _, t := range []time.Time{p.StartDate, p.EndDate} {
+				if t.After(date) && (next.IsZero() || t.Before(next)) {
+					next = t
+				}
+			}
+		}
+	}
+	if !next.After(date) {
+		return time.Time{}
+	}
+	r.timelineWarned.Store(false)
+	return next
 }
 
 type onCallResponse struct {

@@ -283,3 +283,68 @@ func TestConcurrentCallers(t *testing.T) {
 		}
 	}
 }
+
+// With ShiftEnds, no answer outlives the turn it names: with Opsgenie down,
+// alice (whose turn ends at 09:00 on 12 January) stops counting at 09:00,
+// although the last answer is younger than StaleFor; before it she still
+// counts. A fresh answer is not served past a handoff either.
+func TestShiftEndsBoundStaleAnswers(t *testing.T) {
+	handoff := time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC)
+	for _, id := range []string{scheduleID, "Platform On Call"} {
+		t.Run(id, func(t *testing.T) {
+			e := setup(t)
+			r := e.rotation(t, opsgenie.Config{ScheduleID: id, CacheFor: 5 * time.Minute, StaleFor: time.Hour, ShiftEnds: true})
+			before := handoff.Add(-3 * time.Minute)
+			e.clock.Set(before)
+			want(t, ask(t, r, before), []string{"alice@example.com", "oncall-lead@example.com"}, before, 5*time.Minute)
+			// Within CacheFor but past the handoff: asked again, bob.
+			e.clock.Set(handoff)
+			want(t, ask(t, r, handoff), []string{"bob@example.com", "oncall-lead@example.com"}, handoff, 5*time.Minute)
+			if rej := e.fake.Rejected(); len(rej) > 0 {
+				t.Errorf("fake refused requests: %v", rej)
+			}
+
+			// Down, with alice's answer the last one for the days before
+			// the next change (bob's turn ends on the 19th).
+			e.fake.Set(scheduleID, "Platform On Call", turns...)
+			e.clock.Set(before)
+			r = e.rotation(t, opsgenie.Config{ScheduleID: id, CacheFor: 5 * time.Minute, StaleFor: time.Hour, ShiftEnds: true})
+			ask(t, r, before)
+			e.fake.Down(ogfake.Refused)
+			almost := handoff.Add(-time.Second)
+			e.clock.Set(almost)
+			want(t, ask(t, r, almost), []string{"alice@example.com", "oncall-lead@example.com"}, almost, 5*time.Minute)
+			for _, at := range []time.Time{handoff, handoff.Add(10 * time.Minute)} {
+				e.clock.Set(at)
+				s, err := r.OnCall(context.Background(), "platform", at)
+				if !errors.Is(err, opsgenie.ErrUnavailable) {
+					t.Errorf("OnCall(%v) with Opsgenie down after alice's turn = %+v, %v; want ErrUnavailable", at, s, err)
+				}
+			}
+		})
+	}
+}
+
+// Without a readable timeline StaleFor alone bounds a stale answer (as
+// without ShiftEnds), and the problem is logged once.
+func TestShiftEndsWithoutTimeline(t *testing.T) {
+	e := setup(t)
+	e.fake.RefuseTimeline(true)
+	handoff := time.Date(2026, 1, 12, 9, 0, 0, 0, time.UTC)
+	r := e.rotation(t, opsgenie.Config{CacheFor: time.Minute, StaleFor: time.Hour, ShiftEnds: true})
+	for _, at := range []time.Time{handoff.Add(-5 * time.Minute), handoff.Add(-3 * time.Minute)} {
+		e.clock.Set(at)
+		want(t, ask(t, r, at), []string{"alice@example.com", "oncall-lead@example.com"}, at, time.Minute)
+	}
+	if n := strings.Count(e.log.String(), "cannot read the schedule timeline"); n != 1 {
+		t.Errorf("timeline warnings = %d, want 1; log:\n%s", n, e.log.String())
+	}
+	e.fake.Down(ogfake.Refused)
+	at := handoff.Add(10 * time.Minute)
+	e.clock.Set(at)
+	want(t, ask(t, r, at), []string{"alice@example.com", "oncall-lead@example.com"}, at, time.Minute)
+	e.clock.Set(handoff.Add(57 * time.Minute))
+	if _, err := r.OnCall(context.Background(), "platform", e.clock.Now()); !errors.Is(err, opsgenie.ErrUnavailable) {
+		t.Errorf("past StaleFor: %v, want ErrUnavailable", err)
+	}
+}

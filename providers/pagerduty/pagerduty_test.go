@@ -402,3 +402,34 @@ func TestConcurrentCallers(t *testing.T) {
 		}
 	}
 }
+
+// A stale answer never outlives the turns it lists: with PagerDuty down,
+// alice stops counting at the end of her turn (09:00), although the last
+// answer is younger than StaleFor; the next turn listed in it (carol's)
+// counts from its start, and after a turn nobody follows, nobody does.
+func TestStaleAnswerEndsWithItsTurns(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		calls []pdfake.OnCall
+		after []string
+	}{{"handoff", weekly, []string{"carol@example.com"}}, {"gap", weekly[:1], nil}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := setup(t)
+			e.fake.Set(c.calls...)
+			r := e.rotation(t, pagerduty.Config{ScheduleIDs: []string{"P1"}, CacheFor: time.Minute, StaleFor: time.Hour})
+			e.clock.Set(at("2026-01-12T08:50:00Z"))
+			want(t, ask(t, r, e.clock.Now()), []string{"alice@example.com"}, "2026-01-05T09:00:00Z", "2026-01-12T09:00:00Z")
+			e.fake.Down(pdfake.Refused)
+			e.clock.Set(at("2026-01-12T08:59:59Z"))
+			if s := ask(t, r, e.clock.Now()); !slices.Equal(s.People, []string{"alice@example.com"}) {
+				t.Errorf("before the end of her turn: %v, want alice", s.People)
+			}
+			for _, when := range []string{"2026-01-12T09:00:00Z", "2026-01-12T09:30:00Z"} {
+				e.clock.Set(at(when))
+				if s := ask(t, r, e.clock.Now()); !slices.Equal(s.People, c.after) {
+					t.Errorf("at %s with PagerDuty down: %v, want %v", when, s.People, c.after)
+				}
+			}
+		})
+	}
+}

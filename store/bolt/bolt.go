@@ -274,6 +274,11 @@ func write(tx *bbolt.Tx, old, r *access.Request, data []byte, events []access.Au
 		}
 	}
 
+	return appendAudit(tx, events)
+}
+
+// appendAudit appends events to the audit log, each under a new sequence.
+func appendAudit(tx *bbolt.Tx, events []access.AuditEvent) error {
 	audit := tx.Bucket(bucketAudit)
 	for _, ev := range events {
 		seq, err := audit.NextSequence()
@@ -457,6 +462,21 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, fmt.Errorf("bolt: next due: %w", err)
 	}
 	return at, ok, nil
+}
+
+// AppendAudit appends events that go with no request to the audit log in
+// one transaction.
+func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: append audit: %w", err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if err := s.db.Batch(func(tx *bbolt.Tx) error { return appendAudit(tx, events) }); err != nil {
+		return fmt.Errorf("bolt: append audit: %w", err)
+	}
+	return nil
 }
 
 // Audit returns the audit events with At at or after since, oldest first

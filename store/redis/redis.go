@@ -489,6 +489,33 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(int64(zs[0].Score)).UTC(), true, nil
 }
 
+// AppendAudit appends events that go with no request to the audit stream
+// in one MULTI/EXEC.
+func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	vals := make([][]byte, len(events))
+	for i, ev := range events {
+		ev.ID = ""
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("redis: append audit: encode event: %w", err)
+		}
+		vals[i] = b
+	}
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, b := range vals {
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: s.key("audit"), Values: []any{"e", b}})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis: append audit: %w", err)
+	}
+	return nil
+}
+
 // Audit returns the audit events with At at or after since, oldest first
 // (events with equal At in the order they were written). Stream ids are
 // the server's clock and At is the service's, so it reads the whole

@@ -71,6 +71,7 @@ func Run(t *testing.T, open Open, reopen Reopen) {
 		{"Counter", testCounter},
 		{"CounterExpiry", testCounterExpiry},
 		{"Audit", testAudit},
+		{"AppendAudit", testAppendAudit},
 		{"ConcurrentApprove", testConcurrentApprove},
 		{"ConcurrentDecisions", testConcurrentDecisions},
 	}
@@ -1056,6 +1057,42 @@ func testAudit(t *testing.T, s access.Store) {
 	check(base.Add(time.Second), e3, e4, e1)
 	check(base.Add(time.Second+time.Nanosecond), e1)
 	check(base.Add(3 * time.Second))
+}
+
+// testAppendAudit: events with no request are appended, get store ids and
+// come back in time order among the events of requests.
+func testAppendAudit(t *testing.T, s access.Store) {
+	r := simple("r-append23", "alice@example.com", "prod-admin", access.StatePending, base)
+	e1 := event(r.ID, access.ActSubmitted, "alice@example.com", base)
+	mustCreate(t, s, r, e1)
+	d1 := access.AuditEvent{At: base.Add(time.Second), Action: access.ActDriftRemoved, Actor: access.SystemActor,
+		Subject: "mallory@example.com", Role: "prod-admin", Detail: "member of okta group g-1 without a grant; removed"}
+	d2 := d1
+	d2.At, d2.Subject, d2.ID = base.Add(-time.Second), "eve@example.com", "ignored: the store assigns ids"
+	if err := s.AppendAudit(ctx(t), d1, d2); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	if err := s.AppendAudit(ctx(t)); err != nil {
+		t.Fatalf("AppendAudit of nothing: %v", err)
+	}
+	got := mustAudit(t, s, time.Time{})
+	want := []access.AuditEvent{d2, e1, d1}
+	if len(got) != len(want) {
+		t.Fatalf("Audit = %d events, want %d: %+v", len(got), len(want), got)
+	}
+	ids := map[string]bool{}
+	for i := range got {
+		if got[i].ID == "" || got[i].ID == d2.ID || ids[got[i].ID] {
+			t.Errorf("Audit[%d].ID = %q: empty, not the store's or repeated", i, got[i].ID)
+		}
+		ids[got[i].ID] = true
+		g, w := got[i], want[i]
+		g.ID, w.ID = "", ""
+		g.At, w.At = g.At.UTC(), w.At.UTC()
+		if g != w {
+			t.Errorf("Audit[%d] = %+v, want %+v", i, g, w)
+		}
+	}
 }
 
 var errDecided = errors.New("already decided")

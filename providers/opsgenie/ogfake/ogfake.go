@@ -1,6 +1,8 @@
 // Package ogfake is an Opsgenie "Who is on call" API fake for tests:
 // GET /v2/schedules/{identifier}/on-calls on 127.0.0.1 with the GenieKey
-// check, scheduleIdentifierType (id or name), flat and date parameters,
+// check, scheduleIdentifierType (id or name), flat and date parameters;
+// GET /v2/schedules/{identifier}/timeline (identifierType, date, interval,
+// intervalUnit) with the turns as the final timeline's periods;
 // Opsgenie's response and error shapes ({"data":...,"took","requestId"},
 // {"message","took","requestId"}), 429 throttling, and a switch to take the
 // service down (connection refused or 503) and bring it back.
@@ -54,6 +56,7 @@ type Server struct {
 	retryAfter int
 	seq        int
 	rejected   []string
+	noTimeline bool
 }
 
 // New starts a fake that accepts apiKey. Close it when done.
@@ -92,6 +95,14 @@ func (s *Server) RateLimit(n, retryAfter int) {
 	s.limited, s.retryAfter = n, retryAfter
 }
 
+// RefuseTimeline makes the timeline API answer 403, as for an integration
+// that may not read it (refuse false: serve it again).
+func (s *Server) RefuseTimeline(refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noTimeline = refuse
+}
+
 // Requests returns how many HTTP requests reached the fake.
 func (s *Server) Requests() int { return s.sw.Requests() }
 
@@ -111,6 +122,7 @@ func (s *Server) Up() error { return s.sw.Up() }
 func (s *Server) mux() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /v2/schedules/{identifier}/on-calls", s.onCalls)
+	m.HandleFunc("GET /v2/schedules/{identifier}/timeline", s.timeline)
 	return s.guard(m)
 }
 
@@ -148,11 +160,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) onCalls(w http.ResponseWriter, r *http.Request) {
+// find looks the schedule up by identifier and identifier type (the
+// on-calls API names the parameter scheduleIdentifierType, the timeline API
+// identifierType), and the date parameter; it answers the error itself.
+func (s *Server) find(w http.ResponseWriter, r *http.Request, typeParam string) (*schedule, time.Time, bool) {
 	q := r.URL.Query()
 	ident := r.PathValue("identifier")
 	var sc *schedule
-	switch typ := q.Get("scheduleIdentifierType"); typ {
+	switch typ := q.Get(typeParam); typ {
 	case "", "id":
 		for _, c := range s.schedules {
 			if c.id == ident {
@@ -167,20 +182,29 @@ func (s *Server) onCalls(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		s.fail(w, http.StatusUnprocessableEntity, "Invalid schedule identifier type ["+typ+"]")
-		return
+		return nil, time.Time{}, false
 	}
 	if sc == nil {
 		s.fail(w, http.StatusNotFound, "Schedule with identifier ["+ident+"] does not exist")
-		return
+		return nil, time.Time{}, false
 	}
 	date := time.Now()
 	if v, ok := q["date"]; ok {
 		t, err := time.Parse("2006-01-02T15:04:05Z07:00", v[0])
 		if err != nil {
 			s.fail(w, http.StatusUnprocessableEntity, "Date ["+v[0]+"] is not in yyyy-MM-dd'T'HH:mm:ssZ format")
-			return
+			return nil, time.Time{}, false
 		}
 		date = t
+	}
+	return sc, date, true
+}
+
+func (s *Server) onCalls(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sc, date, ok := s.find(w, r, "scheduleIdentifierType")
+	if !ok {
+		return
 	}
 	var emails []string
 	for _, t := range sc.turns {
@@ -200,4 +224,66 @@ func (s *Server) onCalls(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"data": data, "took": 0.012, "requestId": s.requestID()})
+}
+
+// timeline answers the schedule timeline over [date, date+interval units)
+// (units: days, weeks, months; default 1 week), each turn overlapping it a
+// period of one rotation of the final timeline, clipped to the window.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	if s.noTimeline {
+		s.fail(w, http.StatusForbidden, "You are not authorized to access this resource")
+		return
+	}
+	q := r.URL.Query()
+	sc, date, ok := s.find(w, r, "identifierType")
+	if !ok {
+		return
+	}
+	n := 1
+	if v := q.Get("interval"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			s.fail(w, http.StatusUnprocessableEntity, "Interval ["+v+"] is not valid")
+			return
+		}
+	}
+	var end time.Time
+	switch u := q.Get("intervalUnit"); u {
+	case "days":
+		end = date.AddDate(0, 0, n)
+	case "", "weeks":
+		end = date.AddDate(0, 0, 7*n)
+	case "months":
+		end = date.AddDate(0, n, 0)
+	default:
+		s.fail(w, http.StatusUnprocessableEntity, "Interval unit ["+u+"] is not valid")
+		return
+	}
+	const layout = "2006-01-02T15:04:05Z"
+	periods := []map[string]any{}
+	for _, t := range sc.turns {
+		if !t.Start.Before(end) || (!t.End.IsZero() && !t.End.After(date)) {
+			continue
+		}
+		from, to := t.Start, t.End
+		if from.Before(date) {
+			from = date
+		}
+		if to.IsZero() || to.After(end) {
+			to = end
+		}
+		periods = append(periods, map[string]any{
+			"startDate": from.UTC().Format(layout), "endDate": to.UTC().Format(layout), "type": "default",
+			"recipient": map[string]any{"id": "u-" + t.Email, "type": "user", "name": t.Email},
+		})
+	}
+	data := map[string]any{
+		"_parent":   map[string]any{"id": sc.id, "name": sc.name, "enabled": true},
+		"startDate": date.UTC().Format(layout), "endDate": end.UTC().Format(layout),
+		"finalTimeline": map[string]any{"rotations": []map[string]any{
+			{"id": "rot-" + sc.id, "name": "Rotation", "order": 1, "periods": periods},
+		}},
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"data": data, "took": 0.02, "requestId": s.requestID()})
 }
