@@ -178,6 +178,9 @@ type BreakGlassConfig struct {
 type SchedulerConfig struct {
 	Sweep     string `yaml:"sweep"`     // default 15s
 	Reconcile string `yaml:"reconcile"` // drift check interval, default 5m
+	// RevokeAlertAfter is how long a revocation may keep failing before
+	// the security channel is told (default 2m).
+	RevokeAlertAfter string `yaml:"revoke_alert_after"`
 }
 
 // LogConfig sets logging.
@@ -216,6 +219,8 @@ type Loaded struct {
 	Rotations map[string]*static.Rotation // static rotations, by name
 	Sweep     time.Duration
 	Reconcile time.Duration
+	// RevokeAlertAfter is scheduler.revoke_alert_after (default 2m).
+	RevokeAlertAfter time.Duration
 }
 
 // LoadConfig reads, expands and validates a config file. It returns every
@@ -275,6 +280,15 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 			ps.add("scheduler.reconcile", "%q is not a duration of at least 1m (e.g. 5m)", cfg.Scheduler.Reconcile)
 		} else {
 			l.Reconcile = d
+		}
+	}
+	l.RevokeAlertAfter = 2 * time.Minute
+	if v := cfg.Scheduler.RevokeAlertAfter; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			ps.add("scheduler.revoke_alert_after", "%q is not a duration between 10s and 24h (e.g. 2m)", v)
+		} else {
+			l.RevokeAlertAfter = d
 		}
 	}
 	validateRest(cfg, &ps)

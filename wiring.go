@@ -176,7 +176,8 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, OnCall: oncall, Logger: log})
+	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, OnCall: oncall, Logger: log,
+		Options: access.Options{RevokeAlertAfter: l.RevokeAlertAfter}})
 	if err != nil {
 		return err
 	}
