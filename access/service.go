@@ -558,7 +558,7 @@ func workKey(id string) string { return "request:" + id }
 // happen under it, so ending one grant never races with another grant of
 // the same (provider, group, user) becoming active.
 func memberKey(r *Request) string {
-	return "member:" + r.Provider + ":" + r.Group + ":" + strings.ToLower(strings.TrimSpace(r.Requester))
+	return "member:" + r.Provider + ":" + r.Group + ":" + normID(r.Requester)
 }
 
 // claimMember takes the membership claim of r, waiting up to MemberWait
