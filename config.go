@@ -189,6 +189,9 @@ type BreakGlassConfig struct {
 type SchedulerConfig struct {
 	Sweep     string `yaml:"sweep"`     // default 15s
 	Reconcile string `yaml:"reconcile"` // drift check interval, default 5m
+	// RevokeAlertAfter is how long a revocation may keep failing before
+	// the security channel is told (default 2m).
+	RevokeAlertAfter string `yaml:"revoke_alert_after"`
 }
 
 // LogConfig sets logging.
@@ -228,6 +231,8 @@ type Loaded struct {
 	Sweep     time.Duration
 	Reconcile time.Duration
 	Limits    access.Options // the per-user limits (MaxPendingPerUser, CommandsPerMinute)
+	// RevokeAlertAfter is scheduler.revoke_alert_after (default 2m).
+	RevokeAlertAfter time.Duration
 
 	env expansions // what ${VAR} expanded to, for Redact
 }
@@ -299,6 +304,15 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Loaded, erro
 		}
 	}
 	l.Limits = buildLimits(cfg.Limits, &ps)
+	l.RevokeAlertAfter = 2 * time.Minute
+	if v := cfg.Scheduler.RevokeAlertAfter; v != "" {
+		d, err := access.ParseDuration(v)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			ps.add("scheduler.revoke_alert_after", "%q is not a duration between 10s and 24h (e.g. 2m)", v)
+		} else {
+			l.RevokeAlertAfter = d
+		}
+	}
 	validateRest(cfg, &ps)
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })

@@ -186,7 +186,9 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, OnCall: oncall, Logger: log, Options: l.Limits})
+	svcOpts := l.Limits
+	svcOpts.RevokeAlertAfter = l.RevokeAlertAfter
+	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, OnCall: oncall, Logger: log, Options: svcOpts})
 	if err != nil {
 		return err
 	}

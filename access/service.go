@@ -701,7 +701,8 @@ func (s *Service) backoff(n int) time.Duration {
 // token is new for every call: Store.Claim is re-entrant for the same
 // owner, so a token per process would let two goroutines of one replica
 // (an approval's provisioning and the sweep) work on the same request at
-// once. release gives the claim back on a context of its own.
+// once. release gives the claim back on a context of its own; calling it
+// again does nothing, so work can let go before it tells people.
 func (s *Service) claim(ctx context.Context, key string) (release func(), ok bool, err error) {
 	token := s.owner + ":" + NewID()[2:]
 	ok, err = s.store.Claim(ctx, key, token, s.opt.ClaimTTL)
@@ -711,10 +712,13 @@ func (s *Service) claim(ctx context.Context, key string) (release func(), ok boo
 	if !ok {
 		return nil, false, nil
 	}
+	var once sync.Once
 	return func() {
-		rctx, cancel := afterCall(ctx)
-		defer cancel()
-		_ = s.store.Release(rctx, key, token)
+		once.Do(func() {
+			rctx, cancel := afterCall(ctx)
+			defer cancel()
+			_ = s.store.Release(rctx, key, token)
+		})
 	}, true, nil
 }
 
@@ -727,7 +731,7 @@ func workKey(id string) string { return "request:" + id }
 // happen under it, so ending one grant never races with another grant of
 // the same (provider, group, user) becoming active.
 func memberKey(r *Request) string {
-	return "member:" + r.Provider + ":" + r.Group + ":" + strings.ToLower(strings.TrimSpace(r.Requester))
+	return "member:" + r.Provider + ":" + r.Group + ":" + normID(r.Requester)
 }
 
 // claimMember takes the membership claim of r, waiting up to MemberWait
@@ -814,7 +818,7 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	}
 	p := s.providers[r.Provider]
 	if p == nil {
-		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider), nil)
+		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider), nil, release)
 	}
 	mrelease, ok, err := s.claimMember(ctx, r)
 	if err != nil {
@@ -860,6 +864,8 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		}
 		s.log.InfoContext(ctx, "access granted", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 			"provider", r.Provider, "group", r.Group, "ends_at", r.EndsAt)
+		mrelease()
+		release()
 		s.wake(r)
 		s.notify(ctx, Event{Type: EvActive, Request: r, Actor: SystemActor})
 		return r, nil
@@ -871,7 +877,7 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		since = now
 	}
 	if IsPermanent(gerr) || now.Sub(since) >= s.opt.GrantRetryFor {
-		return s.failGrant(ctx, r, describeProviderErr(r, gerr), p)
+		return s.failGrant(ctx, r, describeProviderErr(r, gerr), p, func() { mrelease(); release() })
 	}
 	r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
 		if r.State != StateApproved {
@@ -974,8 +980,9 @@ func describeProviderErr(r *Request, err error) string {
 // asked once more to remove the membership, so that an ambiguous failure
 // (a timeout after the provider acted) leaves nothing behind, unless
 // another live grant needs the membership. When that removal fails too,
-// the request keeps a clean-up pending that Process retries.
-func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provisioner) (*Request, error) {
+// the request keeps a clean-up pending that Process retries. unlock gives
+// the caller's claims back before people are told.
+func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provisioner, unlock func()) (*Request, error) {
 	var cerr error
 	var keeper *Request
 	if p != nil {
@@ -1026,6 +1033,7 @@ func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provi
 	}
 	s.log.ErrorContext(ctx, "grant failed for good", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 		"why", why, "cleanup_pending", r.Cleanup)
+	unlock()
 	s.wake(r)
 	s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: why})
 	s.deliver(ctx, r)
@@ -1380,6 +1388,8 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 		s.log.InfoContext(ctx, "access removed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 			"provider", r.Provider, "group", r.Group, "end_reason", string(r.EndReason), "membership_kept", keeper != nil,
 			"user_gone", gone, "cleanup", !ended)
+		mrelease()
+		release()
 		if ended {
 			s.notify(ctx, Event{Type: EvEnded, Request: r, Actor: r.EndedBy})
 		}

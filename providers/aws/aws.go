@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -170,14 +171,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Pr
 	}
 
 	newRetryer := func() awssdk.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
+		return deadlineRetryer{maxBackoff: s.maxBackoff, Standard: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = s.maxAttempts
 			o.MaxBackoff = s.maxBackoff
 			// The default retry quota gives up on retries after a burst of
 			// throttling; the rate limiter below is what keeps the load fair.
 			o.RateLimiter = ratelimit.None
 			o.Backoff = retryAfterBackoff{inner: retry.NewExponentialJitterBackoff(s.maxBackoff)}
-		})
+		})}
 	}
 	idLimits := newLimiters(s.rate, false)
 	ssoLimits := newLimiters(s.rate, true) // ssoadmin: one budget shared by all APIs
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Pr
 		if s.httpClient != nil {
 			o.HTTPClient = s.httpClient
 		}
-		o.APIOptions = append(o.APIOptions, idLimits.addTo)
+		o.APIOptions = append(o.APIOptions, idLimits.addTo, countRetries)
 	})
 	p.sso = ssoadmin.NewFromConfig(awsCfg, func(o *ssoadmin.Options) {
 		o.Retryer = newRetryer()
@@ -207,7 +208,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Pr
 		if s.httpClient != nil {
 			o.HTTPClient = s.httpClient
 		}
-		o.APIOptions = append(o.APIOptions, ssoLimits.addTo)
+		o.APIOptions = append(o.APIOptions, ssoLimits.addTo, countRetries)
 	})
 	return p, nil
 }
@@ -569,6 +570,58 @@ func (p *Provider) classify(err error) error {
 		return fmt.Errorf("identity store endpoint unreachable%s: %w", attempts, inner)
 	}
 	return err
+}
+
+// deadlineRetryer keeps the SDK's retries inside the caller's deadline
+// (the service gives each provider call one): it refuses another attempt
+// when the longest backoff before it would not leave time for the
+// attempt. Without it the SDK sleeps into the deadline and reports only
+// "canceled", losing the service's own error and the time the caller
+// needs to record the failure; the caller retries later anyway.
+type deadlineRetryer struct {
+	*retry.Standard
+	maxBackoff time.Duration
+}
+
+// attemptTime is the least time worth starting another attempt with.
+const attemptTime = time.Second
+
+var errNoTimeLeft = errors.New("no time left for another attempt before the deadline")
+
+func (r deadlineRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		n := 1
+		if c, ok := ctx.Value(retriesKey{}).(*retryCount); ok {
+			n = int(c.n.Add(1))
+		}
+		// The jitter backoff waits at most 2^n seconds, capped; a
+		// Retry-After stretches it (retryAfterBackoff).
+		worst := r.maxBackoff
+		if n < 30 && time.Duration(1<<n)*time.Second < worst {
+			worst = time.Duration(1<<n) * time.Second
+		}
+		if ra := retryAfter(opErr); ra > 0 {
+			worst = max(worst, min(ra, maxRetryAfter)+ra/4)
+		}
+		if time.Until(deadline) < worst+attemptTime {
+			return nil, errNoTimeLeft
+		}
+	}
+	return r.Standard.GetRetryToken(ctx, opErr)
+}
+
+type retriesKey struct{}
+
+// retryCount counts the retries of one operation call.
+type retryCount struct{ n atomic.Int32 }
+
+// countRetries gives each operation call its own retry count (read by
+// deadlineRetryer), before the retry loop runs.
+func countRetries(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("AccessbotRetryCount",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(context.WithValue(ctx, retriesKey{}, &retryCount{}), in)
+		}), middleware.Before)
 }
 
 // retryAfterBackoff waits at least as long as the service asks

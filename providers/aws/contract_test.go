@@ -93,6 +93,13 @@ func fakeEnv(t *testing.T) providertest.Env {
 		},
 		Fake:        true,
 		ReadMembers: func(_ *testing.T, group string) []string { return f.MemberEmails(group) },
+		DeleteUser: func(t *testing.T, email string) {
+			id, ok := f.UserID(email)
+			if !ok {
+				t.Fatalf("fake: no user %s", email)
+			}
+			f.DeleteUser(id)
+		},
 		AddMember: func(t *testing.T, group, email string) {
 			id, ok := f.UserID(email)
 			if !ok || !f.AddMember(group, id) {

@@ -140,6 +140,13 @@ func fakeEnv(oauth bool) func(t *testing.T) providertest.Env {
 			NewDisabledUser: func(*testing.T) string { return newUser("SUSPENDED") },
 			Fake:            true,
 			ReadMembers:     func(_ *testing.T, group string) []string { return f.MemberEmails(group) },
+			DeleteUser: func(t *testing.T, email string) {
+				id, ok := f.UserID(email)
+				if !ok {
+					t.Fatalf("fake: no user %s", email)
+				}
+				f.DeleteUser(id)
+			},
 			AddMember: func(t *testing.T, group, email string) {
 				id, ok := f.UserID(email)
 				if !ok || !f.AddMember(group, id) {

@@ -559,7 +559,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			if failures >= p.maxAttempts {
 				return nil, fmt.Errorf("okta endpoint unreachable after %d attempts: %w", failures, err)
 			}
-			if err := sleep.For(ctx, p.backoff(failures)); err != nil {
+			if err := pause(ctx, p.backoff(failures), fmt.Errorf("okta endpoint unreachable after %d attempts: %w", failures, err)); err != nil {
 				return nil, err
 			}
 			continue
@@ -574,7 +574,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			}
 			wait := resetWait(resp.Header)
 			p.log.DebugContext(ctx, "okta rate limit hit", "family", fam, "wait", wait)
-			if err := sleep.For(ctx, wait); err != nil {
+			if err := pause(ctx, wait, r.err()); err != nil {
 				return nil, err
 			}
 			continue
@@ -583,7 +583,7 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 			if failures >= p.maxAttempts {
 				return nil, r.err()
 			}
-			if err := sleep.For(ctx, p.backoff(failures)); err != nil {
+			if err := pause(ctx, p.backoff(failures), r.err()); err != nil {
 				return nil, err
 			}
 			continue
@@ -593,6 +593,20 @@ func (p *Provider) do(ctx context.Context, method, pathAndQuery string) (*respon
 		}
 		return r, nil
 	}
+}
+
+// attemptTime is the least time worth starting another attempt with.
+const attemptTime = time.Second
+
+// pause waits d before another attempt, unless that would not leave
+// attemptTime before ctx's deadline (the service gives each provider call
+// one): then it returns last at once, so the caller hears Okta's own
+// answer in time to record it instead of a bare "deadline exceeded".
+func pause(ctx context.Context, d time.Duration, last error) error {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+attemptTime {
+		return last
+	}
+	return sleep.For(ctx, d)
 }
 
 func (p *Provider) backoff(failures int) time.Duration {

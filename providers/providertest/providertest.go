@@ -91,6 +91,8 @@ type Env struct {
 	ReadMembers func(t *testing.T, group string) []string
 	// AddMember (optional) adds a user to a group out of band.
 	AddMember func(t *testing.T, group, email string)
+	// DeleteUser (optional) deletes a user out of band.
+	DeleteUser func(t *testing.T, email string)
 
 	// BadCredentials (optional) returns an adapter for the same service
 	// with wrong credentials; Secret is the wrong secret it uses, which
@@ -119,6 +121,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"ConcurrentDuplicates", concurrentDuplicates},
 		{"CheckUser", checkUser},
 		{"UnknownUser", unknownUser},
+		{"RevokeDeletedUser", revokeDeletedUser},
 		{"DisabledUser", disabledUser},
 		{"UnknownGroup", unknownGroup},
 		{"WrongCredentials", wrongCredentials},
@@ -280,6 +283,24 @@ func unknownUser(t *testing.T, e Env) {
 	// The membership of someone unknown cannot be checked: the engine must
 	// hear about it rather than believe the access is gone.
 	wantPermanent(t, "Revoke of an unknown user", e.Provider.Revoke(ctx, grantOf(group, e.UnknownUser)), access.ErrUnknownUser, e.UnknownUser)
+}
+
+// revokeDeletedUser: a user deleted after a grant holds no membership;
+// Revoke says so (nil, or an error wrapping access.ErrUnknownUser) and
+// never with a transient error, which would be retried for ever.
+func revokeDeletedUser(t *testing.T, e Env) {
+	if e.DeleteUser == nil {
+		t.Skip("no hook to delete a user in this environment")
+	}
+	ctx := ctxFor(t, time.Minute)
+	group, user := e.NewGroup(t), e.NewUser(t)
+	mustNil(t, "Grant", e.Provider.Grant(ctx, grantOf(group, user)))
+	mustNil(t, "Revoke", e.Provider.Revoke(ctx, grantOf(group, user))) // the user id is cached now
+	mustNil(t, "Grant", e.Provider.Grant(ctx, grantOf(group, user)))
+	e.DeleteUser(t, user)
+	if err := e.Provider.Revoke(ctx, grantOf(group, user)); err != nil && !errors.Is(err, access.ErrUnknownUser) {
+		t.Fatalf("Revoke of a deleted user: %v, want nil or access.ErrUnknownUser", err)
+	}
 }
 
 func disabledUser(t *testing.T, e Env) {

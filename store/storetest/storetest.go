@@ -133,6 +133,9 @@ func fullRequest(id string) *access.Request {
 			{Platform: "slack", Purpose: "approval", Channel: "C0APPROVALS", ID: "1700000000.000100"},
 			{Platform: "discord", Purpose: "requester", Channel: "D0DM", ID: "1234567890123456789", For: "alice@example.com"},
 		},
+		Cleanup: true,
+		Outbox: []access.Announcement{{ID: "revoke_alert", Type: access.EvRevokeAlert, Actor: "accessbot", Reason: "Throttling",
+			At: at.Add(9 * time.Minute), Tries: 2, NextTry: at.Add(10 * time.Minute).In(berlin), LastError: "not_in_channel"}},
 	}
 }
 

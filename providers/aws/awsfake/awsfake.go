@@ -241,6 +241,20 @@ func (s *Server) SetDisabled(userID string, disabled bool) {
 	}
 }
 
+// DeleteUser deletes a user and its group memberships, like DeleteUser
+// does in the identity store.
+func (s *Server) DeleteUser(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, userID)
+	for id, m := range s.members {
+		if m.user == userID {
+			delete(s.members, id)
+			delete(s.byPair, pair{m.group, m.user})
+		}
+	}
+}
+
 // AddGroup creates a group and returns its id.
 func (s *Server) AddGroup(name string) string {
 	s.mu.Lock()

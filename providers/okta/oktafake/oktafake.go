@@ -255,6 +255,17 @@ func (s *Server) SetStatus(userID, status string) {
 	}
 }
 
+// DeleteUser deletes a user and its group memberships (deactivate and
+// delete in Okta).
+func (s *Server) DeleteUser(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, userID)
+	for _, m := range s.members {
+		delete(m, userID)
+	}
+}
+
 // UserID returns the id of the user with that login or email.
 func (s *Server) UserID(loginOrEmail string) (string, bool) {
 	s.mu.Lock()
