@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -260,7 +259,10 @@ func (b *Bot) Identity(ctx context.Context, chatUser string) (string, error) {
 		}
 		return "", fmt.Errorf("slack: identity of %s: %w", chatUser, err)
 	}
-	email := strings.ToLower(strings.TrimSpace(u.Profile.Email))
+	// The one normal form (ASCII case only): a look-alike such as the
+	// Kelvin sign (U+212A) stays what it is, so the handlers refuse it
+	// (access.CheckIdentity) instead of taking it for a k.
+	email := access.NormalizeIdentity(u.Profile.Email)
 	var idErr error
 	switch {
 	case u.Deleted:
@@ -282,9 +284,13 @@ func (b *Bot) Identity(ctx context.Context, chatUser string) (string, error) {
 // cached). access.ErrNoIdentity when nobody has that email or the account
 // is deactivated.
 func (b *Bot) ChatUser(ctx context.Context, identity string) (string, error) {
-	key := strings.ToLower(strings.TrimSpace(identity))
+	key := access.NormalizeIdentity(identity)
 	if key == "" {
 		return "", fmt.Errorf("slack: chat user: empty identity: %w", access.ErrNoIdentity)
+	}
+	if err := access.CheckIdentity(key); err != nil {
+		// Slack may fold a look-alike onto someone else's address.
+		return "", fmt.Errorf("slack: chat user: %w: %w", err, access.ErrNoIdentity)
 	}
 	if v, err, ok := b.chatUsers.get(key); ok {
 		return v, err
