@@ -3,7 +3,12 @@
 // hands them to the handlers, and renders handlers.Message as Block Kit.
 //
 // Every envelope is acknowledged before any work is done, then handled on a
-// bounded worker pool with a deadline per event. Envelope ids and a stable
+// bounded worker pool with a deadline per event. Events that may post a new
+// approval card (requests, the request form) and all others (decisions,
+// revocations, break-glass, acknowledgements, …) have separate workers, and
+// new cards wait behind every other post to a channel, so a flood of
+// requests can neither occupy every worker nor delay anyone's decision,
+// revocation or break-glass announcement. Envelope ids and a stable
 // id per interaction are recorded through a Deduper, so an envelope Slack
 // delivers twice is acted on once. Web API calls wait out 429 answers and
 // chat.postMessage is paced per channel.
@@ -28,9 +33,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAPIURL       = "https://slack.com/api/"
-	DefaultWorkers      = 16
-	DefaultEventTimeout = 30 * time.Second
+	DefaultAPIURL        = "https://slack.com/api/"
+	DefaultWorkers       = 16
+	DefaultUrgentWorkers = 8
+	DefaultEventTimeout  = 30 * time.Second
 
 	// dedupTTL is how long envelope and interaction ids are remembered.
 	// Slack gives up redelivering long before.
@@ -52,14 +58,18 @@ const (
 
 // Config configures the Slack transport.
 type Config struct {
-	AppToken         string        // xapp-…, app-level token with connections:write (Socket Mode)
-	BotToken         string        // xoxb-…, bot token for the Web API
-	APIURL           string        // Web API base; default https://slack.com/api/, must end in "/"
-	ApprovalsChannel string        // channel id for approval cards; "" means DM the approvers
-	SecurityChannel  string        // channel id for break-glass announcements and alerts
-	AllowedTeams     []string      // workspace ids allowed to use the bot; empty allows any
-	Workers          int           // events handled at once; default 16
-	EventTimeout     time.Duration // deadline of one event's handling; default 30 s
+	AppToken         string   // xapp-…, app-level token with connections:write (Socket Mode)
+	BotToken         string   // xoxb-…, bot token for the Web API
+	APIURL           string   // Web API base; default https://slack.com/api/, must end in "/"
+	ApprovalsChannel string   // channel id for approval cards; "" means DM the approvers
+	SecurityChannel  string   // channel id for break-glass announcements and alerts
+	AllowedTeams     []string // workspace ids allowed to use the bot; empty allows any
+	Workers          int      // events handled at once; default 16
+	// UrgentWorkers handle, besides Workers, only the events that cannot
+	// post a new approval card: button clicks, decisions, revocations,
+	// break-glass. Default 8.
+	UrgentWorkers int
+	EventTimeout  time.Duration // deadline of one event's handling; default 30 s
 }
 
 // Handler is what the transport needs from the handlers package
@@ -161,6 +171,12 @@ func (c *Config) normalise() error {
 		problems = append(problems, fmt.Sprintf("workers %d must be positive", c.Workers))
 	}
 	switch {
+	case c.UrgentWorkers == 0:
+		c.UrgentWorkers = DefaultUrgentWorkers
+	case c.UrgentWorkers < 0:
+		problems = append(problems, fmt.Sprintf("urgent_workers %d must be positive", c.UrgentWorkers))
+	}
+	switch {
 	case c.EventTimeout == 0:
 		c.EventTimeout = DefaultEventTimeout
 	case c.EventTimeout < 0:
@@ -192,6 +208,33 @@ func (b *Bot) getHandler() Handler {
 	return b.handler
 }
 
+// lanes are the two queues between the socket reader and the workers.
+type lanes struct {
+	bulk   chan job // events that may post a new approval card
+	urgent chan job // all others
+}
+
+// urgentCommands are the /access subcommands that never post a new
+// approval card. Anything else (a role request, extend, unknown words)
+// goes to the bulk lane, which is the safe default for a new subcommand.
+var urgentCommands = map[string]bool{
+	"revoke": true, "cancel": true, "approve": true, "deny": true, "ack": true, "reason": true,
+	"breakglass": true, "break-glass": true,
+}
+
+// urgent reports whether j cannot post a new approval card: button clicks,
+// decisions, revocations, break-glass, the Ask form, role suggestions.
+func (j job) urgent() bool {
+	switch {
+	case j.cmd != nil:
+		words := strings.Fields(j.cmd.Text)
+		return len(words) > 0 && urgentCommands[strings.ToLower(words[0])]
+	case j.cb != nil:
+		return j.cb.Type != goslack.InteractionTypeViewSubmission || j.cb.View.CallbackID != callbackRequest
+	}
+	return false
+}
+
 // job is one acknowledged (or to-be-acknowledged) envelope for a worker.
 type job struct {
 	req      socketmode.Request
@@ -213,7 +256,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	sm := socketmode.New(b.api, socketmode.OptionLog(logAdapter{b.log}))
 
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan job, b.cfg.Workers*queuePerWorker)
+	jobs := lanes{
+		bulk:   make(chan job, b.cfg.Workers*queuePerWorker),
+		urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker),
+	}
 
 	g.Go(func() error {
 		err := sm.RunContext(gctx)
@@ -226,13 +272,37 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.readEvents(gctx, sm, jobs)
 		return nil
 	})
+	// Urgent workers take urgent events only; the others take either,
+	// urgent ones first.
+	for range b.cfg.UrgentWorkers {
+		g.Go(func() error {
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+				}
+			}
+		})
+	}
 	for range b.cfg.Workers {
 		g.Go(func() error {
 			for {
 				select {
 				case <-gctx.Done():
 					return nil
-				case j := <-jobs:
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+					continue
+				default:
+				}
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+				case j := <-jobs.bulk:
 					b.work(gctx, sm, h, j)
 				}
 			}
@@ -248,7 +318,7 @@ func (b *Bot) Run(ctx context.Context) error {
 // readEvents drains the socketmode client's events: it acknowledges every
 // envelope that does not need an answer in its ack right away, then queues
 // it for a worker.
-func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs chan<- job) {
+func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes) {
 	for {
 		var evt socketmode.Event
 		select {
@@ -311,15 +381,19 @@ func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string,
 	}
 }
 
-func (b *Bot) enqueue(ctx context.Context, jobs chan<- job, j job) {
+func (b *Bot) enqueue(ctx context.Context, jobs lanes, j job) {
+	q := jobs.bulk
+	if j.urgent() {
+		q = jobs.urgent
+	}
 	select {
-	case jobs <- j:
+	case q <- j:
 		return
 	default:
 	}
-	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID)
+	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID, "urgent", j.urgent())
 	select {
-	case jobs <- j:
+	case q <- j:
 	case <-ctx.Done():
 	}
 }
