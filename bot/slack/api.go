@@ -69,8 +69,17 @@ type channelPacer struct {
 	every  time.Duration
 	byChan map[string]*paceQueue
 	// pause waits d before the next post to channel; nil is a timer. Tests
-	// replace it to hand out slots one at a time.
+	// replace it to hand out slots one at a time, and now (nil: time.Now)
+	// to pace on a test clock.
 	pause func(channel string, d time.Duration)
+	now   func() time.Time
+}
+
+func (p *channelPacer) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
 }
 
 // paceQueue is one channel's pacing state.
@@ -93,7 +102,7 @@ func (p *channelPacer) wait(ctx context.Context, channel string, bulk bool) erro
 	if p.byChan == nil {
 		p.byChan = map[string]*paceQueue{}
 	}
-	now := time.Now()
+	now := p.clock()
 	q, ok := p.byChan[channel]
 	if !ok {
 		if len(p.byChan) > 10000 { // forget idle channels rather than grow forever
@@ -142,7 +151,7 @@ func (p *channelPacer) wait(ctx context.Context, channel string, bulk bool) erro
 func (p *channelPacer) serve(channel string, q *paceQueue) {
 	for {
 		p.mu.Lock()
-		d := time.Until(q.next)
+		d := q.next.Sub(p.clock())
 		p.mu.Unlock()
 		if d > 0 {
 			p.sleep(channel, d)
@@ -156,7 +165,7 @@ func (p *channelPacer) serve(channel string, q *paceQueue) {
 		}
 		w.granted = true
 		close(w.ready)
-		q.next = time.Now().Add(p.every)
+		q.next = p.clock().Add(p.every)
 		p.mu.Unlock()
 	}
 }
