@@ -33,10 +33,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAPIURL        = "https://slack.com/api/"
-	DefaultWorkers       = 16
-	DefaultUrgentWorkers = 8
-	DefaultEventTimeout  = 30 * time.Second
+	DefaultAPIURL       = "https://slack.com/api/"
+	DefaultWorkers      = 16
+	DefaultEventTimeout = 30 * time.Second
 
 	// dedupTTL is how long envelope and interaction ids are remembered.
 	// Slack gives up redelivering long before.
@@ -49,6 +48,9 @@ const (
 	queuePerWorker = 64
 )
 
+// DefaultUrgentWorkers is the default of Config.UrgentWorkers.
+const DefaultUrgentWorkers = 8
+
 // Fixed texts shown to people instead of raw errors.
 const (
 	textTeamRefused = "This workspace is not allowed to use accessbot."
@@ -58,18 +60,15 @@ const (
 
 // Config configures the Slack transport.
 type Config struct {
-	AppToken         string   // xapp-…, app-level token with connections:write (Socket Mode)
-	BotToken         string   // xoxb-…, bot token for the Web API
-	APIURL           string   // Web API base; default https://slack.com/api/, must end in "/"
-	ApprovalsChannel string   // channel id for approval cards; "" means DM the approvers
-	SecurityChannel  string   // channel id for break-glass announcements and alerts
-	AllowedTeams     []string // workspace ids allowed to use the bot; empty allows any
-	Workers          int      // events handled at once; default 16
-	// UrgentWorkers handle, besides Workers, only the events that cannot
-	// post a new approval card: button clicks, decisions, revocations,
-	// break-glass. Default 8.
-	UrgentWorkers int
-	EventTimeout  time.Duration // deadline of one event's handling; default 30 s
+	AppToken         string        // xapp-…, app-level token with connections:write (Socket Mode)
+	BotToken         string        // xoxb-…, bot token for the Web API
+	APIURL           string        // Web API base; default https://slack.com/api/, must end in "/"
+	ApprovalsChannel string        // channel id for approval cards; "" means DM the approvers
+	SecurityChannel  string        // channel id for break-glass announcements and alerts
+	AllowedTeams     []string      // workspace ids allowed to use the bot; empty allows any
+	Workers          int           // events handled at once; default 16
+	UrgentWorkers    int           // more, only for events that cannot post a new approval card (clicks, decisions, revoke, break-glass); default 8
+	EventTimeout     time.Duration // deadline of one event's handling; default 30 s
 }
 
 // Handler is what the transport needs from the handlers package
