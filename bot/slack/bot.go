@@ -44,8 +44,12 @@ const (
 	// before it is acknowledged anyway (Slack waits 3 s for such acks).
 	ackBudget = 2500 * time.Millisecond
 	// queuePerWorker sizes the queue between the socket reader and the
-	// workers; when it is full the reader waits (and Slack redelivers).
+	// workers; when it is full the reader waits (and Slack redelivers),
+	// except for the bulk lane, whose overflow is refused (textBusy) so
+	// that the reader never waits behind a flood of requests.
 	queuePerWorker = 64
+	// maxBusyReplies bounds the textBusy answers being sent at once.
+	maxBusyReplies = 64
 )
 
 // DefaultUrgentWorkers is the default of Config.UrgentWorkers.
@@ -56,6 +60,7 @@ const (
 	textTeamRefused = "This workspace is not allowed to use accessbot."
 	textFailed      = "Sorry, something went wrong on our side. It has been logged; please try again."
 	textFormExpired = "The request form could not be opened in time. Try again, or type `/access <role> <duration> <reason>`."
+	textBusy        = "accessbot has too many requests waiting right now; nothing was sent. Please try again in a minute."
 )
 
 // Config configures the Slack transport.
@@ -105,6 +110,8 @@ type Bot struct {
 	identities ttlCache // chat user -> email
 	chatUsers  ttlCache // email -> chat user
 	ims        ttlCache // chat user -> DM channel
+
+	busy chan struct{} // textBusy answers in flight (maxBusyReplies)
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -127,6 +134,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		handler: h,
 		allowed: map[string]bool{},
 		pacer:   channelPacer{every: time.Second},
+		busy:    make(chan struct{}, maxBusyReplies),
 	}
 	for _, t := range cfg.AllowedTeams {
 		b.allowed[t] = true
@@ -349,7 +357,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes)
 				continue
 			}
 			b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
-			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
+			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
 		case socketmode.EventTypeInteractive:
 			cb, ok := evt.Data.(goslack.InteractionCallback)
 			if !ok || evt.Request == nil {
@@ -361,7 +369,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes)
 			default:
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
 			}
-			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cb: &cb})
+			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cb: &cb})
 		case socketmode.EventTypeEventsAPI:
 			if evt.Request != nil {
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // not subscribed to any; ack so Slack stops retrying
@@ -380,7 +388,7 @@ func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string,
 	}
 }
 
-func (b *Bot) enqueue(ctx context.Context, jobs lanes, j job) {
+func (b *Bot) enqueue(ctx context.Context, sm *socketmode.Client, jobs lanes, j job) {
 	q := jobs.bulk
 	if j.urgent() {
 		q = jobs.urgent
@@ -390,11 +398,39 @@ func (b *Bot) enqueue(ctx context.Context, jobs lanes, j job) {
 		return
 	default:
 	}
+	if !j.urgent() {
+		// Waiting here would hold up every click, decision and revocation
+		// behind the flood: refuse the request instead.
+		b.refuseBusy(ctx, sm, j)
+		return
+	}
 	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID, "urgent", j.urgent())
 	select {
 	case q <- j:
 	case <-ctx.Done():
 	}
+}
+
+// refuseBusy answers a request that found the bulk lane full: a form
+// submission in its ack (the form stays open), a command by an ephemeral
+// answer sent aside, so the reader goes on at once.
+func (b *Bot) refuseBusy(ctx context.Context, sm *socketmode.Client, j job) {
+	b.log.WarnContext(ctx, "slack request queue full; request refused", "envelope_id", j.req.EnvelopeID)
+	if j.cb != nil {
+		if j.cb.Type == goslack.InteractionTypeViewSubmission {
+			b.ack(ctx, sm, j.req.EnvelopeID, formErrorsAck(handlers.FormErrors{handlers.FieldRole: textBusy}))
+		}
+		return
+	}
+	select {
+	case b.busy <- struct{}{}:
+	default:
+		return // already answering as many; the person sees no answer and retries
+	}
+	go func() {
+		defer func() { <-b.busy }()
+		b.reply(ctx, replyTo{channel: j.cmd.ChannelID, user: j.cmd.UserID, responseURL: j.cmd.ResponseURL}, handlers.Message{Text: textBusy})
+	}()
 }
 
 // work handles one envelope with its own deadline.

@@ -17,19 +17,22 @@ import (
 	"github.com/accessbot/accessbot/store/bolt"
 )
 
-// A flood of requests from one person (50 approval cards waiting for the
-// approvals channel, which Slack lets the bot post to about once a
-// second) must not delay anyone else's decision, revocation or break-glass
-// announcement: a Deny click and a revoke are handled and answered while
-// the whole card backlog is still waiting, and the break-glass
-// announcement, posted to the same channel, takes the channel's very next
-// slot ahead of every waiting card.
-//
-// The channel's pacing is driven by hand: while the flood is on, a slot
-// of the approvals channel is handed out only when the test says so, so
-// the assertions are about order, not time.
-func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
-	const flood = 50
+// floodWorld is the engine behind the transport with 50 extra roles
+// svc-00…svc-49 (one request each, so one person can flood), no per-user
+// limits, the security channel set to the approvals channel, and the
+// approvals channel's pace driven by the test: while held is set, a slot
+// is handed out only for each value sent on slots.
+type floodWorld struct {
+	*world
+	held    *atomic.Bool
+	slots   chan struct{}
+	release func() // stop holding for good (the backlog drains)
+}
+
+const flood = 50
+
+func newFloodWorld(t *testing.T, workers int) *floodWorld {
+	t.Helper()
 	f := newFake(t, slackfake.Options{})
 	f.AddUser(slackfake.User{ID: "UCAROL", Name: "carol", Email: "carol@example.com"})
 	log := testLogger(t)
@@ -59,13 +62,13 @@ func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := botConfig(f)
-	cfg.Workers = 4
+	cfg.Workers = workers
 	cfg.SecurityChannel = chApprove // announcements compete with the cards for the same channel
 	b, err := slackbot.New(cfg, nil, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var held atomic.Bool
+	held := &atomic.Bool{}
 	slots, stop := make(chan struct{}), make(chan struct{})
 	slackbot.SetPostPause(b, func(channel string, _ time.Duration) {
 		if channel == chApprove && held.Load() {
@@ -82,7 +85,24 @@ func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
 	release := func() { once.Do(func() { close(stop) }) }
 	t.Cleanup(release) // before the bot stops: let the backlog drain
 	waitFor(t, f, "first connection", func() bool { return f.LiveConnections() == 1 })
-	w := &world{fake: f, bot: b, svc: svc, prov: prov, clk: clk}
+	return &floodWorld{world: &world{fake: f, bot: b, svc: svc, prov: prov, clk: clk}, held: held, slots: slots, release: release}
+}
+
+// A flood of requests from one person (50 approval cards waiting for the
+// approvals channel, which Slack lets the bot post to about once a
+// second) must not delay anyone else's decision, revocation or break-glass
+// announcement: a Deny click and a revoke are handled and answered while
+// the whole card backlog is still waiting, and the break-glass
+// announcement, posted to the same channel, takes the channel's very next
+// slot ahead of every waiting card.
+//
+// The channel's pacing is driven by hand: while the flood is on, a slot
+// of the approvals channel is handed out only when the test says so, so
+// the assertions are about order, not time.
+func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
+	const workers = 4
+	fw := newFloodWorld(t, workers)
+	w, f, b, prov, slots, held, release := fw.world, fw.fake, fw.bot, fw.prov, fw.slots, fw.held, fw.release
 
 	// Before the flood: carol has access (approved by bob) and a second
 	// request waiting for bob.
@@ -100,7 +120,7 @@ func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
 	}
 	waitFor(t, f, "every request worker waiting to post a card", func() bool {
 		urgent, bulk := slackbot.PostsWaiting(b, chApprove)
-		return urgent+bulk == cfg.Workers
+		return urgent+bulk == workers
 	})
 	posted := len(f.Messages(chApprove))
 	cards := func() int {
@@ -113,7 +133,7 @@ func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
 		return n
 	}
 	backlog := func() int { return flood - cards() }
-	t.Logf("flood: %d of %d cards posted, %d waiting for a slot, the rest queued", cards(), flood, cfg.Workers)
+	t.Logf("flood: %d of %d cards posted, %d waiting for a slot, the rest queued", cards(), flood, workers)
 	unchanged := func(what string) {
 		t.Helper()
 		if n := len(f.Messages(chApprove)); n != posted {
@@ -146,7 +166,7 @@ func TestE2ECardFloodDoesNotDelayDecisionsRevokesOrBreakGlass(t *testing.T) {
 	w.command(t, "UBOB", "breakglass prod-admin 30m database on fire")
 	waitFor(t, f, "the announcement waiting for a slot", func() bool {
 		urgent, bulk := slackbot.PostsWaiting(b, chApprove)
-		return urgent+bulk == cfg.Workers+1
+		return urgent+bulk == workers+1
 	})
 	unchanged("before the next slot")
 	if got := backlog(); got < flood-1 {
@@ -198,4 +218,43 @@ func hasAction(blocks []map[string]any, action string) bool {
 		}
 	}
 	return false
+}
+
+// When even the queue of the request workers is full, the next requests
+// are refused with a clear answer rather than holding up the socket
+// reader, so clicks, decisions and revocations still reach their own
+// workers.
+func TestE2ERequestQueueOverflowRefusedNotWaitedFor(t *testing.T) {
+	fw := newFloodWorld(t, 1)
+	w, f, b := fw.world, fw.fake, fw.bot
+	w.command(t, "UCAROL", "prod-read 1h reading logs")
+	_, pending := w.card(t, 1)
+
+	fw.held.Store(true)
+	w.command(t, "UALICE", "svc-00 1h flood")
+	waitFor(t, f, "the request worker waiting to post a card", func() bool {
+		u, bk := slackbot.PostsWaiting(b, chApprove)
+		return u+bk == 1
+	})
+	const queued, refused = 64, 3 // the queue holds 64 per request worker
+	for i := 1; i <= queued+refused; i++ {
+		w.command(t, "UALICE", fmt.Sprintf("svc-%02d 1h flood %d", i%flood, i))
+	}
+	waitFor(t, f, "the refusals", func() bool { return len(f.EphemeralsFor("UALICE")) == refused })
+	for _, e := range f.EphemeralsFor("UALICE") {
+		if !strings.Contains(e.Text, "too many requests waiting") || e.Channel != chGeneral {
+			t.Errorf("refusal %+v", e)
+		}
+	}
+
+	w.click(t, "UBOB", "", handlers.ActionDeny, pending, false)
+	waitFor(t, f, "the denial", func() bool { return w.state(t, pending) == access.StateDenied })
+	waitFor(t, f, "bob's answer", func() bool { return len(f.EphemeralsFor("UBOB")) == 1 })
+	if n := len(f.Messages(chApprove)); n != 1 {
+		t.Errorf("%d posts in the approvals channel, want only carol's card", n)
+	}
+	fw.release()
+	waitFor(t, f, "the queued requests handled", func() bool {
+		return len(f.EphemeralsFor("UALICE")) == refused+1+queued
+	})
 }
