@@ -83,6 +83,7 @@ type SlackConfig struct {
 	SecurityChannel  string   `yaml:"security_channel"`
 	AllowedTeams     []string `yaml:"allowed_teams"`
 	Workers          int      `yaml:"workers"`
+	UrgentWorkers    int      `yaml:"urgent_workers"`
 	EventTimeout     string   `yaml:"event_timeout"`
 }
 

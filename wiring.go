@@ -220,7 +220,7 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 		timeout, _ := time.ParseDuration(sc.EventTimeout)
 		slackBot, err = slack.New(slack.Config{AppToken: sc.AppToken, BotToken: sc.BotToken, APIURL: sc.APIURL,
 			ApprovalsChannel: sc.ApprovalsChannel, SecurityChannel: sc.SecurityChannel, AllowedTeams: sc.AllowedTeams,
-			Workers: sc.Workers, EventTimeout: timeout}, nil, st, log)
+			Workers: sc.Workers, UrgentWorkers: sc.UrgentWorkers, EventTimeout: timeout}, nil, st, log)
 		if err != nil {
 			return err
 		}

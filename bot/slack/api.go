@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	goslack "github.com/slack-go/slack"
-	"golang.org/x/time/rate"
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
@@ -60,32 +58,177 @@ func (b *Bot) callAPI(ctx context.Context, method string, fn func(ctx context.Co
 }
 
 // channelPacer paces chat.postMessage per channel (Slack allows about one
-// message per second per channel; bursts beyond that get 429s).
+// message per second per channel; bursts beyond that get 429s). Posts
+// waiting for a channel are served in two lanes: urgent ones (decisions,
+// revocations, break-glass announcements and alerts, DMs, anything that is
+// not a new approval card) first, then bulk ones (new approval cards),
+// each lane in arrival order. A backlog of cards therefore delays an
+// urgent post by at most one interval, never by the length of the backlog.
 type channelPacer struct {
 	mu     sync.Mutex
 	every  time.Duration
-	byChan map[string]*rate.Limiter
+	byChan map[string]*paceQueue
+	// pause waits d before the next post to channel; nil is a timer. Tests
+	// replace it to hand out slots one at a time, and now (nil: time.Now)
+	// to pace on a test clock.
+	pause func(channel string, d time.Duration)
+	now   func() time.Time
 }
 
-func (p *channelPacer) wait(ctx context.Context, channel string) error {
+func (p *channelPacer) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
+}
+
+// paceQueue is one channel's pacing state.
+type paceQueue struct {
+	next         time.Time // earliest time of the next post
+	urgent, bulk []*paceWaiter
+	serving      bool // a goroutine hands out slots to the waiters
+}
+
+type paceWaiter struct {
+	ready   chan struct{} // closed when the slot is granted
+	granted bool
+	gone    bool // the caller gave up (context ended)
+}
+
+// wait blocks until a post to channel may go out. bulk posts (new approval
+// cards) yield to every urgent post waiting for the same channel.
+func (p *channelPacer) wait(ctx context.Context, channel string, bulk bool) error {
 	p.mu.Lock()
 	if p.byChan == nil {
-		p.byChan = map[string]*rate.Limiter{}
+		p.byChan = map[string]*paceQueue{}
 	}
-	l, ok := p.byChan[channel]
+	now := p.clock()
+	q, ok := p.byChan[channel]
 	if !ok {
 		if len(p.byChan) > 10000 { // forget idle channels rather than grow forever
 			for k, v := range p.byChan {
-				if v.Tokens() >= 1 {
+				if !v.serving && now.After(v.next) {
 					delete(p.byChan, k)
 				}
 			}
 		}
-		l = rate.NewLimiter(rate.Every(p.every), 1)
-		p.byChan[channel] = l
+		q = &paceQueue{}
+		p.byChan[channel] = q
+	}
+	if !q.serving && !now.Before(q.next) {
+		q.next = now.Add(p.every)
+		p.mu.Unlock()
+		return nil
+	}
+	w := &paceWaiter{ready: make(chan struct{})}
+	if bulk {
+		q.bulk = append(q.bulk, w)
+	} else {
+		q.urgent = append(q.urgent, w)
+	}
+	if !q.serving {
+		q.serving = true
+		go p.serve(channel, q)
 	}
 	p.mu.Unlock()
-	return l.Wait(ctx)
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if w.granted {
+			return nil // the slot is ours; the call itself will see ctx
+		}
+		w.gone = true
+		return ctx.Err()
+	}
+}
+
+// serve hands out one slot per interval to the waiters of q, urgent ones
+// first, until none is left. The choice is made when the slot comes due, so
+// an urgent post that arrives while a slot is awaited takes it.
+func (p *channelPacer) serve(channel string, q *paceQueue) {
+	for {
+		p.mu.Lock()
+		d := q.next.Sub(p.clock())
+		p.mu.Unlock()
+		if d > 0 {
+			p.sleep(channel, d)
+		}
+		p.mu.Lock()
+		w := q.pop()
+		if w == nil {
+			q.serving = false
+			p.mu.Unlock()
+			return
+		}
+		w.granted = true
+		close(w.ready)
+		q.next = p.clock().Add(p.every)
+		p.mu.Unlock()
+	}
+}
+
+func (p *channelPacer) sleep(channel string, d time.Duration) {
+	p.mu.Lock()
+	pause := p.pause
+	p.mu.Unlock()
+	if pause != nil {
+		pause(channel, d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	<-t.C
+}
+
+// pop removes and returns the first waiter still waiting, urgent before
+// bulk; nil when there is none.
+func (q *paceQueue) pop() *paceWaiter {
+	for _, lane := range []*[]*paceWaiter{&q.urgent, &q.bulk} {
+		for len(*lane) > 0 {
+			w := (*lane)[0]
+			(*lane)[0] = nil
+			*lane = (*lane)[1:]
+			if !w.gone {
+				return w
+			}
+		}
+	}
+	return nil
+}
+
+// waiting counts the posts waiting for channel (for tests and logs).
+func (p *channelPacer) waiting(channel string) (urgent, bulk int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.byChan[channel]
+	if q == nil {
+		return 0, 0
+	}
+	for _, w := range q.urgent {
+		if !w.gone {
+			urgent++
+		}
+	}
+	for _, w := range q.bulk {
+		if !w.gone {
+			bulk++
+		}
+	}
+	return urgent, bulk
+}
+
+// bulkPost reports whether m is a new approval card: the one kind of post
+// a flood of requests multiplies, which therefore yields to all others.
+func bulkPost(m handlers.Message) bool {
+	for _, b := range m.Buttons {
+		if b.Action == handlers.ActionApprove {
+			return true
+		}
+	}
+	return false
 }
 
 // ttlCache is a small map with per-entry expiry.
@@ -137,7 +280,8 @@ func (b *Bot) ApprovalsChannel() string { return b.cfg.ApprovalsChannel }
 // SecurityChannel returns the configured security channel id.
 func (b *Bot) SecurityChannel() string { return b.cfg.SecurityChannel }
 
-// Post sends m to channel with chat.postMessage, paced per channel.
+// Post sends m to channel with chat.postMessage, paced per channel; a new
+// approval card waits behind every other kind of post (see channelPacer).
 func (b *Bot) Post(ctx context.Context, channel string, m handlers.Message) (access.MessageRef, error) {
 	if channel == "" {
 		return access.MessageRef{}, errors.New("slack: post: no channel")
@@ -150,7 +294,7 @@ func (b *Bot) Post(ctx context.Context, channel string, m handlers.Message) (acc
 }
 
 func (b *Bot) postMessage(ctx context.Context, channel string, m handlers.Message) (string, string, error) {
-	if err := b.pacer.wait(ctx, channel); err != nil {
+	if err := b.pacer.wait(ctx, channel, bulkPost(m)); err != nil {
 		return "", "", fmt.Errorf("slack: post to %s: %w", channel, err)
 	}
 	var ch, ts string
@@ -260,7 +404,10 @@ func (b *Bot) Identity(ctx context.Context, chatUser string) (string, error) {
 		}
 		return "", fmt.Errorf("slack: identity of %s: %w", chatUser, err)
 	}
-	email := strings.ToLower(strings.TrimSpace(u.Profile.Email))
+	// The one normal form (ASCII case only): a look-alike such as the
+	// Kelvin sign (U+212A) stays what it is, so the handlers refuse it
+	// (access.CheckIdentity) instead of taking it for a k.
+	email := access.NormalizeIdentity(u.Profile.Email)
 	var idErr error
 	switch {
 	case u.Deleted:
@@ -282,9 +429,13 @@ func (b *Bot) Identity(ctx context.Context, chatUser string) (string, error) {
 // cached). access.ErrNoIdentity when nobody has that email or the account
 // is deactivated.
 func (b *Bot) ChatUser(ctx context.Context, identity string) (string, error) {
-	key := strings.ToLower(strings.TrimSpace(identity))
+	key := access.NormalizeIdentity(identity)
 	if key == "" {
 		return "", fmt.Errorf("slack: chat user: empty identity: %w", access.ErrNoIdentity)
+	}
+	if err := access.CheckIdentity(key); err != nil {
+		// Slack may fold a look-alike onto someone else's address.
+		return "", fmt.Errorf("slack: chat user: %w: %w", err, access.ErrNoIdentity)
 	}
 	if v, err, ok := b.chatUsers.get(key); ok {
 		return v, err

@@ -3,7 +3,12 @@
 // hands them to the handlers, and renders handlers.Message as Block Kit.
 //
 // Every envelope is acknowledged before any work is done, then handled on a
-// bounded worker pool with a deadline per event. Envelope ids and a stable
+// bounded worker pool with a deadline per event. Events that may post a new
+// approval card (requests, the request form) and all others (decisions,
+// revocations, break-glass, acknowledgements, …) have separate workers, and
+// new cards wait behind every other post to a channel, so a flood of
+// requests can neither occupy every worker nor delay anyone's decision,
+// revocation or break-glass announcement. Envelope ids and a stable
 // id per interaction are recorded through a Deduper, so an envelope Slack
 // delivers twice is acted on once. Web API calls wait out 429 answers and
 // chat.postMessage is paced per channel.
@@ -39,15 +44,23 @@ const (
 	// before it is acknowledged anyway (Slack waits 3 s for such acks).
 	ackBudget = 2500 * time.Millisecond
 	// queuePerWorker sizes the queue between the socket reader and the
-	// workers; when it is full the reader waits (and Slack redelivers).
+	// workers; when it is full the reader waits (and Slack redelivers),
+	// except for the bulk lane, whose overflow is refused (textBusy) so
+	// that the reader never waits behind a flood of requests.
 	queuePerWorker = 64
+	// maxBusyReplies bounds the textBusy answers being sent at once.
+	maxBusyReplies = 64
 )
+
+// DefaultUrgentWorkers is the default of Config.UrgentWorkers.
+const DefaultUrgentWorkers = 8
 
 // Fixed texts shown to people instead of raw errors.
 const (
 	textTeamRefused = "This workspace is not allowed to use accessbot."
 	textFailed      = "Sorry, something went wrong on our side. It has been logged; please try again."
 	textFormExpired = "The request form could not be opened in time. Try again, or type `/access <role> <duration> <reason>`."
+	textBusy        = "accessbot has too many requests waiting right now; nothing was sent. Please try again in a minute."
 )
 
 // Config configures the Slack transport.
@@ -59,6 +72,7 @@ type Config struct {
 	SecurityChannel  string        // channel id for break-glass announcements and alerts
 	AllowedTeams     []string      // workspace ids allowed to use the bot; empty allows any
 	Workers          int           // events handled at once; default 16
+	UrgentWorkers    int           // more, only for events that cannot post a new approval card (clicks, decisions, revoke, break-glass); default 8
 	EventTimeout     time.Duration // deadline of one event's handling; default 30 s
 }
 
@@ -96,6 +110,8 @@ type Bot struct {
 	identities ttlCache // chat user -> email
 	chatUsers  ttlCache // email -> chat user
 	ims        ttlCache // chat user -> DM channel
+
+	busy chan struct{} // textBusy answers in flight (maxBusyReplies)
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -118,6 +134,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		handler: h,
 		allowed: map[string]bool{},
 		pacer:   channelPacer{every: time.Second},
+		busy:    make(chan struct{}, maxBusyReplies),
 	}
 	for _, t := range cfg.AllowedTeams {
 		b.allowed[t] = true
@@ -161,6 +178,12 @@ func (c *Config) normalise() error {
 		problems = append(problems, fmt.Sprintf("workers %d must be positive", c.Workers))
 	}
 	switch {
+	case c.UrgentWorkers == 0:
+		c.UrgentWorkers = DefaultUrgentWorkers
+	case c.UrgentWorkers < 0:
+		problems = append(problems, fmt.Sprintf("urgent_workers %d must be positive", c.UrgentWorkers))
+	}
+	switch {
 	case c.EventTimeout == 0:
 		c.EventTimeout = DefaultEventTimeout
 	case c.EventTimeout < 0:
@@ -192,6 +215,33 @@ func (b *Bot) getHandler() Handler {
 	return b.handler
 }
 
+// lanes are the two queues between the socket reader and the workers.
+type lanes struct {
+	bulk   chan job // events that may post a new approval card
+	urgent chan job // all others
+}
+
+// urgentCommands are the /access subcommands that never post a new
+// approval card. Anything else (a role request, extend, unknown words)
+// goes to the bulk lane, which is the safe default for a new subcommand.
+var urgentCommands = map[string]bool{
+	"revoke": true, "cancel": true, "approve": true, "deny": true, "ack": true, "reason": true,
+	"breakglass": true, "break-glass": true,
+}
+
+// urgent reports whether j cannot post a new approval card: button clicks,
+// decisions, revocations, break-glass, the Ask form, role suggestions.
+func (j job) urgent() bool {
+	switch {
+	case j.cmd != nil:
+		words := strings.Fields(j.cmd.Text)
+		return len(words) > 0 && urgentCommands[strings.ToLower(words[0])]
+	case j.cb != nil:
+		return j.cb.Type != goslack.InteractionTypeViewSubmission || j.cb.View.CallbackID != callbackRequest
+	}
+	return false
+}
+
 // job is one acknowledged (or to-be-acknowledged) envelope for a worker.
 type job struct {
 	req      socketmode.Request
@@ -213,7 +263,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	sm := socketmode.New(b.api, socketmode.OptionLog(logAdapter{b.log}))
 
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan job, b.cfg.Workers*queuePerWorker)
+	jobs := lanes{
+		bulk:   make(chan job, b.cfg.Workers*queuePerWorker),
+		urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker),
+	}
 
 	g.Go(func() error {
 		err := sm.RunContext(gctx)
@@ -226,13 +279,37 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.readEvents(gctx, sm, jobs)
 		return nil
 	})
+	// Urgent workers take urgent events only; the others take either,
+	// urgent ones first.
+	for range b.cfg.UrgentWorkers {
+		g.Go(func() error {
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+				}
+			}
+		})
+	}
 	for range b.cfg.Workers {
 		g.Go(func() error {
 			for {
 				select {
 				case <-gctx.Done():
 					return nil
-				case j := <-jobs:
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+					continue
+				default:
+				}
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, sm, h, j)
+				case j := <-jobs.bulk:
 					b.work(gctx, sm, h, j)
 				}
 			}
@@ -248,7 +325,7 @@ func (b *Bot) Run(ctx context.Context) error {
 // readEvents drains the socketmode client's events: it acknowledges every
 // envelope that does not need an answer in its ack right away, then queues
 // it for a worker.
-func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs chan<- job) {
+func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes) {
 	for {
 		var evt socketmode.Event
 		select {
@@ -280,7 +357,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs chan<-
 				continue
 			}
 			b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
-			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
+			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
 		case socketmode.EventTypeInteractive:
 			cb, ok := evt.Data.(goslack.InteractionCallback)
 			if !ok || evt.Request == nil {
@@ -292,7 +369,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs chan<-
 			default:
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
 			}
-			b.enqueue(ctx, jobs, job{req: *evt.Request, received: now, cb: &cb})
+			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cb: &cb})
 		case socketmode.EventTypeEventsAPI:
 			if evt.Request != nil {
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // not subscribed to any; ack so Slack stops retrying
@@ -311,17 +388,49 @@ func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string,
 	}
 }
 
-func (b *Bot) enqueue(ctx context.Context, jobs chan<- job, j job) {
+func (b *Bot) enqueue(ctx context.Context, sm *socketmode.Client, jobs lanes, j job) {
+	q := jobs.bulk
+	if j.urgent() {
+		q = jobs.urgent
+	}
 	select {
-	case jobs <- j:
+	case q <- j:
 		return
 	default:
 	}
-	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID)
+	if !j.urgent() {
+		// Waiting here would hold up every click, decision and revocation
+		// behind the flood: refuse the request instead.
+		b.refuseBusy(ctx, sm, j)
+		return
+	}
+	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID, "urgent", j.urgent())
 	select {
-	case jobs <- j:
+	case q <- j:
 	case <-ctx.Done():
 	}
+}
+
+// refuseBusy answers a request that found the bulk lane full: a form
+// submission in its ack (the form stays open), a command by an ephemeral
+// answer sent aside, so the reader goes on at once.
+func (b *Bot) refuseBusy(ctx context.Context, sm *socketmode.Client, j job) {
+	b.log.WarnContext(ctx, "slack request queue full; request refused", "envelope_id", j.req.EnvelopeID)
+	if j.cb != nil {
+		if j.cb.Type == goslack.InteractionTypeViewSubmission {
+			b.ack(ctx, sm, j.req.EnvelopeID, formErrorsAck(handlers.FormErrors{handlers.FieldRole: textBusy}))
+		}
+		return
+	}
+	select {
+	case b.busy <- struct{}{}:
+	default:
+		return // already answering as many; the person sees no answer and retries
+	}
+	go func() {
+		defer func() { <-b.busy }()
+		b.reply(ctx, replyTo{channel: j.cmd.ChannelID, user: j.cmd.UserID, responseURL: j.cmd.ResponseURL}, handlers.Message{Text: textBusy})
+	}()
 }
 
 // work handles one envelope with its own deadline.

@@ -856,6 +856,7 @@ func TestConfigErrors(t *testing.T) {
 		"no slash":        {func(c *slackbot.Config) { c.APIURL = "https://slack.com/api" }, "must end in"},
 		"not a url":       {func(c *slackbot.Config) { c.APIURL = "slack.com/api/" }, "not an http(s) URL"},
 		"workers":         {func(c *slackbot.Config) { c.Workers = -1 }, "workers -1"},
+		"urgent workers":  {func(c *slackbot.Config) { c.UrgentWorkers = -2 }, "urgent_workers -2"},
 		"event timeout":   {func(c *slackbot.Config) { c.EventTimeout = -time.Second }, "event_timeout"},
 		"several at once": {func(c *slackbot.Config) { c.AppToken, c.BotToken = "", "" }, "bot_token is empty"},
 	} {

@@ -12,7 +12,10 @@ import (
 	"github.com/accessbot/accessbot/handlers"
 )
 
-// replyTimeout bounds the apology sent after an event ran out of time.
+// replyTimeout bounds the answer to a person (and the apology sent after
+// an event ran out of time). It is a deadline of its own, detached from the
+// event's: a handler that used up the event's time still gets its answer
+// out.
 const replyTimeout = 10 * time.Second
 
 // replyTo says where a person's ephemeral answer goes.
@@ -287,10 +290,15 @@ func (b *Bot) onBlockSuggestion(ctx context.Context, sm *socketmode.Client, h Ha
 // reply shows m to one person only: chat.postEphemeral in the channel the
 // person used, else through the response_url (works where the bot is not a
 // member), else by DM. Empty messages are not sent. Failures are logged.
+// The answer has its own short deadline, detached from ctx's: the work
+// before it may have used up the event's deadline, and a person who hears
+// nothing after a command retries it or assumes it worked.
 func (b *Bot) reply(ctx context.Context, to replyTo, m handlers.Message) {
 	if isEmpty(m) || to.user == "" {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
+	defer cancel()
 	if to.channel != "" {
 		err := b.callAPI(ctx, "chat.postEphemeral", func(ctx context.Context) error {
 			_, err := b.api.PostEphemeralContext(ctx, to.channel, to.user, messageOptions(m)...)

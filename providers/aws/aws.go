@@ -353,9 +353,14 @@ func (p *Provider) activeUser(ctx context.Context, email string, fresh bool) (st
 
 // resolve maps an email to a user id (cached unless fresh).
 func (p *Provider) resolve(ctx context.Context, email string, fresh bool) (string, error) {
-	key := strings.ToLower(strings.TrimSpace(email))
+	key := access.NormalizeIdentity(email)
 	if key == "" {
 		return "", access.Permanent(errors.New("empty user identity"))
+	}
+	if err := access.CheckIdentity(key); err != nil {
+		// Never look up a look-alike (ſ, the Kelvin sign): the store may
+		// fold it onto another person's address.
+		return "", access.Permanent(err)
 	}
 	if !fresh {
 		if id, ok := p.userID.Get(key); ok {
@@ -389,7 +394,7 @@ func (p *Provider) resolve(ctx context.Context, email string, fresh bool) (strin
 }
 
 func (p *Provider) forgetUser(email, uid string) {
-	p.userID.Forget(strings.ToLower(strings.TrimSpace(email)))
+	p.userID.Forget(access.NormalizeIdentity(email))
 	p.users.Forget(uid)
 }
 
@@ -408,10 +413,10 @@ func (p *Provider) describe(ctx context.Context, uid string, fresh bool) (userIn
 	if err != nil {
 		return userInfo{}, p.classify(err)
 	}
-	u := userInfo{email: strings.ToLower(awssdk.ToString(out.UserName)), disabled: out.UserStatus == types.UserStatusDisabled}
+	u := userInfo{email: access.NormalizeIdentity(awssdk.ToString(out.UserName)), disabled: out.UserStatus == types.UserStatusDisabled}
 	for i, e := range out.Emails {
 		if e.Value != nil && (i == 0 || awssdk.ToBool(&e.Primary)) {
-			u.email = strings.ToLower(*e.Value)
+			u.email = access.NormalizeIdentity(*e.Value)
 		}
 	}
 	if u.email == "" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +75,7 @@ func (p *Provider) apply(op string, g access.Grant) error {
 		p.failNext[op]--
 		c.Err = p.failErr[op]
 	} else {
-		user := strings.ToLower(g.User)
+		user := access.NormalizeIdentity(g.User)
 		if op == "grant" {
 			if p.members[g.Group] == nil {
 				p.members[g.Group] = map[string]bool{}
@@ -122,7 +121,7 @@ func (p *Provider) Members(_ context.Context, group string) ([]string, error) {
 func (p *Provider) IsMember(group, user string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.members[group][strings.ToLower(user)]
+	return p.members[group][access.NormalizeIdentity(user)]
 }
 
 // AddMember puts a user in a group behind the engine's back (an
@@ -133,7 +132,7 @@ func (p *Provider) AddMember(group, user string) {
 	if p.members[group] == nil {
 		p.members[group] = map[string]bool{}
 	}
-	p.members[group][strings.ToLower(user)] = true
+	p.members[group][access.NormalizeIdentity(user)] = true
 }
 
 // Changes returns every call received so far, in order.
@@ -149,7 +148,7 @@ func (p *Provider) Count(op, user string) int {
 	defer p.mu.Unlock()
 	n := 0
 	for _, c := range p.changes {
-		if c.Op == op && c.Err == nil && strings.EqualFold(c.Grant.User, user) {
+		if c.Op == op && c.Err == nil && access.NormalizeIdentity(c.Grant.User) == access.NormalizeIdentity(user) {
 			n++
 		}
 	}

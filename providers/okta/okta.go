@@ -323,7 +323,7 @@ func (p *Provider) Members(ctx context.Context, groupID string) ([]string, error
 			if email == "" {
 				email = u.Profile.Login
 			}
-			out = append(out, strings.ToLower(email))
+			out = append(out, access.NormalizeIdentity(email))
 		}
 		next = nextLink(resp.header.Values("Link"))
 	}
@@ -402,9 +402,14 @@ func (p *Provider) activeUser(ctx context.Context, identity string) (user, error
 
 // resolve finds a user by login, then by email (cached unless fresh).
 func (p *Provider) resolve(ctx context.Context, identity string, fresh bool) (user, error) {
-	key := strings.ToLower(strings.TrimSpace(identity))
+	key := access.NormalizeIdentity(identity)
 	if key == "" {
 		return user{}, access.Permanent(errors.New("empty user identity"))
+	}
+	if err := access.CheckIdentity(key); err != nil {
+		// Never look up a look-alike (ſ, the Kelvin sign): Okta may fold
+		// it onto another person's login.
+		return user{}, access.Permanent(err)
 	}
 	if !fresh {
 		if u, ok := p.users.Get(key); ok {

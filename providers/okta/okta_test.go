@@ -247,3 +247,35 @@ func TestCheck(t *testing.T) {
 		t.Errorf("wrong token: %v", problems)
 	}
 }
+
+// Identities have one normal form (access.NormalizeIdentity): a look-alike
+// address (the Kelvin sign K, U+212A) is neither folded onto kate@ in the
+// user cache nor looked up, and a member's address is reported as Okta
+// has it, not folded by strings.ToLower.
+func TestLookAlikeIdentityNotFolded(t *testing.T) {
+	f := newFake(t)
+	p := newProvider(t, okta.Config{OrgURL: f.URL, APIToken: apiToken})
+	g1, g2 := f.AddGroup("g1"), f.AddGroup("g2")
+	f.AddUser("kate@example.com")
+	ctx := context.Background()
+	if err := p.Grant(ctx, access.Grant{Group: g1, User: "kate@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Grant(ctx, access.Grant{Group: g2, User: "\u212Aate@example.com"})
+	if !errors.Is(err, access.ErrBadIdentity) || !access.IsPermanent(err) {
+		t.Errorf("Grant to the Kelvin-sign address: %v, want a permanent ErrBadIdentity", err)
+	}
+	if got, err := p.Members(ctx, g2); err != nil || len(got) != 0 {
+		t.Fatalf("the look-alike address made %v members of g2 (%v)", got, err)
+	}
+
+	id := f.AddUser("\u212Aate@example.com")
+	f.AddMember(g2, id) // out of band
+	got, err := p.Members(ctx, g2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[\u212Aate@example.com]" {
+		t.Fatalf("Members = %q, want the address as stored (not folded to kate@)", got)
+	}
+}

@@ -25,7 +25,9 @@
 //     response_url posts. Method errors are HTTP 200 {"ok":false,"error"};
 //     invalid tokens give invalid_auth, missing ones not_authed. Triggers
 //     expire 3 s after they were issued and are single-use
-//     (expired_trigger_id). RateLimit injects 429 answers with Retry-After.
+//     (expired_trigger_id). RateLimit injects 429 answers with Retry-After;
+//     Options.PostInterval paces chat.postMessage per channel as Slack does
+//     (429 with Retry-After for a post that comes too soon).
 //   - Channels must be known (AddChannel, or opened DMs): otherwise
 //     channel_not_found, as for a bot that is not in the channel.
 //
@@ -72,6 +74,14 @@ type Options struct {
 	PingInterval time.Duration // how often the server PINGs each connection
 	TriggerTTL   time.Duration // how long a trigger_id may be used (Slack: 3 s)
 	AckWait      time.Duration // how long Deliver waits for an ack at most
+	// PostInterval, when set, is Slack's pace for chat.postMessage: a post
+	// to a channel less than PostInterval after the previous one accepted
+	// there is answered 429 with Retry-After (whole seconds, at least 1),
+	// as Slack does beyond about one message per second per channel. Zero
+	// leaves posting unpaced.
+	PostInterval time.Duration
+	// Now is the clock PostInterval is measured on; nil is the wall clock.
+	Now func() time.Time
 }
 
 // Server is the fake. Create it with New; Close it when done.
@@ -103,6 +113,7 @@ type Server struct {
 	channels     map[string]bool
 	ims          map[string]string // user -> DM channel
 	messages     map[string][]*Message
+	lastPost     map[string]time.Time // channel -> when its last post was accepted (PostInterval)
 	ephemerals   []Ephemeral
 	views        map[string]*View
 	viewOrder    []string
@@ -219,6 +230,7 @@ func New(opts Options) *Server {
 		channels:     map[string]bool{},
 		ims:          map[string]string{},
 		messages:     map[string][]*Message{},
+		lastPost:     map[string]time.Time{},
 		views:        map[string]*View{},
 		triggers:     map[string]*trigger{},
 		responseURLs: map[string]responseTarget{},

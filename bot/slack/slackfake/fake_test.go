@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,5 +269,43 @@ func TestUnackedEnvelopesAreRedeliveredAfterADrop(t *testing.T) {
 	}
 	if !strings.HasPrefix(res.EnvelopeID, "env-") {
 		t.Errorf("envelope id %q", res.EnvelopeID)
+	}
+}
+
+// Slack paces chat.postMessage at about one message per second per
+// channel: with PostInterval, a post that comes too soon after the last
+// one accepted in its channel is answered 429 with Retry-After, other
+// channels are not affected, and once the interval has passed the channel
+// takes posts again.
+func TestPostInterval(t *testing.T) {
+	now := time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clk := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s := newServer(t, slackfake.Options{PostInterval: time.Second, Now: clk})
+	s.AddChannel("C2")
+	c := client(s, s.BotToken())
+	ctx := context.Background()
+	post := func(ch string) error {
+		_, _, err := c.PostMessageContext(ctx, ch, goslack.MsgOptionText("x", false))
+		return err
+	}
+	if err := post("C1"); err != nil {
+		t.Fatal(err)
+	}
+	advance(400 * time.Millisecond)
+	var rl *goslack.RateLimitedError
+	if err := post("C1"); !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+		t.Fatalf("second post within the interval: %v, want 429 with Retry-After 1", err)
+	}
+	if err := post("C2"); err != nil {
+		t.Fatalf("another channel: %v", err)
+	}
+	advance(600 * time.Millisecond)
+	if err := post("C1"); err != nil {
+		t.Fatalf("after the interval: %v", err)
+	}
+	if n, rl := len(s.Messages("C1")), s.RateLimited("chat.postMessage"); n != 2 || rl != 1 {
+		t.Fatalf("C1 holds %d messages, %d posts refused; want 2 and 1", n, rl)
 	}
 }

@@ -259,8 +259,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.notifyLocked()
 	s.mu.Unlock()
 	if limited {
-		w.Header().Set("Retry-After", fmt.Sprint(max(1, int(math.Ceil(retry.Seconds())))))
-		writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+		writeRateLimited(w, retry)
 		return
 	}
 
@@ -279,7 +278,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		switch method {
 		case "chat.postMessage":
-			resp, err = s.postMessage(form)
+			var tooSoon time.Duration
+			resp, err, tooSoon = s.postMessage(form)
+			if tooSoon > 0 {
+				writeRateLimited(w, tooSoon)
+				return
+			}
 		case "chat.update":
 			resp, err = s.update(form)
 		case "chat.postEphemeral":
@@ -310,6 +314,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// writeRateLimited answers 429 as Slack does: Retry-After in whole
+// seconds, at least 1.
+func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
+	w.Header().Set("Retry-After", fmt.Sprint(max(1, int(math.Ceil(retry.Seconds())))))
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
 }
 
 func bearer(r *http.Request) string {
@@ -420,29 +431,46 @@ func parseBlocks(raw string) ([]map[string]any, apiError) {
 	return blocks, ""
 }
 
-func (s *Server) postMessage(f url.Values) (any, apiError) {
+// postMessage records a post. With Options.PostInterval it refuses a post
+// that comes too soon after the previous one in the same channel: tooSoon
+// is then how long until the channel takes posts again (answered 429).
+func (s *Server) postMessage(f url.Values) (_ any, _ apiError, tooSoon time.Duration) {
 	ch := f.Get("channel")
 	blocks, e := parseBlocks(f.Get("blocks"))
 	if e != "" {
-		return nil, e
+		return nil, e, 0
 	}
 	text := f.Get("text")
 	if text == "" && len(blocks) == 0 {
-		return nil, "no_text"
+		return nil, "no_text", 0
 	}
 	if utf8.RuneCountInString(text) > 40000 {
-		return nil, "msg_too_long"
+		return nil, "msg_too_long", 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.channels[ch] {
-		return nil, "channel_not_found"
+		return nil, "channel_not_found", 0
+	}
+	if s.opts.PostInterval > 0 {
+		now := time.Now()
+		if s.opts.Now != nil {
+			now = s.opts.Now()
+		}
+		if last, ok := s.lastPost[ch]; ok {
+			if wait := last.Add(s.opts.PostInterval).Sub(now); wait > 0 {
+				s.rateLimited["chat.postMessage"]++
+				s.notifyLocked()
+				return nil, "", wait
+			}
+		}
+		s.lastPost[ch] = now
 	}
 	m := &Message{Channel: ch, TS: s.nextTS(), Text: text, Blocks: blocks, PostedAt: time.Now()}
 	s.messages[ch] = append(s.messages[ch], m)
 	s.notifyLocked()
 	return map[string]any{"ok": true, "channel": ch, "ts": m.TS,
-		"message": map[string]any{"type": "message", "text": text, "ts": m.TS, "bot_id": "B0FAKE", "blocks": blocks}}, ""
+		"message": map[string]any{"type": "message", "text": text, "ts": m.TS, "bot_id": "B0FAKE", "blocks": blocks}}, "", 0
 }
 
 func (s *Server) update(f url.Values) (any, apiError) {
