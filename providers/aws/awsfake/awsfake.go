@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
+
+	"github.com/accessbot/accessbot/internal/fakeswitch"
 )
 
 // DefaultIdentityStoreID is the identity store a new Server holds.
@@ -95,8 +97,7 @@ type Server struct {
 	retryAfter     int
 	limiters       map[string]*rate.Limiter
 	throttled      atomic.Int64
-	hang           chan struct{} // non-nil: requests are held until it closes or the client gives up
-	hung           atomic.Int64
+	hang           fakeswitch.Blackhole // Hang
 }
 
 // New starts a fake on 127.0.0.1. Call Close when done.
@@ -171,19 +172,11 @@ func (s *Server) SetThrottle(rps float64, burst, status, retryAfter int) {
 // until the client gives up (its deadline) or Hang(false) releases it,
 // after which it is served normally. Counted in Calls.
 func (s *Server) Hang(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case on && s.hang == nil:
-		s.hang = make(chan struct{})
-	case !on && s.hang != nil:
-		close(s.hang)
-		s.hang = nil
-	}
+	s.hang.Set(on)
 }
 
 // Hung returns how many requests the fake held while hanging.
-func (s *Server) Hung() int64 { return s.hung.Load() }
+func (s *Server) Hung() int64 { return s.hang.Held() }
 
 // Throttled returns how many requests were answered with ThrottlingException.
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
@@ -436,16 +429,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls[op]++
-	if hang := s.hang; hang != nil {
-		s.mu.Unlock()
-		s.hung.Add(1)
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-			return // the client gave up; nothing was done
-		}
-		s.mu.Lock()
+	s.mu.Unlock()
+	if !s.hang.Hold(r.Context()) {
+		return // the client gave up while the fake hung; nothing was done
 	}
+	s.mu.Lock()
 	if len(s.accessKeys) > 0 {
 		m := credentialAKID.FindStringSubmatch(authz)
 		if m == nil || !s.accessKeys[m[1]] {

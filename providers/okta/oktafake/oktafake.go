@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/accessbot/accessbot/internal/fakeswitch"
 )
 
 // Group types.
@@ -93,8 +95,7 @@ type Server struct {
 	calls    map[string]int
 
 	throttled atomic.Int64
-	hang      chan struct{} // non-nil: requests are held until it closes or the client gives up
-	hung      atomic.Int64
+	hang      fakeswitch.Blackhole // Hang
 }
 
 // New starts a fake on 127.0.0.1 with a budget of 600 requests per minute
@@ -200,19 +201,11 @@ func (s *Server) FailNext(n, status int) {
 // request is accepted and never answered until the client gives up (its
 // deadline) or Hang(false) releases it, after which it is served normally.
 func (s *Server) Hang(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case on && s.hang == nil:
-		s.hang = make(chan struct{})
-	case !on && s.hang != nil:
-		close(s.hang)
-		s.hang = nil
-	}
+	s.hang.Set(on)
 }
 
 // Hung returns how many requests the fake held while hanging.
-func (s *Server) Hung() int64 { return s.hung.Load() }
+func (s *Server) Hung() int64 { return s.hang.Held() }
 
 // Throttled returns how many requests were answered with 429.
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
@@ -383,13 +376,10 @@ func (s *Server) common(next http.Handler) http.Handler {
 		s.mu.Lock()
 		_, pattern := routePattern(r)
 		s.calls[pattern]++
-		if hang := s.hang; hang != nil && strings.HasPrefix(r.URL.Path, "/api/") {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
 			s.mu.Unlock()
-			s.hung.Add(1)
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-				return // the client gave up; nothing was done
+			if !s.hang.Hold(r.Context()) {
+				return // the client gave up while the fake hung; nothing was done
 			}
 			s.mu.Lock()
 		}
