@@ -534,14 +534,43 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 	if len(refs) == 0 {
 		return
 	}
-	_, err = s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
+	var seen int64
+	cur, err := s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
+		seen = r.Version
 		r.Messages = append(r.Messages, refs...)
 		return nil, nil
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "keep message references", "request_id", ev.Request.ID, "err", err)
+		return
+	}
+	// A change that landed while the messages were being posted read the
+	// request without their references, so it updated none of them: the
+	// new messages still show the state ev was rendered from (an approval
+	// card with its buttons after the request was decided). Render them
+	// again for the state as stored now, until no change slips in between.
+	rendered := ev.Request.Version
+	for try := 0; seen != rendered && try < 5; try++ {
+		show := *cur
+		show.Messages = refs
+		role, _ := s.policy.Role(cur.Role)
+		if _, err := n.Notify(ctx, Event{Type: EvRefresh, Request: &show, Actor: SystemActor, Role: role}); err != nil {
+			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
+		}
+		next, err := s.store.Get(ctx, cur.ID)
+		if err != nil {
+			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
+			return
+		}
+		seen, rendered, cur = next.Version, cur.Version, next
 	}
 }
+
+// EvRefresh asks the notifier to render the messages in Request.Messages
+// again for the request's current state, telling nobody anything new:
+// notify sends it when the request changed while those messages were
+// being posted.
+const EvRefresh EventType = "refresh"
 
 // noRequest is the refusal for a request id that does not exist or that
 // the person may not learn anything about: the two read the same, so a
