@@ -544,12 +544,18 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 		s.log.WarnContext(ctx, "keep message references", "request_id", ev.Request.ID, "err", err)
 		return
 	}
-	// A change that landed while the messages were being posted read the
-	// request without their references, so it updated none of them: the
-	// new messages still show the state ev was rendered from (an approval
-	// card with its buttons after the request was decided). Render them
-	// again for the state as stored now, until no change slips in between.
-	rendered := ev.Request.Version
+	s.rerender(ctx, n, cur, ev.Request.Version, seen, refs)
+}
+
+// rerender makes messages that were just posted show the request's final
+// state. They were rendered from version rendered of the request and their
+// references saved onto version seen, giving cur. A change that landed in
+// between read the request without those references, so it updated none
+// of them: they still show the old state (an approval card with its
+// buttons after the request was decided, a break-glass announcement
+// asking for an acknowledgement already given). They are rendered again
+// for the state as stored now, until no change slips in between (bounded).
+func (s *Service) rerender(ctx context.Context, n Notifier, cur *Request, rendered, seen int64, refs []MessageRef) {
 	for try := 0; seen != rendered && try < 5; try++ {
 		show := *cur
 		show.Messages = refs
@@ -1141,7 +1147,9 @@ func (s *Service) deliver(ctx context.Context, r *Request) {
 		}
 		refs, perr := s.post(ctx, cur, a)
 		bctx, bcancel := afterCall(ctx)
+		rendered, seen := cur.Version, cur.Version
 		cur, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+			seen = r.Version
 			i := slices.IndexFunc(r.Outbox, func(o Announcement) bool { return o.ID == a.ID })
 			if i < 0 {
 				return nil, errNothingDue
@@ -1178,6 +1186,14 @@ func (s *Service) deliver(ctx context.Context, r *Request) {
 				"tries", a.Tries+1, "err", perr)
 			s.wake(cur)
 			return
+		}
+		if len(refs) > 0 {
+			s.mu.RLock()
+			n := s.notifier
+			s.mu.RUnlock()
+			rctx, rcancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
+			s.rerender(rctx, n, cur, rendered, seen, refs)
+			rcancel()
 		}
 	}
 }
