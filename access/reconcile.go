@@ -24,10 +24,15 @@ type Drift struct {
 	Missing   []string // request ids
 	Reapplied []string
 	Errors    []string
-	// RemovalFailing are members whose grant has ended but whose removal
-	// the provider keeps refusing: the revocation is being retried (and
-	// alerted on by its own rules), so they are neither "without a grant"
-	// nor removed here, and they alone are no drift (Empty).
+	// Busy lists members (to remove) and request ids (to re-apply) whose
+	// membership another call was changing at the time: left alone, for
+	// the next reconcile to look at again.
+	Busy []string
+	// RemovalFailing are members whose grant has ended (or whose failed
+	// grant is being cleaned up) but whose removal the provider keeps
+	// refusing: the revocation or clean-up is being retried (and alerted
+	// on by its own rules), so they are neither "without a grant" nor
+	// removed here, and they alone are no drift (Empty).
 	RemovalFailing []FailingRemoval
 }
 
@@ -37,6 +42,9 @@ type FailingRemoval struct {
 	RequestID    string
 	FailingSince time.Time
 	Attempts     int
+	// Cleanup: the request's grant failed (or landed after the request
+	// ended) and the removal of what it may have left is being retried.
+	Cleanup bool
 }
 
 // Empty reports whether the group matched the grants exactly.
@@ -63,9 +71,12 @@ type groupKey struct{ provider, group string }
 // to the security channel and removed when a role of the group says
 // `reconcile: remove`; live grants whose membership is missing are applied
 // again (Grant is idempotent) and reported. Members whose revocation is
-// being retried are listed as such (RemovalFailing) and not reported again:
-// the revocation's own alert covers them. It returns what it found for
-// every group with a difference or a failing removal.
+// being retried, or whose failed grant's clean-up is, are listed as such
+// (RemovalFailing) and not reported again: the removal's own alert covers
+// them. Every re-apply and removal holds the membership's claim, as
+// provision and revoke do; every provider call has AttemptTimeout and its
+// bookkeeping a fresh context. It returns what it found for every group
+// with a difference or a failing removal.
 func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 	groups := map[groupKey][]Role{}
 	for _, name := range s.policy.RoleNames() {
@@ -97,7 +108,9 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 
 func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) (Drift, error) {
 	p := s.providers[k.provider]
-	members, err := p.(MemberLister).Members(ctx, k.group)
+	actx, acancel := s.attempt(ctx)
+	members, err := p.(MemberLister).Members(actx, k.group)
+	acancel()
 	if err != nil {
 		return Drift{}, fmt.Errorf("access: reconcile %s group %s: %w", k.provider, k.group, err)
 	}
@@ -119,7 +132,6 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 	}
 	granted := map[string]bool{}
 	failing := map[string]*Request{} // member -> revocation being retried
-	now := s.clock.Now()
 	for _, r := range live {
 		if r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension {
 			continue
@@ -138,21 +150,7 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 		if r.State != StateActive || isMember[r.Requester] {
 			continue
 		}
-		d.Missing = append(d.Missing, r.ID)
-		if err := p.Grant(ctx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}); err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("re-apply %s for %s: %v", r.ID, r.Requester, err))
-			continue
-		}
-		d.Reapplied = append(d.Reapplied, r.ID)
-		_, err := s.store.Update(ctx, r.ID, func(x *Request) ([]AuditEvent, error) {
-			ev := s.event(x, ActDriftReapplied, SystemActor, x.State, x.State, "")
-			ev.Detail = "membership was missing from " + k.provider + " group " + k.group + "; added again"
-			x.UpdatedAt = now
-			return []AuditEvent{ev}, nil
-		})
-		if err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("audit re-apply of %s: %v", r.ID, err))
-		}
+		s.reapply(ctx, p, k, &d, r)
 	}
 	for _, m := range members {
 		m = normID(m)
@@ -164,20 +162,24 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 				FailingSince: r.FailingSince, Attempts: r.Attempts})
 			continue
 		}
-		d.Unexpected = append(d.Unexpected, m)
+		// A failed grant (or one that landed after its request ended)
+		// whose removal is being retried: the clean-up's own alert covers
+		// the member.
+		c, err := s.cleanupOf(ctx, k, m)
+		if err != nil {
+			d.Errors = append(d.Errors, fmt.Sprintf("look up clean-ups of %s: %v", m, err))
+			continue
+		}
+		if c != nil {
+			d.RemovalFailing = append(d.RemovalFailing, FailingRemoval{User: m, RequestID: c.ID,
+				FailingSince: c.FailingSince, Attempts: c.Attempts, Cleanup: true})
+			continue
+		}
 		if !remove {
+			d.Unexpected = append(d.Unexpected, m)
 			continue
 		}
-		if err := p.Revoke(ctx, Grant{Role: d.Roles[0], Group: k.group, User: m}); err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("remove %s: %v", m, err))
-			continue
-		}
-		d.Removed = append(d.Removed, m)
-		ev := AuditEvent{At: now, Action: ActDriftRemoved, Actor: SystemActor, Subject: m, Role: strings.Join(d.Roles, ","),
-			Detail: "member of " + k.provider + " group " + k.group + " without a grant; removed (reconcile: remove)"}
-		if err := s.store.AppendAudit(ctx, ev); err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("audit removal of %s: %v", m, err))
-		}
+		s.removeUnexpected(ctx, p, k, &d, m)
 	}
 	if len(d.RemovalFailing) > 0 {
 		s.log.InfoContext(ctx, "reconcile: removals still being retried", "provider", k.provider, "group", k.group,
@@ -185,11 +187,129 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 	}
 	if !d.Empty() {
 		s.log.WarnContext(ctx, "group drift", "provider", k.provider, "group", k.group,
-			"unexpected", d.Unexpected, "removed", d.Removed, "missing", d.Missing, "reapplied", d.Reapplied, "errors", d.Errors)
+			"unexpected", d.Unexpected, "removed", d.Removed, "missing", d.Missing, "reapplied", d.Reapplied, "busy", d.Busy, "errors", d.Errors)
 		s.notify(ctx, Event{Type: EvDrift, Request: &Request{Role: strings.Join(d.Roles, ","), Provider: k.provider, Group: k.group},
 			Actor: SystemActor, Reason: d.String(), Role: roles[0]})
 	}
 	return d, nil
+}
+
+// reapply adds back the membership of r, an active grant whose member was
+// missing from the group. It holds the membership's claim (as provision
+// and revoke do) and looks at r again under it, so that a grant ending
+// meanwhile is never added back after its revocation went through; a
+// membership another call is changing is left for the next reconcile.
+// The Grant has AttemptTimeout; its audit is written on a fresh context.
+func (s *Service) reapply(ctx context.Context, p Provisioner, k groupKey, d *Drift, r *Request) {
+	release, ok, err := s.claimMember(ctx, r)
+	if err != nil {
+		d.Missing = append(d.Missing, r.ID)
+		d.Errors = append(d.Errors, fmt.Sprintf("re-apply %s for %s: %v", r.ID, r.Requester, err))
+		return
+	}
+	if !ok {
+		d.Missing = append(d.Missing, r.ID)
+		d.Busy = append(d.Busy, r.ID)
+		return
+	}
+	defer release()
+	cur, err := s.store.Get(ctx, r.ID)
+	if err != nil {
+		d.Missing = append(d.Missing, r.ID)
+		d.Errors = append(d.Errors, fmt.Sprintf("re-apply %s for %s: %v", r.ID, r.Requester, err))
+		return
+	}
+	if cur.State != StateActive {
+		return // ended (or ending) since the grants were listed: nothing is missing
+	}
+	d.Missing = append(d.Missing, r.ID)
+	actx, acancel := s.attempt(ctx)
+	gerr := p.Grant(actx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+	acancel()
+	if gerr != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("re-apply %s for %s: %v", r.ID, r.Requester, gerr))
+		return
+	}
+	d.Reapplied = append(d.Reapplied, r.ID)
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
+	now := s.clock.Now()
+	_, err = s.store.Update(bctx, r.ID, func(x *Request) ([]AuditEvent, error) {
+		ev := s.event(x, ActDriftReapplied, SystemActor, x.State, x.State, "")
+		ev.Detail = "membership was missing from " + k.provider + " group " + k.group + "; added again"
+		x.UpdatedAt = now
+		return []AuditEvent{ev}, nil
+	})
+	if err != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("audit re-apply of %s: %v", r.ID, err))
+	}
+}
+
+// removeUnexpected removes m, a member without a grant, from the group
+// (reconcile: remove). It holds the membership's claim and asks again
+// under it whether a live grant needs m (one may have become active since
+// the grants were listed); a membership another call is changing is left
+// for the next reconcile. The Revoke has AttemptTimeout; its audit is
+// written on a fresh context.
+func (s *Service) removeUnexpected(ctx context.Context, p Provisioner, k groupKey, d *Drift, m string) {
+	probe := &Request{Provider: k.provider, Group: k.group, Requester: m}
+	release, ok, err := s.claimMember(ctx, probe)
+	if err != nil {
+		d.Unexpected = append(d.Unexpected, m)
+		d.Errors = append(d.Errors, fmt.Sprintf("remove %s: %v", m, err))
+		return
+	}
+	if !ok {
+		d.Unexpected = append(d.Unexpected, m)
+		d.Busy = append(d.Busy, m)
+		return
+	}
+	defer release()
+	keeper, err := s.keeper(ctx, probe)
+	if err != nil {
+		d.Unexpected = append(d.Unexpected, m)
+		d.Errors = append(d.Errors, fmt.Sprintf("remove %s: %v", m, err))
+		return
+	}
+	if keeper != nil {
+		return // granted since the grants were listed: no drift
+	}
+	d.Unexpected = append(d.Unexpected, m)
+	actx, acancel := s.attempt(ctx)
+	rerr := p.Revoke(actx, Grant{Role: d.Roles[0], Group: k.group, User: m})
+	acancel()
+	if rerr != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("remove %s: %v", m, rerr))
+		return
+	}
+	d.Removed = append(d.Removed, m)
+	bctx, bcancel := afterCall(ctx)
+	defer bcancel()
+	ev := AuditEvent{At: s.clock.Now(), Action: ActDriftRemoved, Actor: SystemActor, Subject: m, Role: strings.Join(d.Roles, ","),
+		Detail: "member of " + k.provider + " group " + k.group + " without a grant; removed (reconcile: remove)"}
+	if err := s.store.AppendAudit(bctx, ev); err != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("audit removal of %s: %v", m, err))
+	}
+}
+
+// cleanupOf returns m's request of the group whose grant failed (or
+// landed after the request ended) and whose clean-up removal is still
+// being retried, the one failing longest; nil when there is none.
+func (s *Service) cleanupOf(ctx context.Context, k groupKey, m string) (*Request, error) {
+	all, err := s.store.List(ctx, Filter{Requester: m})
+	if err != nil {
+		return nil, err
+	}
+	var found *Request
+	for _, r := range all {
+		if !r.Cleanup || !r.State.Terminal() || r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension {
+			continue
+		}
+		if found == nil || r.FailingSince.Before(found.FailingSince) {
+			found = r
+		}
+	}
+	return found, nil
 }
 
 // String renders the drift for people.
@@ -207,7 +327,15 @@ func (d Drift) String() string {
 	if len(d.Missing) > 0 {
 		fmt.Fprintf(&b, "\ngrants whose membership was missing: %s (added again: %s)", strings.Join(d.Missing, ", "), strings.Join(d.Reapplied, ", "))
 	}
+	if len(d.Busy) > 0 {
+		fmt.Fprintf(&b, "\nleft for the next check (another change of the membership was in flight): %s", strings.Join(d.Busy, ", "))
+	}
 	for _, f := range d.RemovalFailing {
+		if f.Cleanup {
+			fmt.Fprintf(&b, "\nclean-up failing: %s (request %s, a failed or late grant) since %s, %d attempts; the removal is being retried",
+				f.User, f.RequestID, f.FailingSince.UTC().Format(time.RFC3339), f.Attempts)
+			continue
+		}
 		fmt.Fprintf(&b, "\nremoval failing: %s (request %s) since %s, %d attempts; the revocation is being retried",
 			f.User, f.RequestID, f.FailingSince.UTC().Format(time.RFC3339), f.Attempts)
 	}

@@ -534,14 +534,49 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 	if len(refs) == 0 {
 		return
 	}
-	_, err = s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
+	var seen int64
+	cur, err := s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
+		seen = r.Version
 		r.Messages = append(r.Messages, refs...)
 		return nil, nil
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "keep message references", "request_id", ev.Request.ID, "err", err)
+		return
+	}
+	s.rerender(ctx, n, cur, ev.Request.Version, seen, refs)
+}
+
+// rerender makes messages that were just posted show the request's final
+// state. They were rendered from version rendered of the request and their
+// references saved onto version seen, giving cur. A change that landed in
+// between read the request without those references, so it updated none
+// of them: they still show the old state (an approval card with its
+// buttons after the request was decided, a break-glass announcement
+// asking for an acknowledgement already given). They are rendered again
+// for the state as stored now, until no change slips in between (bounded).
+func (s *Service) rerender(ctx context.Context, n Notifier, cur *Request, rendered, seen int64, refs []MessageRef) {
+	for try := 0; seen != rendered && try < 5; try++ {
+		show := *cur
+		show.Messages = refs
+		role, _ := s.policy.Role(cur.Role)
+		if _, err := n.Notify(ctx, Event{Type: EvRefresh, Request: &show, Actor: SystemActor, Role: role}); err != nil {
+			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
+		}
+		next, err := s.store.Get(ctx, cur.ID)
+		if err != nil {
+			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
+			return
+		}
+		seen, rendered, cur = next.Version, cur.Version, next
 	}
 }
+
+// EvRefresh asks the notifier to render the messages in Request.Messages
+// again for the request's current state, telling nobody anything new:
+// notify sends it when the request changed while those messages were
+// being posted.
+const EvRefresh EventType = "refresh"
 
 // noRequest is the refusal for a request id that does not exist or that
 // the person may not learn anything about: the two read the same, so a
@@ -1112,7 +1147,9 @@ func (s *Service) deliver(ctx context.Context, r *Request) {
 		}
 		refs, perr := s.post(ctx, cur, a)
 		bctx, bcancel := afterCall(ctx)
+		rendered, seen := cur.Version, cur.Version
 		cur, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
+			seen = r.Version
 			i := slices.IndexFunc(r.Outbox, func(o Announcement) bool { return o.ID == a.ID })
 			if i < 0 {
 				return nil, errNothingDue
@@ -1149,6 +1186,14 @@ func (s *Service) deliver(ctx context.Context, r *Request) {
 				"tries", a.Tries+1, "err", perr)
 			s.wake(cur)
 			return
+		}
+		if len(refs) > 0 {
+			s.mu.RLock()
+			n := s.notifier
+			s.mu.RUnlock()
+			rctx, rcancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
+			s.rerender(rctx, n, cur, rendered, seen, refs)
+			rcancel()
 		}
 	}
 }

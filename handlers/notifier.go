@@ -78,7 +78,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			Text:    fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
 			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
 	case access.EvApproval, access.EvFailed, access.EvCancelled, access.EvTimedOut, access.EvDenied,
-		access.EvActive, access.EvEnded, access.EvExtended, access.EvDenyReason:
+		access.EvActive, access.EvEnded, access.EvExtended, access.EvDenyReason, access.EvRefresh:
 		errs = append(errs, n.updateCards(ctx, ev))
 		switch ev.Type {
 		case access.EvDenied:

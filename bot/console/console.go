@@ -64,11 +64,18 @@ type Console struct {
 func New(cfg Config, out io.Writer) *Console {
 	c := &Console{users: map[string]string{}, byEmail: map[string]string{}, out: out,
 		latest: map[string]string{}, now: time.Now}
+	// Names and emails are folded the one way identities are everywhere
+	// (ASCII case only): a look-alike such as the Kelvin sign (U+212A)
+	// stays what it is instead of becoming a k. An email that is not plain
+	// ASCII keeps its user name (the handlers refuse it, as for any chat)
+	// but is never found by ChatUser.
 	for name, email := range cfg.Users {
-		name = strings.ToLower(name)
-		email = strings.ToLower(email)
+		name = access.NormalizeIdentity(name)
+		email = access.NormalizeIdentity(email)
 		c.users[name] = email
-		c.byEmail[email] = name
+		if access.CheckIdentity(email) == nil {
+			c.byEmail[email] = name
+		}
 	}
 	c.channels = [2]string{cfg.ApprovalsChannel, cfg.SecurityChannel}
 	if c.channels[0] == "" {
@@ -102,7 +109,7 @@ func (c *Console) SecurityChannel() string { return c.channels[1] }
 
 // Identity implements handlers.Directory: a console user name's email.
 func (c *Console) Identity(_ context.Context, chatUser string) (string, error) {
-	if e, ok := c.users[strings.ToLower(chatUser)]; ok {
+	if e, ok := c.users[access.NormalizeIdentity(chatUser)]; ok {
 		return e, nil
 	}
 	return "", fmt.Errorf("console user %q: %w", chatUser, access.ErrNoIdentity)
@@ -110,7 +117,11 @@ func (c *Console) Identity(_ context.Context, chatUser string) (string, error) {
 
 // ChatUser implements handlers.Directory.
 func (c *Console) ChatUser(_ context.Context, identity string) (string, error) {
-	if n, ok := c.byEmail[strings.ToLower(identity)]; ok {
+	key := access.NormalizeIdentity(identity)
+	if err := access.CheckIdentity(key); err != nil {
+		return "", fmt.Errorf("no console user for %s: %w: %w", identity, err, access.ErrNoIdentity)
+	}
+	if n, ok := c.byEmail[key]; ok {
 		return n, nil
 	}
 	return "", fmt.Errorf("no console user for %s: %w", identity, access.ErrNoIdentity)
@@ -286,7 +297,7 @@ func (c *Console) Line(ctx context.Context, line string) error {
 		return nil
 	}
 	user, text, ok := strings.Cut(line, ":")
-	user = strings.ToLower(strings.TrimSpace(user))
+	user = access.NormalizeIdentity(user)
 	text = strings.TrimSpace(text)
 	if !ok || user == "" || strings.ContainsAny(user, " \t") {
 		c.Printf("console: lines are \"<user>: <text>\", e.g. \"alice: /access prod-admin 1h fixing checkout\"")

@@ -35,3 +35,38 @@ func TestRetriesFitTheDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A request held back because the rate limit is used up (X-Rate-Limit-
+// Remaining 0) gives up at once, with the reason, when the reset lies
+// beyond the caller's deadline, instead of sleeping into a bare "deadline
+// exceeded"; nothing is sent.
+func TestRateLimitWaitFitsTheDeadline(t *testing.T) {
+	f := newFake(t)
+	f.AddUser("dave@example.com")
+	f.AddUser("erin@example.com")
+	// One request per hour per endpoint family, the server's clock just
+	// past the start of a window: the reset is an hour away (the client
+	// waits at most two minutes of it).
+	f.SetRateLimit(1, time.Hour)
+	now := time.Now()
+	f.SetClockSkew(now.Truncate(time.Hour).Add(time.Hour + time.Second).Sub(now))
+	p := newProvider(t, okta.Config{OrgURL: f.URL, APIToken: apiToken})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := p.CheckUser(ctx, "dave@example.com"); err != nil {
+		t.Fatalf("first user look-up: %v", err)
+	}
+	start := time.Now()
+	err := p.CheckUser(ctx, "erin@example.com") // the users budget is spent
+	took := time.Since(start)
+	t.Logf("held back for %s: %v", took.Round(time.Millisecond), err)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "rate limit") {
+		t.Errorf("err = %v, want the rate limit named, not a bare deadline", err)
+	}
+	if took > time.Second || ctx.Err() != nil {
+		t.Errorf("gave up after %s (deadline left: %v), want at once", took, ctx.Err() == nil)
+	}
+	if n := f.Throttled(); n != 0 {
+		t.Errorf("%d requests sent into the spent budget (429), want 0", n)
+	}
+}

@@ -13,7 +13,9 @@
 // family and requests wait for the reset when the budget is spent; a 429
 // (E0000047) waits until the reset, measured against the response's Date
 // header so that clock skew does not matter. 5xx answers and network
-// errors are retried with capped, jittered backoff.
+// errors are retried with capped, jittered backoff. No wait runs past the
+// caller's deadline: when the reset (or the next retry) lies beyond it, the
+// call gives up at once with the reason.
 package okta
 
 import (
@@ -680,8 +682,16 @@ func (g *rateGate) wait(ctx context.Context, fam string) error {
 			g.mu.Unlock()
 			return nil
 		}
-		d := time.Until(st.until)
+		until := st.until
+		d := time.Until(until)
 		g.mu.Unlock()
+		// Like pause: a wait that would not leave attemptTime before the
+		// caller's deadline gives up now, with a reason the caller can
+		// record, instead of sleeping into a bare "deadline exceeded".
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+attemptTime {
+			return fmt.Errorf("okta rate limit for %s requests is used up until %s (X-Rate-Limit-Reset, %s from now), after this call's deadline: request not sent",
+				fam, until.UTC().Format(time.RFC3339), d.Round(time.Second))
+		}
 		if err := sleep.For(ctx, d); err != nil {
 			return err
 		}
