@@ -109,7 +109,7 @@ func (c *recChat) add(ch string, m handlers.Message) access.MessageRef {
 	return access.MessageRef{Channel: ch, ID: ref}
 }
 
-func (c *recChat) Identity(_ context.Context, u string) (string, error) { return u, nil }
+func (c *recChat) Identity(_ context.Context, u string) (string, error)  { return u, nil }
 func (c *recChat) ChatUser(_ context.Context, id string) (string, error) { return id, nil }
 
 func (c *recChat) find(ch string, match func(handlers.Message) bool) []post {
@@ -215,6 +215,56 @@ type stack struct {
 	sched  *scheduler.Scheduler
 	chat   *recChat
 	h      *handlers.Handler
+
+	neighbour func() // stops the noisy neighbour of the Okta 429 storm
+}
+
+// noisyNeighbour spends the Okta fake's rate-limit budget of the users and
+// groups families as another client of the org would, until stopped.
+func (s *stack) noisyNeighbour() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	paths := []string{"/api/v1/users/neighbour@example.com", "/api/v1/groups/" + s.groups["okta"]}
+	wg.Go(func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for _, p := range paths {
+				req, _ := http.NewRequest(http.MethodGet, s.okta.URL+p, nil)
+				req.Header.Set("Authorization", "SSWS "+oktaTok)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// waitBack waits, bounded, until the client of p gets an answer again: a
+// client that was told to hold back (a rate-limit reset) may need a moment
+// of real time after the fault ends, which the test clock does not give.
+func (s *stack) waitBack(p string) {
+	s.t.Helper()
+	give := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := s.prov[p].Members(ctx, s.groups[p])
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(give) {
+			s.t.Fatalf("%s still failing 10 s after the fault ended: %v", p, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, bounded above
+	}
 }
 
 func proxy(t *testing.T, target string) http.Handler {
@@ -385,9 +435,14 @@ func TestFaults(t *testing.T) {
 		{name: "okta_5xx_storm", store: "bolt", faulty: []string{"okta"},
 			start: func(s *stack) { s.okta.FailNext(1<<30, http.StatusServiceUnavailable) },
 			stop:  func(s *stack) { s.okta.FailNext(0, 0) }},
+		// Another client of the org spends the rate-limit budget of every
+		// window (Okta's limits are per org): accessbot gets 429s with
+		// X-Rate-Limit-Reset, and its client holds calls until the reset.
+		// The windows are a second of real time, so that the client's own
+		// hold ends soon after the storm, as it does within Okta's minute.
 		{name: "okta_429_storm", store: "redis", faulty: []string{"okta"},
-			start: func(s *stack) { s.okta.SetRateLimit(1, 24*time.Hour) },
-			stop:  func(s *stack) { s.okta.SetRateLimit(0, 0) }},
+			start: func(s *stack) { s.okta.SetRateLimit(1, time.Second); s.neighbour = s.noisyNeighbour() },
+			stop:  func(s *stack) { s.neighbour(); s.okta.SetRateLimit(0, 0) }},
 		// Both providers off the network for ten minutes: AWS refuses
 		// connections, Okta's load balancer answers 503 with an HTML page.
 		{name: "both_down_back_after_10m", store: "redis", faulty: []string{"aws", "okta"}, switched: true,
@@ -443,6 +498,9 @@ func runScenario(t *testing.T, sc scenario) {
 		el := now.Sub(t0)
 		if faultOn && el >= faultFor {
 			sc.stop(s)
+			for _, p := range sc.faulty {
+				s.waitBack(p)
+			}
 			faultOn = false
 		}
 		switch el {
@@ -549,7 +607,7 @@ func runScenario(t *testing.T, sc scenario) {
 
 	var (
 		failedCalls, auditedFailures, stuck, alerts, recovered int
-		maxAlertDelay, maxHealthyLate, maxFaultyStartLate     time.Duration
+		maxAlertDelay, maxHealthyLate, maxFaultyStartLate      time.Duration
 	)
 	for _, r := range all {
 		calls := s.prov[r.Provider].callsOf(r.ID)
@@ -690,6 +748,15 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Errorf("only %d removals were stuck for revoke_alert_after: the fault did not bite", stuck)
 	}
 
+	errKinds := map[string]int{}
+	for _, p := range sc.faulty {
+		for _, c := range s.prov[p].calls {
+			if c.Err != nil {
+				errKinds[errKind(c.Err)]++
+			}
+		}
+	}
+	t.Logf("%s: provider errors seen: %v", sc.name, errKinds)
 	var failedCheck, hungOrFailed int
 	var maxAnswer time.Duration
 	for _, a := range answers {
@@ -746,4 +813,16 @@ func (s *stack) checkMembers(el time.Duration) int {
 		}
 	}
 	return n
+}
+
+// errKind names the kind of a provider error for the figures.
+func errKind(err error) string {
+	e := err.Error()
+	for _, k := range []string{"context deadline exceeded", "connection refused", "ThrottlingException", "E0000047",
+		"InternalServerException", "E0000009", "HTTP 503", "retry quota"} {
+		if strings.Contains(e, k) {
+			return k
+		}
+	}
+	return e
 }
