@@ -680,8 +680,16 @@ func (g *rateGate) wait(ctx context.Context, fam string) error {
 			g.mu.Unlock()
 			return nil
 		}
-		d := time.Until(st.until)
+		d, until := time.Until(st.until), st.until
 		g.mu.Unlock()
+		// Like pause: a hold that would outlast the caller's deadline
+		// returns at once with what is wrong, so the caller records a
+		// rate limit, not a bare "deadline exceeded", and its attempt does
+		// not sit out the whole deadline.
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+attemptTime {
+			return fmt.Errorf("okta rate limit of the %s endpoints spent until %s (%s from now)",
+				fam, until.UTC().Format(time.RFC3339), d.Round(time.Second))
+		}
 		if err := sleep.For(ctx, d); err != nil {
 			return err
 		}
