@@ -149,6 +149,7 @@ type call struct {
 	Op        string // Grant, Revoke, CheckUser
 	RequestID string
 	At        time.Time // test clock when it began
+	Began     time.Time // real time when it began
 	Took      time.Duration
 	Err       error
 }
@@ -167,7 +168,7 @@ func (r *recProv) do(op, id string, f func() error) error {
 	at, start := r.clock.Now(), time.Now()
 	err := f()
 	r.mu.Lock()
-	r.calls = append(r.calls, call{Op: op, RequestID: id, At: at, Took: time.Since(start), Err: err})
+	r.calls = append(r.calls, call{Op: op, RequestID: id, At: at, Began: start, Took: time.Since(start), Err: err})
 	r.mu.Unlock()
 	return err
 }
@@ -406,6 +407,7 @@ type scenario struct {
 	faulty   []string // the providers the fault hits
 	switched bool     // the fakes sit behind a switch that can take them off the network
 	hang     bool     // calls are never answered: only there may a call end on its deadline
+	run      bool     // the scheduler's Run loop, woken at each step, instead of Drain
 	start    func(s *stack)
 	stop     func(s *stack)
 }
@@ -422,7 +424,7 @@ func TestFaults(t *testing.T) {
 	scenarios := []scenario{
 		{name: "aws_hang/bolt", hang: true, store: "bolt", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.Hang(true) }, stop: func(s *stack) { s.aws.Hang(false) }},
-		{name: "aws_hang/redis", hang: true, store: "redis", faulty: []string{"aws"},
+		{name: "aws_hang/redis/run", hang: true, run: true, store: "redis", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.Hang(true) }, stop: func(s *stack) { s.aws.Hang(false) }},
 		{name: "aws_5xx_storm", store: "redis", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.FailNext(1<<30, http.StatusInternalServerError) },
@@ -432,7 +434,7 @@ func TestFaults(t *testing.T) {
 			stop:  func(s *stack) { s.aws.SetThrottle(0, 0, 0, 0) }},
 		{name: "okta_hang/redis", hang: true, store: "redis", faulty: []string{"okta"},
 			start: func(s *stack) { s.okta.Hang(true) }, stop: func(s *stack) { s.okta.Hang(false) }},
-		{name: "okta_hang/bolt", hang: true, store: "bolt", faulty: []string{"okta"},
+		{name: "okta_hang/bolt/run", hang: true, run: true, store: "bolt", faulty: []string{"okta"},
 			start: func(s *stack) { s.okta.Hang(true) }, stop: func(s *stack) { s.okta.Hang(false) }},
 		{name: "okta_5xx_storm", store: "bolt", faulty: []string{"okta"},
 			start: func(s *stack) { s.okta.FailNext(1<<30, http.StatusServiceUnavailable) },
@@ -492,6 +494,15 @@ func runScenario(t *testing.T, sc scenario) {
 
 	var answers []answer
 	faultOn := true
+	stepBegan := map[time.Duration]time.Time{} // real time each step's scheduling began
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	if sc.run {
+		go func() { runDone <- s.sched.Run(runCtx) }()
+	} else {
+		runDone <- nil
+	}
+	defer func() { stopRun(); <-runDone }()
 	sc.start(s)
 	var maxDrain time.Duration
 	violations := 0
@@ -544,18 +555,64 @@ func runScenario(t *testing.T, sc scenario) {
 				}
 			}
 		}
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		start := time.Now()
-		if _, err := s.sched.Drain(dctx); err != nil {
-			t.Fatalf("drain at +%s: %v", el, err)
+		stepBegan[el] = start
+		if sc.run {
+			s.sched.Wake(time.Time{})
+			if err := s.settle(now); err != nil {
+				t.Fatalf("at +%s: %v", el, err)
+			}
+		} else {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if _, err := s.sched.Drain(dctx); err != nil {
+				t.Fatalf("drain at +%s: %v", el, err)
+			}
+			cancel()
 		}
-		cancel()
 		maxDrain = max(maxDrain, time.Since(start))
 		violations += s.checkMembers(el)
 		if violations > 5 {
 			t.FailNow()
 		}
 	}
+
+	// Run waits for the work it started when it stops: nothing is still
+	// being recorded while the results are read.
+	stopRun()
+	if err := <-runDone; err != nil {
+		t.Fatal(err)
+	}
+	runDone <- nil
+
+	// Removals on the healthy provider began as soon as the step began,
+	// never behind a call of the faulty one that was hanging meanwhile.
+	var maxLag time.Duration
+	overlapped := 0
+	for _, p := range []string{"aws", "okta"} {
+		if faulty(p) {
+			continue
+		}
+		for _, c := range s.prov[p].calls {
+			if c.Op != "Revoke" || !c.At.Before(t0.Add(faultFor)) {
+				continue
+			}
+			lag := c.Began.Sub(stepBegan[c.At.Sub(t0)])
+			maxLag = max(maxLag, lag)
+			if lag >= attemptTO {
+				t.Errorf("%s Revoke of %s at +%s began %v after its step: it waited for something", p, c.RequestID, c.At.Sub(t0), lag)
+			}
+			for _, q := range sc.faulty {
+				if slices.ContainsFunc(s.prov[q].calls, func(f call) bool {
+					return f.Err != nil && f.Began.Before(c.Began.Add(c.Took)) && c.Began.Before(f.Began.Add(f.Took))
+				}) {
+					overlapped++
+					break
+				}
+			}
+		}
+	}
+	t.Logf("%s: healthy removals during the fault began at most %v after their step; %d of them ran while a faulty call was failing",
+		sc.name, maxLag.Round(time.Millisecond), overlapped)
 
 	for _, a := range answers {
 		if a.took > answerBound {
@@ -792,6 +849,25 @@ func runScenario(t *testing.T, sc scenario) {
 		sc.name, len(all), failedCalls, auditedFailures, stuck, alerts, maxAlertDelay, alertAfter+step, recovered,
 		maxHealthyLate, maxFaultyStartLate, len(answers), maxAnswer.Round(time.Millisecond), failedCheck,
 		hungOrFailed, maxDrain.Round(time.Millisecond), time.Since(wallStart).Round(time.Millisecond))
+}
+
+// settle waits, bounded, until nothing is due at now any more: the Run
+// loop has done (or failed and rescheduled) everything the step made due.
+func (s *stack) settle(now time.Time) error {
+	give := time.Now().Add(10 * time.Second)
+	for {
+		ids, err := s.st.Due(context.Background(), now, 10)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if time.Now().After(give) {
+			return fmt.Errorf("%v still due 10 s after the step began", ids)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, bounded above
+	}
 }
 
 // checkMembers reports every member of a group who holds no live grant
