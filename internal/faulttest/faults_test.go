@@ -462,7 +462,9 @@ func TestFaults(t *testing.T) {
 				if err := s.awsSw.Up(); err != nil {
 					s.t.Fatal(err)
 				}
-				s.oktaSw.Up()
+				if err := s.oktaSw.Up(); err != nil {
+					s.t.Fatal(err)
+				}
 			}},
 	}
 	for _, sc := range scenarios {
@@ -699,6 +701,14 @@ func runScenario(t *testing.T, sc scenario) {
 			t.Errorf("%s (%s): %d failed Revoke calls, %d revoke_retry audit events", r.ID, r.Requester, len(failedRevokes), got)
 		}
 		auditedFailures += count(r.ID, access.ActGrantRetry, access.ActGrantFailed, access.ActRevokeRetry)
+
+		// No grant applied after its retry window.
+		if granted, ok := first(r.ID, access.ActGranted); ok {
+			approved, _ := first(r.ID, access.ActApproved)
+			if d := granted.At.Sub(approved.At); d > grantRetryFor {
+				t.Errorf("%s (%s): granted %v after approval, past the retry window (%v)", r.ID, r.Requester, d, grantRetryFor)
+			}
+		}
 
 		// Nothing left to do, nothing owed.
 		if r.Requester != "new-"+r.Provider+"@example.com" && !r.State.Terminal() {
