@@ -56,8 +56,11 @@ const (
 
 var t0 = time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)
 
+const offEnd = 3 * time.Second
+
 // ends are the grant durations per provider: one user each, ending
-// throughout the fault and one after it.
+// throughout the fault and one after it. Each is offEnd longer, so that
+// grants end between two steps, not on one.
 var ends = map[string][]time.Duration{
 	"aws":  {1 * time.Minute, 3 * time.Minute, 5 * time.Minute, 7 * time.Minute, 11 * time.Minute},
 	"okta": {2 * time.Minute, 4 * time.Minute, 6 * time.Minute, 8 * time.Minute, 11 * time.Minute},
@@ -149,6 +152,7 @@ type call struct {
 	Op        string // Grant, Revoke, CheckUser
 	RequestID string
 	At        time.Time // test clock when it began
+	Replica   int
 	Began     time.Time // real time when it began
 	Took      time.Duration
 	Err       error
@@ -159,6 +163,8 @@ type call struct {
 type recProv struct {
 	p     realProvider
 	clock *testclock.Clock
+	log   *recProv // where calls are recorded: itself, or the first replica's
+	n     int      // the replica
 
 	mu    sync.Mutex
 	calls []call
@@ -167,9 +173,13 @@ type recProv struct {
 func (r *recProv) do(op, id string, f func() error) error {
 	at, start := r.clock.Now(), time.Now()
 	err := f()
-	r.mu.Lock()
-	r.calls = append(r.calls, call{Op: op, RequestID: id, At: at, Began: start, Took: time.Since(start), Err: err})
-	r.mu.Unlock()
+	log := r
+	if r.log != nil {
+		log = r.log
+	}
+	log.mu.Lock()
+	log.calls = append(log.calls, call{Op: op, RequestID: id, At: at, Replica: r.n, Began: start, Took: time.Since(start), Err: err})
+	log.mu.Unlock()
 	return err
 }
 
@@ -217,6 +227,7 @@ type stack struct {
 	sched  *scheduler.Scheduler
 	chat   *recChat
 	h      *handlers.Handler
+	scheds []*scheduler.Scheduler // one per replica; sched is the first
 
 	neighbour func() // stops the noisy neighbour of the Okta 429 storm
 }
@@ -286,10 +297,15 @@ func proxy(t *testing.T, target string) http.Handler {
 	return rp
 }
 
-func newStack(t *testing.T, storeKind string, switched bool) *stack {
+// newStack builds the product with its fakes. With replicas > 1 (Redis
+// only) further replicas share the store, the fakes and the chat, each
+// with its own clients, service and scheduler; their provider calls are
+// recorded with the first replica's.
+func newStack(t *testing.T, storeKind string, switched bool, replicas int) *stack {
 	t.Helper()
 	ctx := context.Background()
 	s := &stack{t: t, clock: testclock.New(t0), groups: map[string]string{}, prov: map[string]*recProv{}}
+	replicas = max(replicas, 1)
 
 	s.aws = awsfake.New()
 	t.Cleanup(s.aws.Close)
@@ -311,22 +327,28 @@ func newStack(t *testing.T, storeKind string, switched bool) *stack {
 	// The real clients, with their own retries made small: they must fit
 	// inside the service's short attempt deadline, as the defaults fit
 	// inside the default one.
-	ap, err := aws.New(ctx, aws.Config{IdentityStoreID: awsfake.DefaultIdentityStoreID}, nil,
-		aws.WithAWSConfig(awssdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(awsKey, "fault-suite-secret", "")}),
-		aws.WithEndpoint(awsURL), aws.WithRetry(3, 20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	clients := func(n int) map[string]*recProv {
+		ap, err := aws.New(ctx, aws.Config{IdentityStoreID: awsfake.DefaultIdentityStoreID}, nil,
+			aws.WithAWSConfig(awssdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(awsKey, "fault-suite-secret", "")}),
+			aws.WithEndpoint(awsURL), aws.WithRetry(3, 20*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := okta.New(okta.Config{OrgURL: oktaURL, APIToken: oktaTok}, nil,
+			okta.WithRetry(3, 20*time.Millisecond), okta.WithThrottleWaits(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]*recProv{"aws": {p: ap, clock: s.clock, log: s.prov["aws"], n: n}, "okta": {p: op, clock: s.clock, log: s.prov["okta"], n: n}}
 	}
-	op, err := okta.New(okta.Config{OrgURL: oktaURL, APIToken: oktaTok}, nil,
-		okta.WithRetry(3, 20*time.Millisecond), okta.WithThrottleWaits(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.prov["aws"] = &recProv{p: ap, clock: s.clock}
-	s.prov["okta"] = &recProv{p: op, clock: s.clock}
+	s.prov = clients(1)
 
+	var prefix string
 	switch storeKind {
 	case "bolt":
+		if replicas > 1 {
+			t.Fatal("replicas share a Redis store")
+		}
 		st, err := bolt.Open(filepath.Join(t.TempDir(), "faults.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -334,7 +356,8 @@ func newStack(t *testing.T, storeKind string, switched bool) *stack {
 		t.Cleanup(func() { st.Close() })
 		s.st = st
 	case "redis":
-		s.st = redis.New(redistest.Client(t), redistest.Prefix(t))
+		prefix = redistest.Prefix(t)
+		s.st = redis.New(redistest.Client(t), prefix)
 	default:
 		t.Fatalf("store %q", storeKind)
 	}
@@ -345,18 +368,27 @@ func newStack(t *testing.T, storeKind string, switched bool) *stack {
 			PendingTTL: time.Hour}
 	}
 	pol := &access.Policy{Roles: map[string]access.Role{"aws-admin": role("aws"), "okta-admin": role("okta")}}
-	s.svc, err = access.NewService(access.Deps{Store: s.st, Policy: pol, Clock: s.clock, Owner: "replica-1",
-		Providers: map[string]access.Provisioner{"aws": s.prov["aws"], "okta": s.prov["okta"]},
-		Options: access.Options{AttemptTimeout: attemptTO, RevokeAlertAfter: alertAfter, GrantRetryFor: grantRetryFor,
-			MaxBackoff: maxBackoff, CheckUserTimeout: checkUserTO, OnCallTimeout: checkUserTO,
-			MemberWait: 200 * time.Millisecond, NotifyTimeout: 2 * time.Second, StoreTimeout: 5 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.chat = &recChat{clock: s.clock}
-	s.svc.SetNotifier(handlers.NewNotifier(s.chat, nil))
-	s.sched = scheduler.New(s.st, s.svc, s.clock, nil, scheduler.Options{ItemTimeout: 10 * time.Second})
-	s.svc.SetWaker(s.sched)
+	replica := func(n int, st access.Store, prov map[string]*recProv) (*access.Service, *scheduler.Scheduler) {
+		svc, err := access.NewService(access.Deps{Store: st, Policy: pol, Clock: s.clock, Owner: fmt.Sprintf("replica-%d", n),
+			Providers: map[string]access.Provisioner{"aws": prov["aws"], "okta": prov["okta"]},
+			Options: access.Options{AttemptTimeout: attemptTO, RevokeAlertAfter: alertAfter, GrantRetryFor: grantRetryFor,
+				MaxBackoff: maxBackoff, CheckUserTimeout: checkUserTO, OnCallTimeout: checkUserTO,
+				MemberWait: 200 * time.Millisecond, NotifyTimeout: 2 * time.Second, StoreTimeout: 5 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.SetNotifier(handlers.NewNotifier(s.chat, nil))
+		sched := scheduler.New(st, svc, s.clock, nil, scheduler.Options{ItemTimeout: 10 * time.Second})
+		svc.SetWaker(sched)
+		return svc, sched
+	}
+	s.svc, s.sched = replica(1, s.st, s.prov)
+	s.scheds = []*scheduler.Scheduler{s.sched}
+	for n := 2; n <= replicas; n++ {
+		_, sched := replica(n, redis.New(redistest.Client(t), prefix), clients(n))
+		s.scheds = append(s.scheds, sched)
+	}
 	s.h = handlers.New(s.svc, s.chat, nil)
 	return s
 }
@@ -415,6 +447,7 @@ type scenario struct {
 	switched bool     // the fakes sit behind a switch that can take them off the network
 	hang     bool     // calls are never answered: only there may a call end on its deadline
 	run      bool     // the scheduler's Run loop, woken at each step, instead of Drain
+	replicas int      // replicas sharing the (Redis) store; 0: one
 	start    func(s *stack)
 	stop     func(s *stack)
 }
@@ -431,7 +464,7 @@ func TestFaults(t *testing.T) {
 	scenarios := []scenario{
 		{name: "aws_hang/bolt", hang: true, store: "bolt", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.Hang(true) }, stop: func(s *stack) { s.aws.Hang(false) }},
-		{name: "aws_hang/redis/run", hang: true, run: true, store: "redis", faulty: []string{"aws"},
+		{name: "aws_hang/redis/run/2_replicas", hang: true, run: true, replicas: 2, store: "redis", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.Hang(true) }, stop: func(s *stack) { s.aws.Hang(false) }},
 		{name: "aws_5xx_storm", store: "redis", faulty: []string{"aws"},
 			start: func(s *stack) { s.aws.FailNext(1<<30, http.StatusInternalServerError) },
@@ -456,7 +489,7 @@ func TestFaults(t *testing.T) {
 			stop:  func(s *stack) { s.neighbour(); s.okta.SetRateLimit(0, 0) }},
 		// Both providers off the network for ten minutes: AWS refuses
 		// connections, Okta's load balancer answers 503 with an HTML page.
-		{name: "both_down_back_after_10m", store: "redis", faulty: []string{"aws", "okta"}, switched: true,
+		{name: "both_down_back_after_10m/2_replicas", store: "redis", replicas: 2, faulty: []string{"aws", "okta"}, switched: true,
 			start: func(s *stack) { s.awsSw.Down(fakeswitch.Refused); s.oktaSw.Down(fakeswitch.Unavailable) },
 			stop: func(s *stack) {
 				if err := s.awsSw.Up(); err != nil {
@@ -477,7 +510,7 @@ func TestFaults(t *testing.T) {
 
 func runScenario(t *testing.T, sc scenario) {
 	wallStart := time.Now()
-	s := newStack(t, sc.store, sc.switched)
+	s := newStack(t, sc.store, sc.switched, sc.replicas)
 	ctx := context.Background()
 	faulty := func(p string) bool { return slices.Contains(sc.faulty, p) }
 
@@ -486,7 +519,7 @@ func runScenario(t *testing.T, sc scenario) {
 		for i, d := range ends[p] {
 			user := fmt.Sprintf("%s-%d@example.com", p, i+1)
 			s.addUser(p, user)
-			r, err := s.svc.Submit(ctx, access.SubmitInput{Requester: user, Role: p + "-admin", Duration: d, Reason: "fault suite"})
+			r, err := s.svc.Submit(ctx, access.SubmitInput{Requester: user, Role: p + "-admin", Duration: d + offEnd, Reason: "fault suite"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -507,7 +540,21 @@ func runScenario(t *testing.T, sc scenario) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	if sc.run {
-		go func() { runDone <- s.sched.Run(runCtx) }()
+		go func() {
+			var mu sync.Mutex
+			var errs []error
+			var wg sync.WaitGroup
+			for _, sched := range s.scheds {
+				wg.Go(func() {
+					err := sched.Run(runCtx)
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			runDone <- errors.Join(errs...)
+		}()
 	} else {
 		runDone <- nil
 	}
@@ -567,16 +614,24 @@ func runScenario(t *testing.T, sc scenario) {
 		start := time.Now()
 		stepBegan[el] = start
 		if sc.run {
-			s.sched.Wake(time.Time{})
+			for _, sched := range s.scheds {
+				sched.Wake(time.Time{})
+			}
 			if err := s.settle(now); err != nil {
 				t.Fatalf("at +%s: %v", el, err)
 			}
 		} else {
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if _, err := s.sched.Drain(dctx); err != nil {
+			errs := make([]error, len(s.scheds))
+			var wg sync.WaitGroup
+			for i, sched := range s.scheds {
+				wg.Go(func() { _, errs[i] = sched.Drain(dctx) })
+			}
+			wg.Wait()
+			cancel()
+			if err := errors.Join(errs...); err != nil {
 				t.Fatalf("drain at +%s: %v", el, err)
 			}
-			cancel()
 		}
 		maxDrain = max(maxDrain, time.Since(start))
 		violations += s.checkMembers(el)
@@ -846,6 +901,18 @@ func runScenario(t *testing.T, sc scenario) {
 	if allowed := max(3, failed/20); onDeadline > allowed {
 		t.Errorf("%d of %d failed calls ended on their deadline though the provider answered (allowed %d): the client waited instead of giving the provider's answer",
 			onDeadline, failed, allowed)
+	}
+	perReplica := map[int]int{}
+	for _, p := range []string{"aws", "okta"} {
+		for _, c := range s.prov[p].calls {
+			perReplica[c.Replica]++
+		}
+	}
+	if len(s.scheds) > 1 {
+		t.Logf("%s: provider calls per replica: %v", sc.name, perReplica)
+		if len(perReplica) < len(s.scheds) {
+			t.Errorf("only %d of %d replicas called a provider", len(perReplica), len(s.scheds))
+		}
 	}
 	var failedCheck, hungOrFailed int
 	var maxAnswer time.Duration
