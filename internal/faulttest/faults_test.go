@@ -310,6 +310,10 @@ func newStack(t *testing.T, storeKind string, switched bool, replicas int) *stac
 	s.aws = awsfake.New()
 	t.Cleanup(s.aws.Close)
 	s.aws.AllowAccessKeys(awsKey)
+	// The test clock runs many times faster than real time, so the fake's
+	// usual per-second rate limit would throttle what is a trickle in
+	// test-clock terms. Throttling is a scenario of its own.
+	s.aws.SetThrottle(0, 0, 0, 0)
 	s.groups["aws"] = s.aws.AddGroup("prod-admins")
 	s.okta = oktafake.New()
 	t.Cleanup(s.okta.Close)
@@ -836,8 +840,8 @@ func runScenario(t *testing.T, sc scenario) {
 				late := done.At.Sub(r.EndsAt)
 				maxHealthyLate = max(maxHealthyLate, late)
 				if late < 0 || late >= step {
-					t.Errorf("%s (%s, ends +%s): removed %v after its end on a working provider, want within one step",
-						r.ID, r.Provider, r.EndsAt.Sub(t0), late)
+					t.Errorf("%s (%s, ends +%s): removed %v after its end on a working provider, want within one step; calls %s; audit %s",
+						r.ID, r.Provider, r.EndsAt.Sub(t0), late, showCalls(calls), showAudit(byReq[r.ID]))
 				}
 			} else {
 				maxFaultyStartLate = max(maxFaultyStartLate, startLate)
@@ -1001,4 +1005,20 @@ func errKind(err error) string {
 		}
 	}
 	return e
+}
+
+func showCalls(cs []call) string {
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "[+%s replica %d %s %v: %v] ", c.At.Sub(t0), c.Replica, c.Op, c.Took.Round(time.Millisecond), c.Err)
+	}
+	return b.String()
+}
+
+func showAudit(evs []access.AuditEvent) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "[+%s %s by %s: %s] ", ev.At.Sub(t0), ev.Action, ev.Actor, ev.Detail)
+	}
+	return b.String()
 }
