@@ -999,7 +999,7 @@ func (s *stack) checkMembers(el time.Duration) int {
 func errKind(err error) string {
 	e := err.Error()
 	for _, k := range []string{"context deadline exceeded", "connection refused", "ThrottlingException", "E0000047",
-		"InternalServerException", "E0000009", "HTTP 503", "retry quota"} {
+		"InternalServerException", "E0000009", "HTTP 503", "retry quota", "okta rate limit"} {
 		if strings.Contains(e, k) {
 			return k
 		}
