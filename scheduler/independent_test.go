@@ -105,3 +105,28 @@ func TestBusySlotsDoNotStallTheRest(t *testing.T) {
 		t.Errorf("due index holds %d items, want only the hung one", idx.Len())
 	}
 }
+
+// A Wake after the clock was set past the armed time makes Run act at once,
+// also when the Wake is for a later time than the armed one: the timer was
+// given the real time to the armed moment as the clock read then, and must
+// not be waited out (a test clock stepping ahead, a wall-clock step).
+func TestWakeAfterClockPassedTheArmedTime(t *testing.T) {
+	ctx := testCtx(t)
+	clock := testclock.New(t0)
+	idx := newMemIndex()
+	idx.Set("a", t0.Add(10*time.Second))
+	rec := newRecorder(idx, clock)
+	s := New(idx, rec, clock, testLogger(t), Options{Sweep: time.Hour, RetryAfter: time.Hour, Recheck: time.Hour})
+	arms := watchArm(s)
+	start(t, s)
+	arms.await(ctx, t, t0.Add(10*time.Second)) // a real 10 s timer
+
+	clock.Set(t0.Add(20 * time.Second))
+	idx.Set("b", t0.Add(20*time.Second))
+	woke := time.Now()
+	s.Wake(t0.Add(20 * time.Second))
+	soon, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	got := rec.await(soon, t, 2)
+	t.Logf("processed %s and %s %v after the Wake", got[0].id, got[1].id, time.Since(woke).Round(time.Millisecond))
+}

@@ -277,8 +277,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case <-s.wake:
 				// Re-arm for an equal time too: the timer's duration was
 				// computed from the clock, which may have been set since.
-				if at, ok := s.takeWake(); ok && (armed.IsZero() || !at.After(armed)) {
-					armed = at
+				// For the same reason an armed time the clock has already
+				// passed is re-armed (to fire at once) even when the Wake
+				// is for a later time: the timer itself may still be
+				// counting down the real time it was given.
+				if at, ok := s.takeWake(); ok && (armed.IsZero() || !at.After(armed) || !armed.After(s.clock.Now())) {
+					if armed.IsZero() || at.Before(armed) {
+						armed = at
+					}
 					s.arm(timer, armed)
 				}
 			}
