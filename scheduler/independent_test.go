@@ -130,3 +130,43 @@ func TestWakeAfterClockPassedTheArmedTime(t *testing.T) {
 	got := rec.await(soon, t, 2)
 	t.Logf("processed %s and %s %v after the Wake", got[0].id, got[1].id, time.Since(woke).Round(time.Millisecond))
 }
+
+// An item that falls due while the earliest one is still in flight is
+// hidden behind it (NextDue answers the in-flight one). When that call
+// ends, Run looks again at once: the item behind starts then, not at the
+// next Recheck (an hour here). A burst of expiries spread over a second
+// otherwise queues up behind each in-flight head.
+func TestItemBehindInFlightHeadStartsWhenHeadEnds(t *testing.T) {
+	ctx := testCtx(t)
+	clock := testclock.New(t0)
+	idx := newMemIndex()
+	idx.Set("head", t0)
+	idx.Set("behind", t0.Add(time.Second))
+	rec := newRecorder(idx, clock)
+	release := make(chan struct{})
+	begun := make(chan struct{})
+	rec.during = func(id string) {
+		if id == "head" {
+			close(begun)
+			<-release
+		}
+	}
+	s := New(idx, rec, clock, testLogger(t), Options{Workers: 4, Sweep: time.Hour, RetryAfter: time.Hour,
+		ItemTimeout: time.Hour, Recheck: time.Hour})
+	arms := watchArm(s)
+	start(t, s)
+	select {
+	case <-begun:
+	case <-ctx.Done():
+		t.Fatal("head never started")
+	}
+	arms.await(ctx, t, t0.Add(time.Hour)) // head in flight and still due: armed for the Recheck
+	clock.Set(t0.Add(time.Second))        // behind is due now; nothing wakes the scheduler
+	close(release)
+	if c := rec.awaitID(ctx, t, "head"); !c.at.Equal(t0) {
+		t.Errorf("head processed at %s", c.at)
+	}
+	if c := rec.awaitID(ctx, t, "behind"); !c.at.Equal(t0.Add(time.Second)) {
+		t.Errorf("behind processed at %s, want %s", c.at, t0.Add(time.Second))
+	}
+}

@@ -258,7 +258,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		} else if n > 0 {
 			s.log.DebugContext(ctx, "scheduler: started due work", "count", n)
 		}
-		armed := s.nextArm(ctx, p.start, err != nil)
+		armed, behind := s.nextArm(ctx, p.start, err != nil)
 		s.arm(timer, armed)
 		for waiting := true; waiting; {
 			select {
@@ -273,6 +273,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				// stopped as soon as one is free.
 				if p.starved {
 					waiting, fresh = false, false
+				} else if behind {
+					// The earliest due item was one in flight: what is
+					// due behind it is hidden until it moves on, which
+					// it may just have done. Look again now rather than
+					// at the Recheck.
+					waiting, fresh = false, true
 				}
 			case <-s.wake:
 				// Re-arm for an equal time too: the timer's duration was
@@ -294,7 +300,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // nextArm says when to drain next after a drain that started at start:
 // zero when nothing is due at all.
-func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) time.Time {
+func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) (at time.Time, behind bool) {
 	next, ok, err := s.idx.NextDue(ctx)
 	now := s.clock.Now()
 	switch {
@@ -302,18 +308,19 @@ func (s *Scheduler) nextArm(ctx context.Context, start time.Time, failed bool) t
 		if ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "scheduler: next due", "err", err)
 		}
-		return now.Add(s.opts.Recheck)
+		return now.Add(s.opts.Recheck), false
 	case failed:
-		return now.Add(s.opts.Recheck)
+		return now.Add(s.opts.Recheck), false
 	case !ok:
-		return time.Time{}
+		return time.Time{}, false
 	case !next.After(start):
 		// The pass saw this one and it is still due: it is being
 		// processed, it failed, or its Process left it in place. Do not
-		// spin on it; look again soon for anything due behind it.
-		return now.Add(s.opts.Recheck)
+		// spin on it; look again soon for anything due behind it, and
+		// as soon as a call in flight ends (Run).
+		return now.Add(s.opts.Recheck), true
 	}
-	return next
+	return next, false
 }
 
 // arm sets t to fire at at (at once when at is not after now), or stops it
