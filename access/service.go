@@ -27,11 +27,14 @@ type Options struct {
 	// The bookkeeping after a call (retry count, next try, alert, audit)
 	// never shares this deadline: it gets a fresh short one.
 	AttemptTimeout time.Duration
-	// ClaimTTL bounds how long one worker holds a request's provider work
-	// before another may take it over (default 2 minutes; never less than
-	// what one piece of work may take: two provider calls and their
-	// bookkeeping).
-	ClaimTTL time.Duration
+	// LeaseTTL is how long a worker's lease on a request's provider work
+	// (and on a membership) lasts without renewal (default 10 s). The
+	// holder renews it every third of LeaseTTL for as long as the work
+	// runs, however long the provider call takes; when a renewal is
+	// refused, or keeps failing until the lease may have lapsed, the work's
+	// provider call is cancelled. When a holder dies another replica takes
+	// the work over once LeaseTTL has passed.
+	LeaseTTL time.Duration
 	// MemberWait is how long a provider call waits for another call on the
 	// same (provider, group, user) membership to finish before it leaves
 	// the work for a retry a moment later (default 2 s).
@@ -79,11 +82,8 @@ func (o Options) withDefaults() Options {
 	if o.MemberWait <= 0 {
 		o.MemberWait = 2 * time.Second
 	}
-	if o.ClaimTTL <= 0 {
-		o.ClaimTTL = 2 * time.Minute
-	}
-	if least := 2*o.AttemptTimeout + o.MemberWait + 4*afterCallTimeout; o.ClaimTTL < least {
-		o.ClaimTTL = least
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
 	}
 	if o.NotifyTimeout <= 0 {
 		o.NotifyTimeout = 30 * time.Second
@@ -732,29 +732,99 @@ func (s *Service) backoff(n int) time.Duration {
 	return d - d/10 + j/2
 }
 
-// claim takes the exclusive claim on key for one piece of work. The owner
-// token is new for every call: Store.Claim is re-entrant for the same
-// owner, so a token per process would let two goroutines of one replica
-// (an approval's provisioning and the sweep) work on the same request at
-// once. release gives the claim back on a context of its own; calling it
-// again does nothing, so work can let go before it tells people.
+// claim takes the exclusive lease on key for one piece of work (see
+// lease) when the work needs no context of its own.
 func (s *Service) claim(ctx context.Context, key string) (release func(), ok bool, err error) {
+	_, release, ok, err = s.lease(ctx, key)
+	return release, ok, err
+}
+
+// errLeaseLost is the cause of a lease's context once the lease is lost:
+// another worker holds it now, or renewing it failed until it may have
+// lapsed.
+var errLeaseLost = errors.New("access: lease lost")
+
+// lease takes the exclusive lease on key for one piece of work, for
+// LeaseTTL, and renews it every third of LeaseTTL until release. The owner
+// token is new for every call: Store.Claim is re-entrant for the same
+// owner (a claim by the holder extends it), so a token per process would
+// let two goroutines of one replica (an approval's provisioning and the
+// sweep) work on the same request at once. lctx, derived from ctx, is
+// cancelled with errLeaseLost when a renewal is refused or keeps failing
+// until the lease may have lapsed: the provider call runs on it, so a
+// worker that lost its lease stops. release stops the renewals, cancels
+// lctx and gives the lease back on a context of its own; calling it again
+// does nothing, so work can let go before it tells people.
+func (s *Service) lease(ctx context.Context, key string) (lctx context.Context, release func(), ok bool, err error) {
 	token := s.owner + ":" + NewID()[2:]
-	ok, err = s.store.Claim(ctx, key, token, s.opt.ClaimTTL)
+	ok, err = s.store.Claim(ctx, key, token, s.opt.LeaseTTL)
 	if err != nil {
-		return nil, false, fmt.Errorf("access: claim %s: %w", key, err)
+		return nil, nil, false, fmt.Errorf("access: claim %s: %w", key, err)
 	}
 	if !ok {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
+	lctx, lose := context.WithCancelCause(ctx)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go s.renew(ctx, key, token, lose, stop, done)
 	var once sync.Once
-	return func() {
+	return lctx, func() {
 		once.Do(func() {
+			close(stop)
+			<-done // no renewal may recreate the lease after it is given back
+			lose(context.Canceled)
 			rctx, cancel := afterCall(ctx)
 			defer cancel()
 			_ = s.store.Release(rctx, key, token)
 		})
 	}, true, nil
+}
+
+// renew extends the lease on key every third of LeaseTTL on real time
+// until stop closes. A refused renewal (someone else holds the lease) loses
+// it at once; a failing one is retried at the next tick, and loses it once
+// the last successful renewal is so old that the lease may lapse before
+// the next. Losing the lease cancels the work with errLeaseLost.
+func (s *Service) renew(ctx context.Context, key, token string, lose context.CancelCauseFunc, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ctx = context.WithoutCancel(ctx)
+	ttl := s.opt.LeaseTTL
+	every := max(ttl/3, time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	held := time.Now() // the lease lasts at least ttl from here
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		ok, err := s.store.Claim(rctx, key, token, ttl)
+		cancel()
+		switch {
+		case err == nil && ok:
+			held = sent
+			continue
+		case err == nil:
+			s.log.WarnContext(ctx, "lease lost to another worker; cancelling the work", "lease", key)
+			lose(fmt.Errorf("%w: %s is held by another worker", errLeaseLost, key))
+			return
+		case time.Since(held)+every >= ttl:
+			s.log.WarnContext(ctx, "lease renewal keeps failing; cancelling the work", "lease", key,
+				"renewed_ago", time.Since(held), "err", err)
+			lose(fmt.Errorf("%w: renewing %s: %v", errLeaseLost, key, err))
+			return
+		}
+		s.log.WarnContext(ctx, "lease renewal failed; retrying", "lease", key, "err", err)
+	}
+}
+
+// leaseLost reports whether the work on lctx stopped because its lease was
+// lost: its outcome is then the new holder's to record.
+func leaseLost(lctx context.Context) bool {
+	return errors.Is(context.Cause(lctx), errLeaseLost)
 }
 
 // workKey names the claim on a request's provider work: granting,
@@ -773,19 +843,25 @@ func memberKey(r *Request) string {
 // for another call on the same membership to finish; ok is false when it
 // is still busy then.
 func (s *Service) claimMember(ctx context.Context, r *Request) (release func(), ok bool, err error) {
+	_, release, ok, err = s.leaseMember(ctx, r)
+	return release, ok, err
+}
+
+// leaseMember is claimMember with the lease's context (see lease).
+func (s *Service) leaseMember(ctx context.Context, r *Request) (lctx context.Context, release func(), ok bool, err error) {
 	const step = 25 * time.Millisecond
 	wait := time.NewTimer(s.opt.MemberWait)
 	defer wait.Stop()
 	for {
-		release, ok, err = s.claim(ctx, memberKey(r))
+		lctx, release, ok, err = s.lease(ctx, memberKey(r))
 		if err != nil || ok {
-			return release, ok, err
+			return lctx, release, ok, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, false, nil
+			return nil, nil, false, nil
 		case <-wait.C:
-			return nil, false, nil
+			return nil, nil, false, nil
 		case <-time.After(step):
 		}
 	}
@@ -836,7 +912,7 @@ func (s *Service) busy(ctx context.Context, id string, still func(r *Request) bo
 // failing ends failed after GrantRetryFor. A Grant that lands after its
 // request ended is undone.
 func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
-	release, ok, err := s.claim(ctx, workKey(id))
+	wctx, release, ok, err := s.lease(ctx, workKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -851,11 +927,12 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	if r.State != StateApproved {
 		return r, nil
 	}
+	s.tookOver(ctx, r)
 	p := s.providers[r.Provider]
 	if p == nil {
 		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider), nil, release)
 	}
-	mrelease, ok, err := s.claimMember(ctx, r)
+	mctx, mrelease, ok, err := s.leaseMember(wctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -864,9 +941,12 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	}
 	defer mrelease()
 	g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}
-	actx, acancel := s.attempt(ctx)
+	actx, acancel := s.attempt(mctx)
 	gerr := p.Grant(actx, g)
 	acancel()
+	if gerr != nil && leaseLost(mctx) {
+		return s.leftToOthers(ctx, r, "grant", gerr)
+	}
 	bctx, bcancel := afterCall(ctx)
 	defer bcancel()
 	now := s.clock.Now()
@@ -1322,7 +1402,7 @@ func (s *Service) endGrant(ctx context.Context, id string, why EndReason, by, re
 // finally succeeds. The provider call has AttemptTimeout; its outcome is
 // recorded on a fresh context.
 func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
-	release, ok, err := s.claim(ctx, workKey(id))
+	wctx, release, ok, err := s.lease(ctx, workKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -1337,6 +1417,7 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 	if !r.needsRemoval() {
 		return r, nil
 	}
+	s.tookOver(ctx, r)
 	// Failing for RevokeAlertAfter already: say so before trying again
 	// (another attempt may hang for its whole deadline).
 	if !r.Alerted && !r.FailingSince.IsZero() && !s.clock.Now().Before(r.FailingSince.Add(s.opt.RevokeAlertAfter)) {
@@ -1361,7 +1442,7 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			return nil, err
 		}
 	}
-	mrelease, ok, err := s.claimMember(ctx, r)
+	mctx, mrelease, ok, err := s.leaseMember(wctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -1382,10 +1463,13 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 		if p == nil {
 			rerr = fmt.Errorf("provider %q is not configured", r.Provider)
 		} else {
-			actx, acancel := s.attempt(ctx)
+			actx, acancel := s.attempt(mctx)
 			rerr = p.Revoke(actx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
 			acancel()
 		}
+	}
+	if rerr != nil && leaseLost(mctx) {
+		return s.leftToOthers(ctx, r, "revoke", rerr)
 	}
 	bctx, bcancel := afterCall(ctx)
 	defer bcancel()
@@ -1460,6 +1544,36 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 	s.wake(r)
 	s.deliver(ctx, r)
 	return r, nil
+}
+
+// tookOver logs when the work on r, just leased, looks interrupted: its
+// last worker moved it on (approved, revoking) and then recorded nothing
+// for longer than a live worker would, so that worker died or lost its
+// lease and this one takes the work over.
+func (s *Service) tookOver(ctx context.Context, r *Request) {
+	if r.Attempts > 0 || !r.RetryAt.IsZero() {
+		return
+	}
+	idle := s.clock.Now().Sub(r.UpdatedAt)
+	switch {
+	case r.State == StateApproved && idle >= approvedLiveFor:
+	case r.State == StateRevoking && idle >= s.opt.LeaseTTL:
+	default:
+		return
+	}
+	s.log.WarnContext(ctx, "taking over work its last worker left unfinished (its lease lapsed)", "request_id", r.ID,
+		"state", string(r.State), "idle", idle, "requester", r.Requester, "provider", r.Provider, "group", r.Group)
+}
+
+// leftToOthers ends work whose lease was lost during its provider call:
+// another worker holds the request now and records the outcome, so this
+// one records nothing and returns the current state.
+func (s *Service) leftToOthers(ctx context.Context, r *Request, op string, cerr error) (*Request, error) {
+	s.log.WarnContext(ctx, "lease lost during the provider call; the call was cancelled and the work left to its new holder",
+		"request_id", r.ID, "op", op, "provider", r.Provider, "group", r.Group, "err", cerr)
+	gctx, cancel := afterCall(ctx)
+	defer cancel()
+	return s.store.Get(gctx, r.ID)
 }
 
 // keeper returns another live grant that needs the same membership as r and
