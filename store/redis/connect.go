@@ -15,11 +15,15 @@ import (
 
 // Client options that let a running replica ride out a Redis restart of a
 // few seconds: a command that meets a dead connection or a refused dial is
-// retried up to restartRetries times with go-redis's backoff (8ms doubling,
-// capped at restartMaxBackoff), about 3-5 s in all, before its error reaches
-// the caller. A URL that sets max_retries or max_retry_backoff keeps its own.
+// tried restartRetries+1 times (each try dials up to 5 times 100ms apart),
+// the waits between tries starting at restartMinBackoff and growing
+// (randomly, go-redis's backoff) up to restartMaxBackoff: about 6 s at the
+// least before the error reaches the caller, where go-redis's defaults
+// give up after about 2 s. A URL that sets max_retries, min_retry_backoff
+// or max_retry_backoff keeps its own.
 const (
 	restartRetries    = 10
+	restartMinBackoff = 150 * time.Millisecond
 	restartMaxBackoff = time.Second
 )
 
@@ -147,6 +151,9 @@ func parseURL(rawURL string) (*goredis.Options, error) {
 	}
 	if !strings.Contains(q, "max_retries=") {
 		opt.MaxRetries = restartRetries
+	}
+	if !strings.Contains(q, "min_retry_backoff=") {
+		opt.MinRetryBackoff = restartMinBackoff
 	}
 	if !strings.Contains(q, "max_retry_backoff=") {
 		opt.MaxRetryBackoff = restartMaxBackoff

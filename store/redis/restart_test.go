@@ -37,14 +37,15 @@ func TestStoreRidesOutRestart(t *testing.T) {
 
 	srv.Stop()
 	// A command while the server is down: the client retries until the
-	// server is back (restarted 500ms later).
+	// server is back (restarted 3s later; go-redis's defaults give up
+	// after about 2s: 4 tries of 5 dials 100ms apart).
 	got := make(chan error, 1)
 	start := time.Now()
 	go func() {
 		_, err := s.Get(ctx, r.ID)
 		got <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	srv.Start()
 	select {
 	case err := <-got:
