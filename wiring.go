@@ -53,17 +53,27 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 // openStore opens the configured store; close releases it (and removes a
 // temporary bolt file).
 func openStore(ctx context.Context, cfg Config) (access.Store, *goredis.Client, func(), error) {
+	// A one-shot command (audit) gives up after 5s rather than waiting.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return openStoreWaiting(pctx, cfg, nil)
+}
+
+// openStoreWaiting is openStore for a replica: with Redis it waits, with
+// backoff and a Warn per failed attempt on log, until Redis answers or ctx
+// ends; ready (may be nil) turns true once it has.
+func openStoreWaiting(ctx context.Context, cfg Config, log *slog.Logger, ready ...*redisstore.Readiness) (access.Store, *goredis.Client, func(), error) {
 	if r := cfg.Store.Redis; r != nil {
-		opt, err := goredis.ParseURL(r.URL)
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		}
+		o := redisstore.OpenOptions{Logger: log}
+		if len(ready) > 0 {
+			o.Readiness = ready[0]
+		}
+		c, err := redisstore.Dial(ctx, r.URL, o)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("store.redis.url: %v", redactURL(err.Error(), r.URL))
-		}
-		c := goredis.NewClient(opt)
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := c.Ping(pctx).Err(); err != nil {
-			c.Close()
-			return nil, nil, nil, fmt.Errorf("redis at %s does not answer: %v", opt.Addr, err)
 		}
 		prefix := r.Prefix
 		if prefix == "" {
@@ -167,8 +177,13 @@ var errInputDone = errors.New("input done")
 func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := l.Config
 	log := newLogger(cfg, stderr)
-	st, rc, closeStore, err := openStore(ctx, cfg)
+	// Redis may be down: wait for it rather than exit; Ctrl-C or SIGTERM
+	// while waiting is a clean stop.
+	st, rc, closeStore, err := openStoreWaiting(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer closeStore()

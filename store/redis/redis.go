@@ -74,27 +74,12 @@ func New(c goredis.UniversalClient, prefix string) *Store {
 	return &Store{c: c, tag: "{" + prefix + "}"}
 }
 
-// Open connects to the redis:// or rediss:// URL, checks the server
-// answers, and returns a store that closes its client on Close. Errors name
-// the URL without its password.
+// Open connects to the redis:// or rediss:// URL, waiting with capped
+// exponential backoff until the server answers or ctx ends (see OpenWith),
+// and returns a store that closes its client on Close. Errors name the URL
+// without its password.
 func Open(ctx context.Context, rawURL, prefix string) (*Store, error) {
-	opt, err := goredis.ParseURL(rawURL)
-	if err != nil {
-		// url.Error repeats the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("redis: bad store URL %s: %v", redact(rawURL), err)
-	}
-	c := goredis.NewClient(opt)
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("redis: connect to %s: %w", redact(rawURL), err)
-	}
-	s := New(c, prefix)
-	s.ownClient = true
-	return s, nil
+	return OpenWith(ctx, rawURL, prefix, OpenOptions{})
 }
 
 // redact hides the password (and, if the URL does not parse, the whole
