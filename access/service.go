@@ -1205,14 +1205,36 @@ func (s *Service) deliver(ctx context.Context, r *Request) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	id := r.ID
-	release, ok, err := s.claim(ctx, "announce:"+id)
-	if err != nil || !ok {
-		if err != nil {
-			s.log.WarnContext(ctx, "announcement: claim", "request_id", id, "err", err)
+	// A worker that finds the claim taken leaves its announcement to the
+	// holder. The holder may have looked at the outbox for the last time
+	// before that announcement was stored, so after giving the claim back
+	// it looks once more and goes on while something is due: whoever
+	// stored an announcement either got the claim or was refused it before
+	// this look, which then sees it.
+	for range 4 {
+		release, ok, err := s.claim(ctx, "announce:"+id)
+		if err != nil || !ok {
+			if err != nil {
+				s.log.WarnContext(ctx, "announcement: claim", "request_id", id, "err", err)
+			}
+			return
 		}
-		return
+		s.deliverClaimed(ctx, id)
+		release()
+		gctx, gcancel := afterCall(ctx)
+		cur, err := s.store.Get(gctx, id)
+		gcancel()
+		if err != nil {
+			return
+		}
+		if at, ok := cur.outboxDue(); !ok || s.clock.Now().Before(at) {
+			return
+		}
 	}
-	defer release()
+}
+
+// deliverClaimed is deliver's work once the claim is held.
+func (s *Service) deliverClaimed(ctx context.Context, id string) {
 	for range 16 {
 		gctx, gcancel := afterCall(ctx)
 		cur, err := s.store.Get(gctx, id)
