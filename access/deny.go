@@ -40,6 +40,7 @@ func (s *Service) AddDenyReason(ctx context.Context, id, by, reason string) (*Re
 		}
 		r.Decisions[i].Reason = reason
 		r.UpdatedAt = now
+		s.owe(r, EvDenyReason, by, reason, now)
 		return []AuditEvent{s.event(r, ActDenyReason, by, StateDenied, StateDenied, reason)}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -49,8 +50,7 @@ func (s *Service) AddDenyReason(ctx context.Context, id, by, reason string) (*Re
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "deny reason added", "request_id", r.ID, "approver", by)
-	s.notify(ctx, Event{Type: EvDenyReason, Request: r, Actor: by, Reason: reason})
-	return r, nil
+	return s.deliver(ctx, r), nil
 }
 
 // CanAddDenyReason returns nil when by may add the reason of request id's

@@ -109,9 +109,21 @@ type OnCall interface {
 }
 
 // Notifier tells people about what happened to a request. Implementations
-// render messages for a chat platform. Notify returns references to newly
-// posted messages that later events should update; the service stores them
-// on the request. Notification failures never undo a state change.
+// render messages for a chat platform. Notify returns references to the
+// messages it posted (every one, DMs included), also when it fails part
+// way: the service stores them on the request, next to those of earlier
+// tries. Notification failures never undo a state change.
+//
+// The service delivers each outbox entry until Notify returns no error, so
+// Notify must be safe to repeat: it renders the request as it is now
+// (updates of posted messages are idempotent), posts a card (the approval
+// card to each approver or channel, the break-glass card) only when
+// Request.Messages has none for that target yet, and posts any other
+// message of the event only when Request.Messages has no reference for
+// that target with Announcement equal to Event.ID. A failure that retrying
+// cannot fix (no chat account for the identity, no channel configured) is
+// wrapped with Permanent: when every failure of a try is permanent the
+// entry is done and the failures are logged.
 type Notifier interface {
 	Notify(ctx context.Context, ev Event) ([]MessageRef, error)
 }
@@ -119,10 +131,13 @@ type Notifier interface {
 // Event is a state change (or alert) worth telling people about.
 type Event struct {
 	Type    EventType
-	Request *Request // after the change
+	Request *Request // as it is now (at delivery), with the references of messages posted so far
 	Actor   string   // who caused it
 	Reason  string   // deny reason, revoke reason, alert detail
 	Role    Role     // the role as configured now
+	// ID is the outbox entry being delivered (Announcement.ID); empty for
+	// events told directly (EvDrift, rotation problems, EvRefresh).
+	ID string
 }
 
 // EventType names an Event.

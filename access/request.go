@@ -75,14 +75,19 @@ type Decision struct {
 	At      time.Time `json:"at"`
 }
 
-// MessageRef points at a chat message that later state changes update
-// (the approval card, a break-glass announcement, the requester's DM).
+// MessageRef points at a chat message the bot posted about a request: one
+// that later state changes update (the approval card, a break-glass
+// announcement, the requester's grant DM) or a notice sent once (a DM
+// telling the requester what happened). Announcement names the outbox
+// entry whose delivery posted it: a retry of that entry after a partial
+// failure skips every part that already has a reference.
 type MessageRef struct {
-	Platform string `json:"platform"`
-	Purpose  string `json:"purpose"` // "approval", "security", "requester"
-	Channel  string `json:"channel"`
-	ID       string `json:"id"`            // message timestamp / id on the platform
-	For      string `json:"for,omitempty"` // identity the message was sent to (DMs)
+	Platform     string `json:"platform"`
+	Purpose      string `json:"purpose"` // "approval", "security", "grant", "alert", "notice"
+	Channel      string `json:"channel"`
+	ID           string `json:"id"`                     // message timestamp / id on the platform
+	For          string `json:"for,omitempty"`          // identity the message was sent to (DMs)
+	Announcement string `json:"announcement,omitempty"` // Announcement.ID of the outbox entry that posted it
 }
 
 // Request is one access request and, once approved, the grant it became.
@@ -134,27 +139,40 @@ type Request struct {
 	// Process retries the removal at RetryAt (counted in Attempts,
 	// FailingSince, LastError, Alerted like a revocation) until it does.
 	Cleanup bool `json:"cleanup,omitempty"`
-	// Outbox holds the security announcements the request still owes, in
-	// order. Each is added in the same compare-and-set as the change it
-	// reports, posted afterwards and removed (audited as ActAnnounced) once
-	// delivered; a failed post stays here and is retried at its NextTry.
+	// Outbox holds the messages the request still owes people, in the
+	// order they were recorded: approval cards, card updates, DMs and
+	// security announcements. Each is added in the same compare-and-set as
+	// the change it reports, delivered right after that write by the
+	// worker that made it, and removed once delivered (security
+	// announcements are audited as ActAnnounced). A failed delivery stays
+	// here and is retried at its NextTry; an entry whose worker died is
+	// delivered by the sweep (the request's due time includes the outbox).
 	Outbox []Announcement `json:"outbox,omitempty"`
 }
 
-// Announcement is a message to the security channel that must get out:
-// a break-glass grant, a revocation that keeps failing, its recovery.
+// Announcement is one outbox entry: a message (or a set of messages, such
+// as an approval card to each approver and a DM to the requester) that
+// must get out about a change of the request. Entries are delivered in
+// order within their lane (see lane).
 type Announcement struct {
-	ID        string    `json:"id"` // unique on the request, e.g. "break_glass", "revoke_alert"
+	ID        string    `json:"id"` // unique on the request, e.g. "break_glass", "active@4"
 	Type      EventType `json:"type"`
 	Actor     string    `json:"actor,omitempty"`
 	Reason    string    `json:"reason,omitempty"` // Event.Reason
-	At        time.Time `json:"at"`               // when it became due
-	Tries     int       `json:"tries,omitempty"`  // failed posts so far
+	At        time.Time `json:"at"`               // when it was recorded (delivery lag counts from here)
+	Tries     int       `json:"tries,omitempty"`  // failed deliveries so far
 	NextTry   time.Time `json:"next_try,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 }
 
-// due returns when the announcement should be posted next.
+// inlineGrace is how long the sweep leaves a fresh outbox entry to the
+// worker that recorded it, which delivers it right after its write: the
+// sweep does not race that worker for it, and takes it over when the
+// worker died before delivering (or while delivering, once its
+// "announce:" lease has lapsed).
+const inlineGrace = 3 * time.Second
+
+// due returns when the sweep should deliver the entry next.
 func (a Announcement) due() time.Time {
 	if a.NextTry.IsZero() {
 		return a.At
@@ -162,24 +180,81 @@ func (a Announcement) due() time.Time {
 	return a.NextTry
 }
 
-// announce adds an announcement to the outbox, unless one with the same id
-// is already waiting.
+// ready reports whether a worker may deliver the entry at now: a fresh
+// entry (never tried) at once, a failed one at its NextTry.
+func (a Announcement) ready(now time.Time) bool {
+	return a.Tries == 0 || !now.Before(a.due())
+}
+
+// lane separates the security channel's announcements (and the updates of
+// the break-glass card) from the messages to requesters and approvers:
+// each lane is delivered in order, and a security channel that keeps
+// refusing posts does not hold up a requester's DMs, nor the other way.
+func (a Announcement) lane() string {
+	switch a.Type {
+	case EvBreakGlass, EvAcked, EvRevokeAlert, EvRevokeRecovered, EvUserGone:
+		return "security"
+	}
+	return "people"
+}
+
+// announce adds an entry to the outbox, unless one with the same id is
+// already waiting. A fresh entry is due for the sweep inlineGrace after
+// it was recorded.
 func (r *Request) announce(a Announcement) {
 	for _, o := range r.Outbox {
 		if o.ID == a.ID {
 			return
 		}
 	}
+	if a.NextTry.IsZero() && a.Tries == 0 {
+		a.NextTry = a.At.Add(inlineGrace)
+	}
 	r.Outbox = append(r.Outbox, a)
 }
 
-// outboxDue returns when the first waiting announcement is due, false when
-// the outbox is empty.
-func (r *Request) outboxDue() (time.Time, bool) {
-	if len(r.Outbox) == 0 {
-		return time.Time{}, false
+// heads returns the index of the first entry of each lane, in outbox order.
+func (r *Request) heads() []int {
+	var out []int
+	var seen [2]string
+	n := 0
+	for i, a := range r.Outbox {
+		l := a.lane()
+		if (n > 0 && seen[0] == l) || (n > 1 && seen[1] == l) {
+			continue
+		}
+		seen[n] = l
+		n++
+		out = append(out, i)
+		if n == len(seen) {
+			break
+		}
 	}
-	return r.Outbox[0].due(), true
+	return out
+}
+
+// nextOutbox returns the index of the entry to deliver at now: the
+// earliest lane head that is ready; false when none is.
+func (r *Request) nextOutbox(now time.Time) (int, bool) {
+	for _, i := range r.heads() {
+		if r.Outbox[i].ready(now) {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// outboxDue returns when the sweep must look at the outbox next (the
+// earliest due time of a lane head), false when the outbox is empty.
+func (r *Request) outboxDue() (time.Time, bool) {
+	var at time.Time
+	ok := false
+	for _, i := range r.heads() {
+		if d := r.Outbox[i].due(); !ok || d.Before(at) {
+			at, ok = d, true
+		}
+	}
+	return at, ok
 }
 
 // needsRemoval reports whether the provider must still be asked to remove

@@ -272,6 +272,19 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 	if !rolling {
 		shiftText += " until " + shift.End.UTC().Format(time.RFC3339)
 	}
+	// The incoming person's handoff DM is owed by the write that creates
+	// their first grant of the shift: only the replica that created it
+	// tells them, once.
+	handoffIn := func(id string) string {
+		msg := fmt.Sprintf("You are on call for %s", name)
+		if !rolling {
+			msg += " until " + stampUTC(shift.End)
+		}
+		if len(outNames) > 0 {
+			msg += ", taking over from " + strings.Join(outNames, ", ")
+		}
+		return msg + fmt.Sprintf(". You hold %s for the shift (request %s).", strings.Join(rot.Grant, ", "), id)
+	}
 	var incoming []*Request
 	for _, person := range people {
 		for i, role := range roles {
@@ -285,7 +298,11 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 				}
 				continue
 			}
-			r, err := s.startShiftGrant(ctx, name, shift.Start, shiftText, role, person, endFor(time.Time{}), outNames)
+			tell := handoffIn
+			if i > 0 {
+				tell = nil
+			}
+			r, err := s.startShiftGrant(ctx, name, shift.Start, shiftText, role, person, endFor(time.Time{}), outNames, tell)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -295,29 +312,20 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 		}
 	}
 
-	// Tell both sides of a handoff, once: only the replica that created an
-	// incoming person's first grant gets here with it.
+	// Tell the outgoing side of a handoff, once: only the replica that
+	// created an incoming person's first grant gets here with it. Who
+	// took over is known only now, so the DM is recorded on the outgoing
+	// grant by a write of its own (oweLater).
 	if len(incoming) > 0 {
 		var inNames []string
 		for _, r := range incoming {
 			inNames = append(inNames, r.Requester)
 		}
-		for _, r := range incoming {
-			msg := fmt.Sprintf("You are on call for %s", name)
-			if !rolling {
-				msg += " until " + stampUTC(shift.End)
-			}
-			if len(outNames) > 0 {
-				msg += ", taking over from " + strings.Join(outNames, ", ")
-			}
-			msg += fmt.Sprintf(". You hold %s for the shift (request %s).", strings.Join(rot.Grant, ", "), r.ID)
-			s.notify(ctx, Event{Type: EvHandoffIn, Request: r, Actor: SystemActor, Reason: msg})
-		}
 		for _, p := range outNames {
 			r := outgoing[p]
 			msg := fmt.Sprintf("You handed %s over to %s. Your %s access stays until %s so nothing is cut off mid-incident, then it is removed.",
 				name, strings.Join(inNames, ", "), strings.Join(rot.Grant, ", "), stampUTC(r.EndsAt))
-			s.notify(ctx, Event{Type: EvHandoffOut, Request: r, Actor: SystemActor, Reason: msg})
+			s.deliver(ctx, s.oweLater(ctx, r.ID, EvHandoffOut, msg))
 		}
 	}
 
@@ -337,9 +345,11 @@ const maxShiftGens = 20
 // exists (another replica made it) or ended otherwise than by going off
 // call: a shift grant revoked by an admin or failed is not made again for
 // the same shift.
-func (s *Service) startShiftGrant(ctx context.Context, name string, start time.Time, shiftText string, role Role, person string, end time.Time, outgoing []string) (*Request, error) {
+// handoff, when not nil, renders the handoff DM owed to the person with
+// the grant (by its id).
+func (s *Service) startShiftGrant(ctx context.Context, name string, start time.Time, shiftText string, role Role, person string, end time.Time, outgoing []string, handoff func(id string) string) (*Request, error) {
 	for gen := 0; gen < maxShiftGens; gen++ {
-		r, again, err := s.createShiftGrant(ctx, rotationID(name, role.Name, person, start, gen), name, shiftText, role, person, end, outgoing)
+		r, again, err := s.createShiftGrant(ctx, rotationID(name, role.Name, person, start, gen), name, shiftText, role, person, end, outgoing, handoff)
 		if !again {
 			return r, err
 		}
@@ -350,7 +360,7 @@ func (s *Service) startShiftGrant(ctx context.Context, name string, start time.T
 // createShiftGrant creates and provisions the shift grant id; again says
 // the id is taken by a grant of the same shift that ended because its
 // person went off call, so the next id should be tried.
-func (s *Service) createShiftGrant(ctx context.Context, id, name, shiftText string, role Role, person string, end time.Time, outgoing []string) (_ *Request, again bool, _ error) {
+func (s *Service) createShiftGrant(ctx context.Context, id, name, shiftText string, role Role, person string, end time.Time, outgoing []string, handoff func(id string) string) (_ *Request, again bool, _ error) {
 	now := s.clock.Now()
 	r := &Request{
 		ID: id, Kind: KindRotation, Rotation: name,
@@ -362,6 +372,9 @@ func (s *Service) createShiftGrant(ctx context.Context, id, name, shiftText stri
 	ev.Detail = shiftText + "; grant until " + end.UTC().Format(time.RFC3339)
 	if len(outgoing) > 0 {
 		ev.Detail += "; takes over from " + strings.Join(outgoing, ", ")
+	}
+	if handoff != nil {
+		s.owe(r, EvHandoffIn, SystemActor, handoff(r.ID), now)
 	}
 	err := s.store.Create(ctx, r, ev)
 	if errors.Is(err, ErrExists) {
@@ -382,6 +395,7 @@ func (s *Service) createShiftGrant(ctx context.Context, id, name, shiftText stri
 	s.log.InfoContext(ctx, "shift grant created", "request_id", r.ID, "rotation", name, "requester", person,
 		"role", role.Name, "ends_at", end)
 	s.wake(r)
+	s.deliver(ctx, r)
 	got, err := s.provision(ctx, r.ID)
 	if err != nil {
 		return r, false, fmt.Errorf("access: rotation %s: provision %s: %w", name, r.ID, err)

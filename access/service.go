@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -405,6 +404,7 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	if kind == KindExtension {
 		ev.Detail = "extends " + target + " by " + FormatDuration(d)
 	}
+	s.owe(r, EvSubmitted, requester, "", now) // the approval cards: never a pending request nobody was asked about
 	// The limit and duplicate checks and the write are one step per
 	// requester: without the guard, concurrent submits or extends all pass
 	// the checks before any of them is stored.
@@ -430,7 +430,7 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	s.log.InfoContext(ctx, "request submitted", "request_id", r.ID, "requester", requester, "role", role.Name,
 		"duration", FormatDuration(d), "kind", string(kind))
 	s.wake(r)
-	s.notify(ctx, Event{Type: EvSubmitted, Request: r, Actor: requester, Role: role})
+	s.deliver(ctx, r)
 	return s.reload(wctx, r), nil
 }
 
@@ -512,71 +512,6 @@ func (s *Service) event(r *Request, act Action, actor string, from, to State, re
 	return AuditEvent{At: s.clock.Now(), RequestID: r.ID, Action: act, Actor: actor, Subject: r.Requester,
 		Role: r.Role, From: from, To: to, Reason: reason}
 }
-
-// notify tells people about ev and keeps the references of new messages on
-// the request. It never fails the caller: the state change already happened.
-func (s *Service) notify(ctx context.Context, ev Event) {
-	s.mu.RLock()
-	n := s.notifier
-	s.mu.RUnlock()
-	if n == nil {
-		return
-	}
-	if ev.Role.Name == "" {
-		ev.Role, _ = s.policy.Role(ev.Request.Role)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.NotifyTimeout)
-	defer cancel()
-	refs, err := n.Notify(ctx, ev)
-	if err != nil {
-		s.log.WarnContext(ctx, "notification failed", "request_id", ev.Request.ID, "event", string(ev.Type), "err", err)
-	}
-	if len(refs) == 0 {
-		return
-	}
-	var seen int64
-	cur, err := s.store.Update(ctx, ev.Request.ID, func(r *Request) ([]AuditEvent, error) {
-		seen = r.Version
-		r.Messages = append(r.Messages, refs...)
-		return nil, nil
-	})
-	if err != nil {
-		s.log.WarnContext(ctx, "keep message references", "request_id", ev.Request.ID, "err", err)
-		return
-	}
-	s.rerender(ctx, n, cur, ev.Request.Version, seen, refs)
-}
-
-// rerender makes messages that were just posted show the request's final
-// state. They were rendered from version rendered of the request and their
-// references saved onto version seen, giving cur. A change that landed in
-// between read the request without those references, so it updated none
-// of them: they still show the old state (an approval card with its
-// buttons after the request was decided, a break-glass announcement
-// asking for an acknowledgement already given). They are rendered again
-// for the state as stored now, until no change slips in between (bounded).
-func (s *Service) rerender(ctx context.Context, n Notifier, cur *Request, rendered, seen int64, refs []MessageRef) {
-	for try := 0; seen != rendered && try < 5; try++ {
-		show := *cur
-		show.Messages = refs
-		role, _ := s.policy.Role(cur.Role)
-		if _, err := n.Notify(ctx, Event{Type: EvRefresh, Request: &show, Actor: SystemActor, Role: role}); err != nil {
-			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
-		}
-		next, err := s.store.Get(ctx, cur.ID)
-		if err != nil {
-			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
-			return
-		}
-		seen, rendered, cur = next.Version, cur.Version, next
-	}
-}
-
-// EvRefresh asks the notifier to render the messages in Request.Messages
-// again for the request's current state, telling nobody anything new:
-// notify sends it when the request changed while those messages were
-// being posted.
-const EvRefresh EventType = "refresh"
 
 // noRequest is the refusal for a request id that does not exist or that
 // the person may not learn anything about: the two read the same, so a
@@ -668,8 +603,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 		if !approve {
 			r.State = StateDenied
 			became = StateDenied
+			s.owe(r, EvDenied, approver, reason, now)
 			return []AuditEvent{s.event(r, ActDenied, approver, StatePending, StateDenied, reason)}, nil
 		}
+		s.owe(r, EvApproval, approver, "", now)
 		ev := s.event(r, ActApproved, approver, StatePending, StatePending, reason)
 		if r.Approvals() >= r.Needed {
 			r.State = StateApproved
@@ -685,15 +622,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "decision", "request_id", r.ID, "approver", approver, "approve", approve, "state", string(r.State))
-	switch became {
-	case StateDenied:
-		s.notify(ctx, Event{Type: EvDenied, Request: r, Actor: approver, Reason: reason, Role: role})
-		return r, nil
-	case StatePending:
-		s.notify(ctx, Event{Type: EvApproval, Request: r, Actor: approver, Role: role})
+	r = s.deliver(ctx, r)
+	if became != StateApproved {
 		return r, nil
 	}
-	s.notify(ctx, Event{Type: EvApproval, Request: r, Actor: approver, Role: role})
 	if r.Kind == KindExtension {
 		return s.applyExtension(ctx, r, approver)
 	}
@@ -964,6 +896,7 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			}
 			r.UpdatedAt = now
 			r.RetryAt, r.Attempts, r.LastError, r.FailingSince = time.Time{}, 0, "", time.Time{}
+			s.owe(r, EvActive, SystemActor, "", now)
 			ev := s.event(r, ActGranted, SystemActor, from, StateActive, "")
 			ev.Detail = fmt.Sprintf("%s group %s until %s", r.Provider, r.Group, r.EndsAt.UTC().Format(time.RFC3339))
 			return []AuditEvent{ev}, nil
@@ -982,8 +915,7 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		mrelease()
 		release()
 		s.wake(r)
-		s.notify(ctx, Event{Type: EvActive, Request: r, Actor: SystemActor})
-		return r, nil
+		return s.deliver(ctx, r), nil
 	}
 	s.log.WarnContext(ctx, "grant failed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 		"provider", r.Provider, "err", gerr)
@@ -1131,6 +1063,7 @@ func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provi
 		r.UpdatedAt = now
 		r.EndedAt = now
 		r.RetryAt, r.Attempts, r.FailingSince, r.LastError = time.Time{}, 0, time.Time{}, ""
+		s.owe(r, EvFailed, SystemActor, why, now)
 		ev := s.event(r, ActGrantFailed, SystemActor, StateApproved, StateFailed, "")
 		ev.Detail = why
 		if keeper != nil {
@@ -1150,9 +1083,7 @@ func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provi
 		"why", why, "cleanup_pending", r.Cleanup)
 	unlock()
 	s.wake(r)
-	s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: why})
-	s.deliver(ctx, r)
-	return r, nil
+	return s.deliver(ctx, r), nil
 }
 
 // removalFailed records a failed removal attempt on r (a revocation or a
@@ -1192,126 +1123,6 @@ func (s *Service) alertDue(r *Request, now time.Time) (AuditEvent, bool) {
 	ev.Detail = fmt.Sprintf("removal of %s from %s group %s failing since %s (%d attempts): %s",
 		r.Requester, r.Provider, r.Group, r.FailingSince.UTC().Format(time.RFC3339), r.Attempts, r.LastError)
 	return ev, true
-}
-
-// deliver posts the request's due announcements, in order, under a claim
-// of its own so that two workers never post the same one at once. A
-// delivered announcement leaves the outbox with an ActAnnounced audit
-// event; a failed post stays for a retry with capped backoff at its
-// NextTry (the request's due time). It never fails the caller.
-func (s *Service) deliver(ctx context.Context, r *Request) {
-	if r == nil || len(r.Outbox) == 0 {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	id := r.ID
-	// A worker that finds the claim taken leaves its announcement to the
-	// holder. The holder may have looked at the outbox for the last time
-	// before that announcement was stored, so after giving the claim back
-	// it looks once more and goes on while something is due: whoever
-	// stored an announcement either got the claim or was refused it before
-	// this look, which then sees it.
-	for range 4 {
-		release, ok, err := s.claim(ctx, "announce:"+id)
-		if err != nil || !ok {
-			if err != nil {
-				s.log.WarnContext(ctx, "announcement: claim", "request_id", id, "err", err)
-			}
-			return
-		}
-		s.deliverClaimed(ctx, id)
-		release()
-		gctx, gcancel := afterCall(ctx)
-		cur, err := s.store.Get(gctx, id)
-		gcancel()
-		if err != nil {
-			return
-		}
-		if at, ok := cur.outboxDue(); !ok || s.clock.Now().Before(at) {
-			return
-		}
-	}
-}
-
-// deliverClaimed is deliver's work once the claim is held.
-func (s *Service) deliverClaimed(ctx context.Context, id string) {
-	for range 16 {
-		gctx, gcancel := afterCall(ctx)
-		cur, err := s.store.Get(gctx, id)
-		gcancel()
-		if err != nil || len(cur.Outbox) == 0 {
-			return
-		}
-		a := cur.Outbox[0]
-		now := s.clock.Now()
-		if now.Before(a.due()) {
-			return
-		}
-		refs, perr := s.post(ctx, cur, a)
-		bctx, bcancel := afterCall(ctx)
-		rendered, seen := cur.Version, cur.Version
-		cur, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
-			seen = r.Version
-			i := slices.IndexFunc(r.Outbox, func(o Announcement) bool { return o.ID == a.ID })
-			if i < 0 {
-				return nil, errNothingDue
-			}
-			if perr != nil {
-				o := &r.Outbox[i]
-				o.Tries++
-				o.LastError = perr.Error()
-				o.NextTry = now.Add(s.backoff(o.Tries))
-				return nil, nil
-			}
-			r.Outbox = slices.Delete(r.Outbox, i, i+1)
-			r.Messages = append(r.Messages, refs...)
-			ev := s.event(r, ActAnnounced, SystemActor, r.State, r.State, "")
-			ev.Detail = string(a.Type) + " delivered"
-			for _, ref := range refs {
-				ev.Detail += " to " + ref.Channel
-			}
-			if a.Tries > 0 {
-				ev.Detail += fmt.Sprintf(" after %d failed tries (last: %s)", a.Tries, a.LastError)
-			}
-			return []AuditEvent{ev}, nil
-		})
-		bcancel()
-		if errors.Is(err, errNothingDue) {
-			continue
-		}
-		if err != nil {
-			s.log.WarnContext(ctx, "announcement: record delivery", "request_id", id, "announcement", a.ID, "err", err)
-			return
-		}
-		if perr != nil {
-			s.log.WarnContext(ctx, "announcement not delivered; will retry", "request_id", id, "announcement", a.ID,
-				"tries", a.Tries+1, "err", perr)
-			s.wake(cur)
-			return
-		}
-		if len(refs) > 0 {
-			s.mu.RLock()
-			n := s.notifier
-			s.mu.RUnlock()
-			rctx, rcancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
-			s.rerender(rctx, n, cur, rendered, seen, refs)
-			rcancel()
-		}
-	}
-}
-
-// post sends one announcement through the notifier.
-func (s *Service) post(ctx context.Context, r *Request, a Announcement) ([]MessageRef, error) {
-	s.mu.RLock()
-	n := s.notifier
-	s.mu.RUnlock()
-	if n == nil {
-		return nil, errors.New("no notifier connected")
-	}
-	role, _ := s.policy.Role(r.Role)
-	nctx, cancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
-	defer cancel()
-	return n.Notify(nctx, Event{Type: a.Type, Request: r, Actor: a.Actor, Reason: a.Reason, Role: role})
 }
 
 // Process does whatever is due for one request: post a security
@@ -1369,6 +1180,7 @@ func (s *Service) timeout(ctx context.Context, id string) error {
 		}
 		r.State = StateTimedOut
 		r.UpdatedAt = now
+		s.owe(r, EvTimedOut, SystemActor, "", now)
 		return []AuditEvent{s.event(r, ActTimedOut, SystemActor, StatePending, StateTimedOut, "")}, nil
 	})
 	if errors.Is(err, errNothingDue) {
@@ -1378,7 +1190,7 @@ func (s *Service) timeout(ctx context.Context, id string) error {
 		return err
 	}
 	s.log.InfoContext(ctx, "request timed out", "request_id", r.ID, "role", r.Role, "requester", r.Requester)
-	s.notify(ctx, Event{Type: EvTimedOut, Request: r, Actor: SystemActor})
+	s.deliver(ctx, r)
 	return nil
 }
 
@@ -1516,6 +1328,9 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			}
 			r.UpdatedAt = now
 			r.RetryAt = time.Time{}
+			if ended {
+				s.owe(r, EvEnded, r.EndedBy, "", now)
+			}
 			switch {
 			case gone:
 				why := fmt.Sprintf("%s no longer exists in %s, so no membership of %s group %s is left to remove",
@@ -1541,11 +1356,7 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			"user_gone", gone, "cleanup", !ended)
 		mrelease()
 		release()
-		if ended {
-			s.notify(ctx, Event{Type: EvEnded, Request: r, Actor: r.EndedBy})
-		}
-		s.deliver(ctx, r)
-		return r, nil
+		return s.deliver(ctx, r), nil
 	}
 	r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
 		if !r.needsRemoval() {
@@ -1629,6 +1440,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 		}
 		r.State = StateCancelled
 		r.UpdatedAt = now
+		s.owe(r, EvCancelled, by, "", now)
 		return []AuditEvent{s.event(r, ActCancelled, by, StatePending, StateCancelled, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -1637,8 +1449,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.notify(ctx, Event{Type: EvCancelled, Request: r, Actor: by})
-	return r, nil
+	return s.deliver(ctx, r), nil
 }
 
 // Revoke ends an active grant early. The requester, an eligible approver of
@@ -1733,6 +1544,7 @@ func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (
 		t.EndsAt = t.EndsAt.Add(ext.Duration)
 		t.Extensions++
 		t.UpdatedAt = now
+		s.owe(t, EvExtended, by, ext.Reason, now)
 		ev := s.event(t, ActExtended, by, StateActive, StateActive, ext.Reason)
 		ev.Detail = fmt.Sprintf("by %s through %s: %s -> %s", FormatDuration(ext.Duration), ext.ID,
 			old.UTC().Format(time.RFC3339), t.EndsAt.UTC().Format(time.RFC3339))
@@ -1759,6 +1571,7 @@ func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (
 		if failure != "" {
 			r.State = StateFailed
 			r.Failure = failure
+			s.owe(r, EvFailed, SystemActor, failure, now)
 			ev := s.event(r, ActGrantFailed, SystemActor, StateApproved, StateFailed, "")
 			ev.Detail = failure
 			return []AuditEvent{ev}, nil
@@ -1776,11 +1589,10 @@ func (s *Service) applyExtension(ctx context.Context, ext *Request, by string) (
 		return nil, err
 	}
 	if failure != "" {
-		s.notify(ctx, Event{Type: EvFailed, Request: r, Actor: SystemActor, Reason: failure})
-		return r, nil
+		return s.deliver(ctx, r), nil
 	}
 	s.wake(target)
-	s.notify(ctx, Event{Type: EvExtended, Request: target, Actor: by, Reason: ext.Reason})
+	s.deliver(ctx, target)
 	return r, nil
 }
 
@@ -1810,8 +1622,8 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	r := &Request{
 		ID: NewID(), Kind: KindBreakGlass, Requester: requester, Role: role.Name, Provider: role.Provider,
 		Group: role.Group, Duration: d, Reason: reason, State: StateApproved, CreatedAt: now, UpdatedAt: now,
-		Outbox: []Announcement{{ID: "break_glass", Type: EvBreakGlass, Actor: requester, Reason: reason, At: now}},
 	}
+	r.announce(Announcement{ID: "break_glass", Type: EvBreakGlass, Actor: requester, Reason: reason, At: now})
 	ev := s.event(r, ActBreakGlass, requester, "", StateApproved, reason)
 	ev.Detail = "granted without approval for " + FormatDuration(d)
 	// As for requests: the duplicate check and the write under the
@@ -1863,6 +1675,7 @@ func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, err
 		}
 		r.AckBy = by
 		r.AckAt = now
+		s.owe(r, EvAcked, by, "", now)
 		return []AuditEvent{s.event(r, ActAcknowledged, by, r.State, r.State, "")}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -1871,8 +1684,7 @@ func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, err
 	if err != nil {
 		return nil, err
 	}
-	s.notify(ctx, Event{Type: EvAcked, Request: r, Actor: by})
-	return r, nil
+	return s.deliver(ctx, r), nil
 }
 
 // Audit returns the audit events since t, oldest first.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/accessbot/accessbot/access"
@@ -18,6 +19,7 @@ const (
 	PurposeSecurity = "security" // the break-glass announcement
 	PurposeGrant    = "grant"    // the requester's "you have access" DM with its Revoke button
 	PurposeAlert    = "alert"    // a revocation alert or its all-clear in the security channel
+	PurposeNotice   = "notice"   // any other DM about a request (pending, denied, ended, ...), sent once
 )
 
 // Notifier renders access events as messages and sends them through a
@@ -37,7 +39,16 @@ func NewNotifier(chat Chat, log *slog.Logger) *Notifier {
 }
 
 // Notify implements access.Notifier. Every failure is collected and
-// returned; the messages that did go out are returned as references.
+// returned; the messages that did go out are returned as references, each
+// with the purpose it serves, whom it went to and the outbox entry
+// (ev.ID) it belongs to. It is safe to repeat for the same entry: a card
+// goes out only when the request has none for that target yet (the stored
+// reference decides, and later events only update it), and any other
+// message only when the request has no reference for that target from
+// this entry, so a retry after a partial failure sends only what is
+// missing. Updates render the request as it is now. Failures retrying
+// cannot fix (no chat account for the identity, no channel configured)
+// are wrapped with access.Permanent.
 func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.MessageRef, error) {
 	r := ev.Request
 	var refs []access.MessageRef
@@ -47,27 +58,52 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			errs = append(errs, err)
 			return
 		}
-		ref.Purpose, ref.For = purpose, who
+		ref.Purpose, ref.For, ref.Announcement = purpose, who, ev.ID
 		if ref.Platform == "" {
 			ref.Platform = n.chat.Platform()
 		}
 		refs = append(refs, ref)
 	}
-	dm := func(m Message) {
-		if _, err := n.chat.DM(ctx, r.Requester, m); err != nil {
-			errs = append(errs, fmt.Errorf("dm %s: %w", r.Requester, err))
+	// sent: this entry's message of purpose to who went out in an earlier try.
+	sent := func(purpose, who string) bool {
+		return ev.ID != "" && slices.ContainsFunc(r.Messages, func(m access.MessageRef) bool {
+			return m.Announcement == ev.ID && m.Purpose == purpose && m.For == who
+		})
+	}
+	// posted: a card of purpose for who exists already (any entry posted it).
+	posted := func(purpose, who string) bool {
+		return slices.ContainsFunc(r.Messages, func(m access.MessageRef) bool { return m.Purpose == purpose && m.For == who })
+	}
+	send := func(purpose, who string, m Message) {
+		if sent(purpose, who) {
+			return
 		}
+		ref, err := n.chat.DM(ctx, who, m)
+		if err != nil {
+			err = fmt.Errorf("dm %s: %w", who, err)
+			if errors.Is(err, access.ErrNoIdentity) {
+				err = access.Permanent(err)
+			}
+		}
+		keep(ref, purpose, who, err)
+	}
+	dm := func(m Message) { send(PurposeNotice, r.Requester, m) }
+	noChannel := func(what string) {
+		errs = append(errs, access.Permanent(errors.New("no security channel configured: "+what)))
 	}
 	switch ev.Type {
 	case access.EvSubmitted:
 		card := Card(r, ev.Role)
 		if ch := n.chat.ApprovalsChannel(); ch != "" {
-			ref, err := n.chat.Post(ctx, ch, card)
-			keep(ref, PurposeApproval, "", err)
+			if !posted(PurposeApproval, "") {
+				ref, err := n.chat.Post(ctx, ch, card)
+				keep(ref, PurposeApproval, "", err)
+			}
 		} else {
 			for _, a := range r.Approvers {
-				ref, err := n.chat.DM(ctx, a, card)
-				keep(ref, PurposeApproval, a, err)
+				if !posted(PurposeApproval, a) {
+					send(PurposeApproval, a, card)
+				}
 			}
 		}
 		what := "Your request"
@@ -98,8 +134,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			m := Message{Title: "You have " + r.Role + " until " + stamp(r.EndsAt), Color: "good",
 				Text:    fmt.Sprintf("Request %s is active (%s). It ends on its own; end it sooner with the button or `/access revoke %s`.", r.ID, approvedLine(r), r.ID),
 				Buttons: []Button{{Label: "Revoke now", Action: ActionRevoke, Value: r.ID, Style: "danger"}}}
-			ref, err := n.chat.DM(ctx, r.Requester, m)
-			keep(ref, PurposeGrant, r.Requester, err)
+			send(PurposeGrant, r.Requester, m)
 		case access.EvEnded:
 			dm(Message{Title: "Your " + r.Role + " access has ended", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
 		case access.EvExtended:
@@ -112,11 +147,11 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 				{"For", access.FormatDuration(r.Duration)}},
 			Buttons: []Button{{Label: "Acknowledge", Action: ActionAck, Value: r.ID, Style: "primary"}},
 			Footer:  "Request " + r.ID}
-		if ch := n.chat.SecurityChannel(); ch != "" {
+		if ch := n.chat.SecurityChannel(); ch == "" {
+			noChannel("break-glass use was not announced")
+		} else if !posted(PurposeSecurity, "") {
 			ref, err := n.chat.Post(ctx, ch, m)
 			keep(ref, PurposeSecurity, "", err)
-		} else {
-			errs = append(errs, errors.New("no security channel configured: break-glass use was not announced"))
 		}
 	case access.EvAcked:
 		for _, ref := range r.Messages {
@@ -130,7 +165,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			_, err := n.chat.Post(ctx, ch, m)
 			errs = append(errs, err)
 		} else {
-			errs = append(errs, errors.New("no security channel configured: drift was not reported"))
+			noChannel("drift was not reported")
 		}
 	case access.EvHandoffIn:
 		dm(Message{Title: "You are on call for " + r.Rotation, Color: "good", Text: ev.Reason})
@@ -145,15 +180,15 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			_, err := n.chat.Post(ctx, ch, m)
 			errs = append(errs, err)
 		} else {
-			errs = append(errs, errors.New("no security channel configured: rotation problem was not announced"))
+			noChannel("rotation problem was not announced")
 		}
 	case access.EvRevokeAlert, access.EvRevokeRecovered, access.EvUserGone:
 		m := RemovalMessage(ev)
-		if ch := n.chat.SecurityChannel(); ch != "" {
+		if ch := n.chat.SecurityChannel(); ch == "" {
+			noChannel(string(ev.Type) + " was not announced")
+		} else if !sent(PurposeAlert, "") {
 			ref, err := n.chat.Post(ctx, ch, m)
 			keep(ref, PurposeAlert, "", err)
-		} else {
-			errs = append(errs, errors.New("no security channel configured: "+string(ev.Type)+" was not announced"))
 		}
 	}
 	return refs, errors.Join(errs...)
