@@ -198,7 +198,7 @@ func (s *Service) deliverClaimed(ctx context.Context, id string) *Request {
 			return last
 		}
 		last = cur
-		lag := now.Sub(a.At)
+		lag := s.clock.Now().Sub(a.At)
 		switch {
 		case retry:
 			s.log.WarnContext(ctx, "notification not delivered; will retry", "request_id", id, "event", string(a.Type),

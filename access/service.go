@@ -429,9 +429,10 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	}
 	s.log.InfoContext(ctx, "request submitted", "request_id", r.ID, "requester", requester, "role", role.Name,
 		"duration", FormatDuration(d), "kind", string(kind))
+	s.deliver(ctx, r) // before the wake: a delivered entry needs no sweep
+	r = s.reload(wctx, r)
 	s.wake(r)
-	s.deliver(ctx, r)
-	return s.reload(wctx, r), nil
+	return r, nil
 }
 
 // guardWait is how long a submit waits for another submit of the same
@@ -914,8 +915,9 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			"provider", r.Provider, "group", r.Group, "ends_at", r.EndsAt)
 		mrelease()
 		release()
+		r = s.deliver(ctx, r)
 		s.wake(r)
-		return s.deliver(ctx, r), nil
+		return r, nil
 	}
 	s.log.WarnContext(ctx, "grant failed", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 		"provider", r.Provider, "err", gerr)
@@ -1082,8 +1084,9 @@ func (s *Service) failGrant(ctx context.Context, r *Request, why string, p Provi
 	s.log.ErrorContext(ctx, "grant failed for good", "request_id", r.ID, "requester", r.Requester, "role", r.Role,
 		"why", why, "cleanup_pending", r.Cleanup)
 	unlock()
+	r = s.deliver(ctx, r)
 	s.wake(r)
-	return s.deliver(ctx, r), nil
+	return r, nil
 }
 
 // removalFailed records a failed removal attempt on r (a revocation or a
