@@ -358,3 +358,45 @@ func TestOutboxLateDeliveryIsLogged(t *testing.T) {
 		t.Fatalf("late delivery not logged with its lag:\n%s", e.logs.String())
 	}
 }
+
+// killedAfterCreate is a replica that dies right after storing a new
+// request: its write is in, nothing after it (no outbox lease, no post).
+type killedAfterCreate struct{ *replicaStore }
+
+func (k killedAfterCreate) Create(ctx context.Context, r *access.Request, evs ...access.AuditEvent) error {
+	err := k.replicaStore.Create(ctx, r, evs...)
+	k.kill()
+	return err
+}
+
+// A replica killed right after storing a request, before it even took
+// the outbox lease: another replica's sweep posts the card once the fresh
+// entry is left to the sweep (a few seconds), well within LeaseTTL.
+func TestOutboxCardPostedAfterAKillRightAfterTheWrite(t *testing.T) {
+	c := testclock.New(t0)
+	st := testClockClaims(t, c)
+	dead := &partsNotifier{sent: map[string]int{}}
+	a, _ := newOutboxEnv(t, killedAfterCreate{newReplicaStore(st)}, c, dead)
+	notes := newParts()
+	b, _ := newOutboxEnv(t, st, c, notes)
+	r, err := a.Submit(context.Background(), access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead.sent) != 0 {
+		t.Fatalf("the dead replica posted %v", dead.sent)
+	}
+	killed := c.Now()
+	for len(notes.posts(t)) == 0 && c.Now().Sub(killed) < time.Minute {
+		c.Advance(time.Second)
+		sweepDue(t, st, b, c.Now())
+	}
+	took := c.Now().Sub(killed)
+	t.Logf("card posted by the other replica %v after the kill", took)
+	if took > 10*time.Second {
+		t.Fatalf("card posted %v after the kill, want within LeaseTTL", took)
+	}
+	if got := len(notes.posts(t)); got != 3 || len(getReq(t, st, r.ID).Outbox) != 0 {
+		t.Fatalf("%d parts posted, outbox %+v", got, getReq(t, st, r.ID).Outbox)
+	}
+}
