@@ -210,7 +210,7 @@ func TestKubernetesBase(t *testing.T) {
 	dep := one(t, "Deployment", r.deployments)
 	podLabels := dep.Spec.Template.Labels
 	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
-		t.Errorf("deployment %s: want 2 replicas, got %v", dep.Name, dep.Spec.Replicas)
+		t.Errorf("deployment %s: want 2 replicas, got %d", dep.Name, ptrValue(dep.Spec.Replicas))
 	}
 	if !selects(t, dep.Spec.Selector, podLabels) {
 		t.Errorf("deployment %s: its selector does not pick its own pods", dep.Name)
@@ -221,10 +221,10 @@ func TestKubernetesBase(t *testing.T) {
 	pod := dep.Spec.Template.Spec
 	checkHardened(t, "deployment "+dep.Name, pod)
 	if u := pod.SecurityContext.RunAsUser; u == nil || *u != 65532 {
-		t.Errorf("deployment: runAsUser %v, want 65532 (the image's USER)", u)
+		t.Errorf("deployment: runAsUser %v, want 65532 (the image's USER)", ptrValue(u))
 	}
 	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds <= 20 {
-		t.Errorf("deployment: terminationGracePeriodSeconds %v must exceed shutdown_timeout's default 20 s", pod.TerminationGracePeriodSeconds)
+		t.Errorf("deployment: terminationGracePeriodSeconds %v must exceed shutdown_timeout's default 20 s", ptrValue(pod.TerminationGracePeriodSeconds))
 	}
 	c := one(t, "container in the bot's pod", pod.Containers)
 	if !strings.HasPrefix(c.Image, "registry.example.com/platform/accessbot:") {
@@ -540,4 +540,11 @@ func checkConfig(t *testing.T, cfg string, vars []string) {
 	if err != nil {
 		t.Errorf("accessbot check of the ConfigMap's accessbot.yaml: %v\n%s", err, out)
 	}
+}
+
+func ptrValue[T any](p *T) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
 }
