@@ -210,7 +210,7 @@ func TestKubernetesBase(t *testing.T) {
 	dep := one(t, "Deployment", r.deployments)
 	podLabels := dep.Spec.Template.Labels
 	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
-		t.Errorf("deployment %s: want 2 replicas, got %d", dep.Name, ptrValue(dep.Spec.Replicas))
+		t.Errorf("deployment %s: want 2 replicas, got %v", dep.Name, ptrValue(dep.Spec.Replicas))
 	}
 	if !selects(t, dep.Spec.Selector, podLabels) {
 		t.Errorf("deployment %s: its selector does not pick its own pods", dep.Name)
