@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # accessbot container image: a static Go binary on distroless, run as a
 # numeric non-root user, with no shell in the final image.
 #
@@ -18,7 +16,8 @@
 #   docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot
 #   (or: crane digest IMAGE:TAG)
 #
-# The Go tag must match the `go` line of go.mod (deploy/test checks it).
+# The Go tag must match the `go` line of go.mod (deploy/test checks it). There
+# is no `# syntax=` line on purpose: it would pull a frontend image by tag.
 
 FROM golang:1.26.8-bookworm@sha256:dc9ad6c05acc7a88e5b71bde60a5fe3bd4b9f0db209011711b464107438a8107 AS build
 WORKDIR /src

@@ -100,6 +100,12 @@ func TestDockerfileRules(t *testing.T) {
 			t.Errorf("stage %q: base %q is not pinned as name:tag@sha256:<digest>", s.Name, s.BaseName)
 		}
 	}
+	for _, line := range strings.Split(d.text, "\n") {
+		// A syntax directive makes BuildKit pull a frontend image: pinned too, or none.
+		if l := strings.ToLower(strings.ReplaceAll(line, " ", "")); strings.HasPrefix(l, "#syntax=") && !strings.Contains(l, "@sha256:") {
+			t.Errorf("Dockerfile: %q pulls an unpinned frontend image", line)
+		}
+	}
 	if !strings.Contains(d.text, "# Base images are pinned by digest") ||
 		!strings.Contains(d.text, "imagetools inspect") {
 		t.Error("the Dockerfile must say in a comment how to update the pinned digests")

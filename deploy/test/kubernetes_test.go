@@ -315,6 +315,14 @@ func TestKubernetesBase(t *testing.T) {
 	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != secret.Name {
 		t.Errorf("bot envFrom %+v: want the Secret %q", c.EnvFrom, secret.Name)
 	}
+	var memLimit bool
+	for _, e := range c.Env {
+		memLimit = memLimit || (e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory")
+	}
+	if !memLimit {
+		t.Error("bot: want GOMEMLIMIT from limits.memory, so the Go runtime stays under the limit")
+	}
 	vars := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(stripComments(cfg), -1) {
 		vars[m[1]] = true
