@@ -20,8 +20,13 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Stamped at build time by deploy/build.sh (make build and the Dockerfile):
+// -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		since = fs.String("since", "24h", "how far back (e.g. 1h, 7d)")
 		format = fs.String("format", "jsonl", "jsonl or csv")
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "accessbot", version)
+		printVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
