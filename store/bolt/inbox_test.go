@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/store/bolt"
 	"github.com/accessbot/accessbot/store/storetest"
 )
 
@@ -20,4 +21,15 @@ func TestInbox(t *testing.T) {
 			}
 			return openAt(t, ps.path)
 		})
+}
+
+// BenchmarkInboxPut is the inbox write a Socket Mode ack waits for (one
+// transaction with an fsync, shared by concurrent writers).
+func BenchmarkInboxPut(b *testing.B) {
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "accessbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchInboxPut(b, s)
 }
