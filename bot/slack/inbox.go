@@ -13,6 +13,7 @@ import (
 
 	goslack "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/accessbot/accessbot/access"
 )
@@ -46,6 +47,8 @@ const (
 	// intakeWorkers write envelopes to the inbox at once (a bolt store
 	// shares one fsync among concurrent writes).
 	intakeWorkers = 32
+	// renewers renew leases at once.
+	renewers = 16
 	// takeBatch is how many lapsed entries one poll takes at most.
 	takeBatch = 8
 	// maxInboxAttempts is how often an entry is taken over before it is
@@ -184,6 +187,9 @@ func (b *Bot) admit(ctx context.Context, sm *socketmode.Client, jobs lanes, j jo
 	added, err := b.inbox.InboxPut(wctx, access.InboxEntry{ID: j.entry, Platform: platform, Payload: raw, Received: j.received}, b.owner, b.cfg.InboxLease)
 	cancel()
 	write := time.Since(start)
+	if err != nil && ctx.Err() != nil {
+		return // stopping: the envelope stays unacknowledged
+	}
 	if err != nil {
 		b.log.ErrorContext(ctx, "slack inbox write failed; envelope not acknowledged", "envelope_id", j.req.EnvelopeID,
 			"event_id", j.entry, "inbox_ms", write.Milliseconds(), "error", err.Error())
@@ -241,20 +247,30 @@ func (b *Bot) renewLeases(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Concurrently: a bolt store shares one fsync among them.
+		var g errgroup.Group
+		g.SetLimit(renewers)
 		for _, id := range b.held.ids() {
-			err := b.inbox.InboxRenew(ctx, id, b.owner, b.cfg.InboxLease)
-			switch {
-			case err == nil:
-			case errors.Is(err, access.ErrInboxNotHeld):
-				if b.held.lose(id) {
-					b.log.WarnContext(ctx, "slack event lease lost; another replica handles it", "event_id", id)
-				}
-			case ctx.Err() != nil:
-				return
-			default:
-				b.log.WarnContext(ctx, "slack event lease not renewed", "event_id", id, "error", err.Error())
-			}
+			g.Go(func() error {
+				b.renew(ctx, id)
+				return nil
+			})
 		}
+		_ = g.Wait()
+	}
+}
+
+func (b *Bot) renew(ctx context.Context, id string) {
+	err := b.inbox.InboxRenew(ctx, id, b.owner, b.cfg.InboxLease)
+	switch {
+	case err == nil:
+	case errors.Is(err, access.ErrInboxNotHeld):
+		if b.held.lose(id) {
+			b.log.WarnContext(ctx, "slack event lease lost; another replica handles it", "event_id", id)
+		}
+	case ctx.Err() != nil:
+	default:
+		b.log.WarnContext(ctx, "slack event lease not renewed", "event_id", id, "error", err.Error())
 	}
 }
 
