@@ -28,6 +28,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
 )
 
@@ -74,6 +75,10 @@ type Config struct {
 	Workers          int           // events handled at once; default 16
 	UrgentWorkers    int           // more, only for events that cannot post a new approval card (clicks, decisions, revoke, break-glass); default 8
 	EventTimeout     time.Duration // deadline of one event's handling; default 30 s
+	// InboxLease is how long another replica waits before it handles a
+	// stored event whose handler stopped renewing (died); default 10 s.
+	// Used when the Deduper given to New is also an access.Inbox.
+	InboxLease time.Duration
 }
 
 // Handler is what the transport needs from the handlers package
@@ -101,6 +106,13 @@ type Bot struct {
 	api  *goslack.Client
 	seen Deduper
 
+	// inbox, when the store has it, holds commands and clicks from before
+	// their ack until they are handled (inbox.go); owner names this
+	// replica's leases there, held lists them.
+	inbox access.Inbox
+	owner string
+	held  holdings
+
 	mu      sync.RWMutex
 	handler Handler
 
@@ -116,7 +128,9 @@ type Bot struct {
 
 // New validates cfg and builds a Bot. h may be nil and set later with
 // SetHandler; seen may be nil, in which case ids are remembered in memory
-// (enough for one replica). log may be nil (discard).
+// (enough for one replica). When seen also has the access.Inbox
+// capability, commands and clicks are stored there before they are
+// acknowledged (see inbox.go). log may be nil (discard).
 func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -135,6 +149,9 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		allowed: map[string]bool{},
 		pacer:   channelPacer{every: time.Second},
 		busy:    make(chan struct{}, maxBusyReplies),
+	}
+	if in, ok := seen.(access.Inbox); ok {
+		b.inbox, b.owner = in, newOwner()
 	}
 	for _, t := range cfg.AllowedTeams {
 		b.allowed[t] = true
@@ -188,6 +205,12 @@ func (c *Config) normalise() error {
 		c.EventTimeout = DefaultEventTimeout
 	case c.EventTimeout < 0:
 		problems = append(problems, fmt.Sprintf("event_timeout %s must be positive", c.EventTimeout))
+	}
+	switch {
+	case c.InboxLease == 0:
+		c.InboxLease = DefaultInboxLease
+	case c.InboxLease < 30*time.Millisecond:
+		problems = append(problems, fmt.Sprintf("inbox_lease %s is too short (at least 30ms)", c.InboxLease))
 	}
 	var teams []string
 	for _, t := range c.AllowedTeams {
@@ -248,6 +271,7 @@ type job struct {
 	received time.Time
 	cmd      *goslack.SlashCommand
 	cb       *goslack.InteractionCallback
+	entry    string // the job's inbox entry; "" when none
 }
 
 // Run connects over Socket Mode and handles events until ctx ends; then it
@@ -275,10 +299,33 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("slack: socket mode: %w", err)
 	})
+	intake := make(chan job)
 	g.Go(func() error {
-		b.readEvents(gctx, sm, jobs)
+		b.readEvents(gctx, sm, jobs, intake)
 		return nil
 	})
+	if b.inbox != nil {
+		for range intakeWorkers {
+			g.Go(func() error {
+				for {
+					select {
+					case <-gctx.Done():
+						return nil
+					case j := <-intake:
+						b.admit(gctx, sm, jobs, j)
+					}
+				}
+			})
+		}
+		g.Go(func() error {
+			b.renewLeases(gctx)
+			return nil
+		})
+		g.Go(func() error {
+			b.takeOver(gctx, sm, jobs)
+			return nil
+		})
+	}
 	// Urgent workers take urgent events only; the others take either,
 	// urgent ones first.
 	for range b.cfg.UrgentWorkers {
@@ -324,8 +371,9 @@ func (b *Bot) Run(ctx context.Context) error {
 
 // readEvents drains the socketmode client's events: it acknowledges every
 // envelope that does not need an answer in its ack right away, then queues
-// it for a worker.
-func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes) {
+// it for a worker. Commands and clicks go to intake instead when there is
+// an inbox: stored first, then acknowledged.
+func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes, intake chan<- job) {
 	for {
 		var evt socketmode.Event
 		select {
@@ -356,11 +404,21 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes)
 			if !ok || evt.Request == nil {
 				continue
 			}
+			j := job{req: *evt.Request, received: now, cmd: &cmd}
+			if b.durable(j) {
+				b.toIntake(ctx, intake, j)
+				continue
+			}
 			b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
-			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cmd: &cmd})
+			b.enqueue(ctx, sm, jobs, j)
 		case socketmode.EventTypeInteractive:
 			cb, ok := evt.Data.(goslack.InteractionCallback)
 			if !ok || evt.Request == nil {
+				continue
+			}
+			j := job{req: *evt.Request, received: now, cb: &cb}
+			if b.durable(j) {
+				b.toIntake(ctx, intake, j)
 				continue
 			}
 			switch cb.Type {
@@ -369,7 +427,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes)
 			default:
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
 			}
-			b.enqueue(ctx, sm, jobs, job{req: *evt.Request, received: now, cb: &cb})
+			b.enqueue(ctx, sm, jobs, j)
 		case socketmode.EventTypeEventsAPI:
 			if evt.Request != nil {
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // not subscribed to any; ack so Slack stops retrying
@@ -379,6 +437,14 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes)
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)
 			}
 		}
+	}
+}
+
+// toIntake hands j to an intake worker, waiting while all are writing.
+func (b *Bot) toIntake(ctx context.Context, intake chan<- job, j job) {
+	select {
+	case intake <- j:
+	case <-ctx.Done():
 	}
 }
 
@@ -402,12 +468,14 @@ func (b *Bot) enqueue(ctx context.Context, sm *socketmode.Client, jobs lanes, j 
 		// Waiting here would hold up every click, decision and revocation
 		// behind the flood: refuse the request instead.
 		b.refuseBusy(ctx, sm, j)
+		b.finish(ctx, j)
 		return
 	}
 	b.log.WarnContext(ctx, "slack worker queue full; waiting", "envelope_id", j.req.EnvelopeID, "urgent", j.urgent())
 	select {
 	case q <- j:
 	case <-ctx.Done():
+		b.held.drop(j.entry) // left to its lease
 	}
 }
 
@@ -433,10 +501,19 @@ func (b *Bot) refuseBusy(ctx context.Context, sm *socketmode.Client, j job) {
 	}()
 }
 
-// work handles one envelope with its own deadline.
+// work handles one envelope with its own deadline, then ends its inbox
+// entry. Losing the entry to another replica cancels the handling.
 func (b *Bot) work(ctx context.Context, sm *socketmode.Client, h Handler, j job) {
+	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.EventTimeout)
 	defer cancel()
+	if j.entry != "" {
+		if !b.held.start(j.entry, cancel) {
+			b.held.drop(j.entry)
+			return
+		}
+		defer b.finish(runCtx, j)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.ErrorContext(ctx, "slack event handling panicked", "envelope_id", j.req.EnvelopeID, "panic", fmt.Sprint(r))
@@ -463,8 +540,12 @@ func (b *Bot) work(ctx context.Context, sm *socketmode.Client, h Handler, j job)
 // reports whether one was seen before. It stops at the first id seen, so
 // two deliveries of one event racing each other cannot both be dropped. A
 // failing Deduper is logged and the event handled anyway: the engine's
-// state transitions are idempotent, a lost event is worse.
+// state transitions are idempotent, a lost event is worse. A job from the
+// inbox was de-duplicated when it was stored (see inbox.go).
 func (b *Bot) duplicate(ctx context.Context, j job, stable ...string) bool {
+	if j.entry != "" {
+		return false
+	}
 	ids := []string{"slack:env:" + j.req.EnvelopeID}
 	for _, s := range stable {
 		if s != "" {

@@ -49,6 +49,12 @@ func (b *Bot) onCommand(ctx context.Context, h Handler, j job) {
 // openForm opens the request modal. The trigger is valid for 3 s from when
 // Slack sent it, and once.
 func (b *Bot) openForm(ctx context.Context, trigger string, received time.Time, f handlers.Form, to replyTo, log *slog.Logger) {
+	if time.Since(received) >= triggerTTL {
+		// Taken over from a replica that died, or queued too long.
+		log.WarnContext(ctx, "slack trigger expired before the form could open", "since_trigger_ms", time.Since(received).Milliseconds())
+		b.reply(ctx, to, handlers.Message{Text: textFormExpired})
+		return
+	}
 	view := requestModal(f, modalMeta{Channel: to.channel, ResponseURL: to.responseURL})
 	err := b.callAPI(ctx, "views.open", func(ctx context.Context) error {
 		_, err := b.api.OpenViewContext(ctx, trigger, view)
@@ -70,6 +76,9 @@ func (b *Bot) openForm(ctx context.Context, trigger string, received time.Time, 
 // did not (the trigger expired), the caller answers with the Ask's message,
 // which says how to type the answer instead.
 func (b *Bot) openAsk(ctx context.Context, trigger string, received time.Time, a handlers.Ask, to replyTo, log *slog.Logger) bool {
+	if time.Since(received) >= triggerTTL {
+		return false
+	}
 	meta := modalMeta{Channel: to.channel, ResponseURL: to.responseURL, RequestID: a.RequestID, Action: a.Action}
 	err := b.callAPI(ctx, "views.open", func(ctx context.Context) error {
 		_, err := b.api.OpenViewContext(ctx, trigger, askModal(a, meta))
@@ -114,7 +123,7 @@ func (b *Bot) onBlockActions(ctx context.Context, h Handler, j job) {
 		if a == nil || !knownAction(a.ActionID) {
 			continue
 		}
-		if b.duplicate(ctx, j, "act:"+a.ActionTs+":"+cb.User.ID+":"+a.ActionID+":"+a.Value) {
+		if b.duplicate(ctx, j, actionKey(cb, a)) {
 			return
 		}
 		log := log.With("action", a.ActionID, "request_id", a.Value)

@@ -309,3 +309,110 @@ func TestPostInterval(t *testing.T) {
 		t.Fatalf("C1 holds %d messages, %d posts refused; want 2 and 1", n, rl)
 	}
 }
+
+// Slack sends each envelope to one of the app's open connections; an
+// envelope left unacknowledged on a connection that goes away is sent
+// again on another one with retry_attempt and retry_reason set, which is
+// what a replica that dies before its ack relies on.
+func TestEnvelopesSpreadOverConnectionsAndUnackedOnesMove(t *testing.T) {
+	s := newServer(t, slackfake.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	type envelope struct {
+		EnvelopeID   string `json:"envelope_id"`
+		Type         string `json:"type"`
+		RetryAttempt int    `json:"retry_attempt"`
+		RetryReason  string `json:"retry_reason"`
+	}
+	dial := func() *websocket.Conn {
+		t.Helper()
+		_, u, err := client(s, s.BotToken()).StartSocketModeContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://api.slack.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		var hello envelope
+		if err := c.ReadJSON(&hello); err != nil || hello.Type != "hello" {
+			t.Fatalf("first frame %+v, %v", hello, err)
+		}
+		return c
+	}
+	a, b := dial(), dial()
+	if err := s.Wait(ctx, func() bool { return s.LiveConnections() == 2 }); err != nil {
+		t.Fatal(err)
+	}
+
+	// b acknowledges everything it gets; a acknowledges nothing.
+	var mu sync.Mutex
+	var onB []envelope
+	go func() {
+		for {
+			var e envelope
+			if err := b.ReadJSON(&e); err != nil {
+				return
+			}
+			mu.Lock()
+			onB = append(onB, e)
+			mu.Unlock()
+			_ = b.WriteJSON(map[string]string{"envelope_id": e.EnvelopeID})
+		}
+	}()
+	const n = 4
+	acks := make(chan slackfake.Ack, n)
+	for i := range n {
+		go func() {
+			res, err := s.SlashCommand(ctx, slackfake.Command{User: "U1", Channel: "C1", Text: strings.Repeat("x", i)})
+			if err != nil {
+				t.Error(err)
+			}
+			acks <- res.Ack
+		}()
+	}
+	var onA []envelope
+	for len(onA) < n/2 {
+		var e envelope
+		if err := a.ReadJSON(&e); err != nil {
+			t.Fatalf("connection a got %d envelopes: %v", len(onA), err)
+		}
+		onA = append(onA, e)
+	}
+	_ = a.UnderlyingConn().Close() // a replica dying before its acks
+	var got []slackfake.Ack
+	for range n {
+		select {
+		case ack := <-acks:
+			got = append(got, ack)
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d envelopes acknowledged", len(got), n)
+		}
+	}
+	retried := map[string]bool{}
+	for _, ack := range got {
+		if ack.RetryAttempt == 1 {
+			retried[ack.EnvelopeID] = true
+		}
+	}
+	for _, e := range onA {
+		if e.RetryAttempt != 0 || !retried[e.EnvelopeID] {
+			t.Errorf("envelope %s first sent on a with retry_attempt %d; acknowledged on b as a retry: %v", e.EnvelopeID, e.RetryAttempt, retried[e.EnvelopeID])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var again int
+	for _, e := range onB {
+		if e.RetryAttempt == 1 {
+			again++
+			if e.RetryReason != "timeout" {
+				t.Errorf("redelivery with retry_reason %q", e.RetryReason)
+			}
+		}
+	}
+	if len(onB) != n || again != n/2 {
+		t.Errorf("b got %d envelopes, %d of them again; want %d and %d", len(onB), again, n, n/2)
+	}
+}
