@@ -59,3 +59,22 @@ func TestFenceTokensSurviveCounterLoss(t *testing.T) {
 		t.Errorf("AppendAudit with the old fence = %v, want ErrFenced", err)
 	}
 }
+
+// BenchmarkClaimCycle is one lease on request work: acquire, renew, release.
+func BenchmarkClaimCycle(b *testing.B) {
+	c, p := redistest.Client(b), redistest.Prefix(b)
+	b.Cleanup(func() { _ = deleteKeys(c, "{"+p+"}*") })
+	s := redis.New(c, p)
+	ctx := context.Background()
+	for b.Loop() {
+		if ok, err := s.Claim(ctx, "request:r-bench", "worker", time.Minute); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		if ok, err := s.Claim(ctx, "request:r-bench", "worker", time.Minute); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		if err := s.Release(ctx, "request:r-bench", "worker"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
