@@ -129,7 +129,7 @@ func newRotReplica(t *testing.T, l *Loaded, prefix, owner string, prov access.Pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: scheduler.NewRedisLocker(c, prefix)})
+	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: scheduler.NewStoreLocker(st, owner, nil)})
 	svc.SetWaker(sched)
 	return &rotReplica{svc: svc, sched: sched}
 }
@@ -372,7 +372,7 @@ func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *testclo
 	}
 	s.con.SetHandler(handlers.New(s.svc, s.con, nil))
 	s.svc.SetNotifier(handlers.NewNotifier(s.con, nil))
-	s.sched = scheduler.New(tapped, s.svc, clock, nil, scheduler.Options{})
+	s.sched = scheduler.New(tapped, s.svc, clock, nil, scheduler.Options{Locker: scheduler.NewStoreLocker(st, "", nil)})
 	s.svc.SetWaker(s.sched)
 	if err := addJobs(ctx, s.sched, s.svc, l, provs, nil); err != nil {
 		t.Fatal(err)
@@ -762,7 +762,7 @@ func TestHandoffTimer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	locker := scheduler.NewLocalLocker()
+	locker := scheduler.NewStoreLocker(st, "", nil)
 	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: locker})
 	svc.SetWaker(sched)
 	ctx, cancel := context.WithCancel(context.Background())

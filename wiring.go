@@ -179,7 +179,7 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	log := newLogger(cfg, stderr)
 	// Redis may be down: wait for it rather than exit; Ctrl-C or SIGTERM
 	// while waiting is a clean stop.
-	st, rc, closeStore, err := openStoreWaiting(ctx, cfg, log)
+	st, _, closeStore, err := openStoreWaiting(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -187,6 +187,9 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 		return err
 	}
 	defer closeStore()
+	// Singleton jobs lock with the store's own fenced claims (before the
+	// console's tap hides the capability).
+	fencer, _ := st.(access.Fencer)
 
 	var con *console.Console
 	if c := cfg.Chat.Console; c != nil {
@@ -252,8 +255,8 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	svc.SetNotifier(handlers.NewNotifier(chat, log))
 
 	opts := scheduler.Options{Sweep: l.Sweep}
-	if rc != nil {
-		opts.Locker = scheduler.NewRedisLocker(rc, redisPrefix(cfg))
+	if fencer != nil {
+		opts.Locker = scheduler.NewStoreLocker(fencer, "", log)
 	}
 	sched := scheduler.New(st, svc, nil, log, opts)
 	svc.SetWaker(sched)
@@ -270,13 +273,6 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 		return nil
 	}
 	return err
-}
-
-func redisPrefix(cfg Config) string {
-	if cfg.Store.Redis != nil && cfg.Store.Redis.Prefix != "" {
-		return cfg.Store.Redis.Prefix
-	}
-	return "accessbot"
 }
 
 // waitSettled returns once no request is pending or live any more

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/accessbot/accessbot/access"
 )
 
 // ErrUnknownJob is returned by RunJob for a name AddJob never registered.
@@ -27,21 +29,28 @@ type job struct {
 // AddJob registers fn to run on the cron schedule spec (five fields, an
 // optional leading seconds field, or a descriptor like "@every 10m"), on
 // one replica at a time: each run first takes the lock "job:<name>" from
-// Options.Locker, refreshes it while fn runs, and is skipped (logged at
-// debug) when another replica holds it. After a scheduled run the lock is
-// kept until shortly before the next tick, so replicas whose clocks or
-// timers are a little apart still run each tick once between them. fn's
-// ctx is cancelled when Run ends or the lock is lost.
+// Options.Locker, renews it every third of LockTTL while fn runs, and is
+// skipped (logged at debug) when another replica holds it. After a
+// scheduled run the lock is kept until shortly before the next tick, so
+// replicas whose clocks or timers are a little apart still run each tick
+// once between them. fn's ctx is cancelled when Run ends or the lock is
+// lost, and carries the lock's fence (access.WithFence): the store refuses
+// fn's writes with access.ErrFenced once the lock is no longer held with
+// its token, even when this process has not noticed yet (a pause longer
+// than the TTL).
 //
 // AddJob must be called before Run. It fails, naming the job, on an empty
-// name, a nil fn, a name already taken, or a spec that does not parse or
-// never fires.
+// name, a nil fn, a name already taken, a spec that does not parse or
+// never fires, or when there is no Locker.
 func (s *Scheduler) AddJob(name, spec string, fn func(ctx context.Context) error) error {
 	if name == "" {
 		return errors.New("scheduler: add job: empty name")
 	}
 	if fn == nil {
 		return fmt.Errorf("scheduler: add job %q: no function", name)
+	}
+	if s.opts.Locker == nil {
+		return fmt.Errorf("scheduler: add job %q: no Locker, and the due index takes no fenced claims (access.Fencer)", name)
 	}
 	sched, err := specParser.Parse(spec)
 	if err != nil {
@@ -114,7 +123,7 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, hold time.Time) error {
 		return fmt.Errorf("scheduler: job %q: take lock: %w", j.name, err)
 	}
 
-	jctx, cancel := context.WithCancel(ctx)
+	jctx, cancel := context.WithCancel(access.WithFence(ctx, lock.Fence()))
 	defer cancel()
 	done := make(chan struct{})
 	refreshed := make(chan struct{})
@@ -143,11 +152,18 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, hold time.Time) error {
 	return nil
 }
 
-// keepLock refreshes lock every third of ttl until done is closed; when the
-// lock is lost it cancels the job, since another replica may now run it.
+// keepLock renews lock every third of ttl on real time until done is
+// closed, on the schedule of the service's leases on request work. A
+// refused renewal (the lock lapsed or was taken over) loses the lock at
+// once; a failing one is retried at the next tick, and loses it once the
+// last successful renewal is so old that the lock may lapse before the
+// next. Losing the lock cancels the job, since another replica may now run
+// it (and the store refuses its writes already).
 func (s *Scheduler) keepLock(ctx context.Context, name string, lock Lock, ttl time.Duration, done <-chan struct{}, cancel context.CancelFunc) {
-	t := time.NewTicker(max(ttl/3, time.Millisecond))
+	every := max(ttl/3, time.Millisecond)
+	t := time.NewTicker(every)
 	defer t.Stop()
+	held := time.Now() // the lock lasts at least ttl from here
 	for {
 		select {
 		case <-done:
@@ -155,17 +171,28 @@ func (s *Scheduler) keepLock(ctx context.Context, name string, lock Lock, ttl ti
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := lock.Refresh(ctx, ttl)
-			if err == nil {
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			s.log.ErrorContext(ctx, "scheduler: job lock lost, cancelling the job", "job", name, "err", err)
-			cancel()
-			return
 		}
+		sent := time.Now()
+		rctx, rcancel := context.WithTimeout(ctx, every)
+		err := lock.Refresh(rctx, ttl)
+		rcancel()
+		switch {
+		case err == nil:
+			held = sent
+			continue
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrNotObtained):
+			s.log.ErrorContext(ctx, "scheduler: job lock lost, cancelling the job", "job", name, "err", err)
+		case time.Since(held)+every >= ttl:
+			s.log.ErrorContext(ctx, "scheduler: job lock renewal keeps failing, cancelling the job", "job", name,
+				"renewed_ago", time.Since(held), "err", err)
+		default:
+			s.log.WarnContext(ctx, "scheduler: job lock renewal failed; retrying", "job", name, "err", err)
+			continue
+		}
+		cancel()
+		return
 	}
 }
 

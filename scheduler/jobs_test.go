@@ -17,7 +17,7 @@ func nop(context.Context) error { return nil }
 
 func TestAddJobRejectsBadInput(t *testing.T) {
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, nil, quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, nil, withLocker(quiet, testLocker(t)))
 	if err := s.AddJob("drift-check", "@every 10m", nop); err != nil {
 		t.Fatalf("AddJob: %v", err)
 	}
@@ -63,7 +63,7 @@ func TestAddJobRejectsBadInput(t *testing.T) {
 func TestRunJob(t *testing.T) {
 	ctx := testCtx(t)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), withLocker(quiet, testLocker(t)))
 
 	if err := s.RunJob(ctx, "missing"); !errors.Is(err, ErrUnknownJob) {
 		t.Errorf("RunJob of an unknown job = %v, want ErrUnknownJob", err)
@@ -164,7 +164,7 @@ func TestSingletonJobRunsOnceAcrossReplicas(t *testing.T) {
 	var lockers []*watchLocker
 	for _, replica := range []string{"a", "b"} {
 		idx := newMemIndex()
-		wl := newWatchLocker(NewRedisLocker(redistest.Client(t), prefix))
+		wl := newWatchLocker(redisLocker(t, prefix, "replica-"+replica))
 		lockers = append(lockers, wl)
 		s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), Options{Sweep: time.Hour, Locker: wl})
 		must(t, s.AddJob("rotation-sync", "@every 1s", func(context.Context) error {
@@ -199,8 +199,8 @@ func TestSingletonJobRunsOnceAcrossReplicas(t *testing.T) {
 func TestJobLockRefreshedDuringLongRun(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := redistest.Prefix(t)
-	wl := newWatchLocker(NewRedisLocker(redistest.Client(t), prefix))
-	other := NewRedisLocker(redistest.Client(t), prefix)
+	wl := newWatchLocker(redisLocker(t, prefix, "replica-a"))
+	other := redisLocker(t, prefix, "replica-b")
 	idx := newMemIndex()
 	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), Options{Locker: wl, LockTTL: time.Second})
 	must(t, s.AddJob("long", "@hourly", func(ctx context.Context) error {
@@ -233,7 +233,7 @@ func TestJobCancelledWhenLockLost(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	idx := newMemIndex()
 	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t),
-		Options{Locker: NewRedisLocker(c, prefix), LockTTL: 300 * time.Millisecond})
+		Options{Locker: redisLocker(t, prefix, "replica-a"), LockTTL: 300 * time.Millisecond})
 	started := make(chan struct{})
 	must(t, s.AddJob("lost", "@hourly", func(jctx context.Context) error {
 		close(started)
@@ -247,7 +247,7 @@ func TestJobCancelledWhenLockLost(t *testing.T) {
 	go func() {
 		<-started
 		// Someone else's cleanup (or a Redis failover) drops the lock.
-		c.Del(ctx, prefix+":lock:job:lost")
+		c.Del(ctx, "{"+prefix+"}:claim:job:lost")
 	}()
 	if err := s.RunJob(ctx, "lost"); !errors.Is(err, context.Canceled) {
 		t.Errorf("RunJob = %v, want the job cancelled", err)
@@ -257,7 +257,7 @@ func TestJobCancelledWhenLockLost(t *testing.T) {
 func TestJobContextEndsWithRun(t *testing.T) {
 	ctx := testCtx(t)
 	idx := newMemIndex()
-	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), quiet)
+	s := New(idx, newRecorder(idx, testclock.New(t0)), nil, testLogger(t), withLocker(quiet, testLocker(t)))
 	entered := make(chan struct{}, 1)
 	ended := make(chan error, 1)
 	must(t, s.AddJob("watch", "@every 1s", func(jctx context.Context) error {
@@ -292,6 +292,11 @@ func TestJobContextEndsWithRun(t *testing.T) {
 	default:
 		t.Error("Run returned before the job ended")
 	}
+}
+
+func withLocker(o Options, l Locker) Options {
+	o.Locker = l
+	return o
 }
 
 func must(t *testing.T, err error) {

@@ -2,13 +2,17 @@ package scheduler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"os"
+	"strconv"
+
 	"time"
 
-	"github.com/bsm/redislock"
-	"github.com/redis/go-redis/v9"
+	"github.com/accessbot/accessbot/access"
 )
 
 // Lock errors.
@@ -37,142 +41,97 @@ type Lock interface {
 	// already expired or been released; releasing twice is therefore safe
 	// to ignore.
 	Release(ctx context.Context) error
+	// Fence is the lock's fencing token: store writes on a context with
+	// it (access.WithFence) are refused once the lock is lost.
+	Fence() access.Fence
 }
 
-// LocalLocker is an in-process Locker, for a single replica (the bolt store).
-// The zero value is not usable; use NewLocalLocker.
-type LocalLocker struct {
-	mu    sync.Mutex
-	held  map[string]localEntry
-	seq   uint64
-	nowFn func() time.Time
+// StoreLocker is the Locker on the store's claims (access.Fencer): a job's
+// lock is the same kind of claim, with the same fencing tokens, as the
+// leases on request work, on whichever store the process uses. Each
+// Obtain is a new owner, so two runs in one process exclude each other as
+// runs on two replicas do.
+type StoreLocker struct {
+	f    access.Fencer
+	name string
+	log  *slog.Logger
 }
 
-type localEntry struct {
-	token   uint64
-	expires time.Time
-}
+var _ Locker = (*StoreLocker)(nil)
 
-var _ Locker = (*LocalLocker)(nil)
-
-// NewLocalLocker returns an empty in-process Locker.
-func NewLocalLocker() *LocalLocker {
-	return &LocalLocker{held: make(map[string]localEntry), nowFn: time.Now}
-}
-
-// Obtain takes key for ttl, or returns ErrNotObtained while another holder's
-// lock has not expired. A ttl that is not positive is an error.
-func (l *LocalLocker) Obtain(_ context.Context, key string, ttl time.Duration) (Lock, error) {
-	if ttl <= 0 {
-		return nil, fmt.Errorf("local lock %q: ttl %s is not positive", key, ttl)
+// NewStoreLocker returns a Locker on f. name identifies this replica in
+// lock owners and logs (host name and process id when empty); a nil log
+// discards.
+func NewStoreLocker(f access.Fencer, name string, log *slog.Logger) *StoreLocker {
+	if name == "" {
+		host, _ := os.Hostname()
+		name = host + "/" + strconv.Itoa(os.Getpid())
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.nowFn()
-	if e, ok := l.held[key]; ok && now.Before(e.expires) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &StoreLocker{f: f, name: name, log: log}
+}
+
+// Obtain takes key for ttl without waiting; ErrNotObtained when it is
+// held. When the previous holding lapsed instead of being released (its
+// holder died or paused past its TTL) it says so at Warn. A ttl that is
+// not positive is an error.
+func (l *StoreLocker) Obtain(ctx context.Context, key string, ttl time.Duration) (Lock, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	owner := l.name + ":" + hex.EncodeToString(b[:])
+	lease, ok, err := l.f.ClaimFenced(ctx, key, owner, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("lock %q: %w", key, err)
+	}
+	if !ok {
 		return nil, ErrNotObtained
 	}
-	l.seq++
-	l.held[key] = localEntry{token: l.seq, expires: now.Add(ttl)}
-	return &localLock{l: l, key: key, token: l.seq}, nil
+	if p := lease.Lapsed; p != nil {
+		l.log.WarnContext(ctx, "lock taken over from a holder whose lease lapsed", "lock", key,
+			"previous_owner", p.Owner, "previous_token", p.Token, "owner", owner, "token", lease.Token)
+	}
+	return &storeLock{f: l.f, key: key, owner: owner, token: lease.Token}, nil
 }
 
-type localLock struct {
-	l     *LocalLocker
+type storeLock struct {
+	f     access.Fencer
 	key   string
-	token uint64
+	owner string
+	token int64
 }
 
-func (k *localLock) Refresh(_ context.Context, ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("local lock %q: ttl %s is not positive", k.key, ttl)
+func (k *storeLock) Fence() access.Fence { return access.Fence{Key: k.key, Token: k.token} }
+
+// Refresh renews the claim. A claim that lapsed before the renewal is
+// lost even when nobody took it in between: the renewal would be a new
+// acquisition with a new token, which the work's fence does not carry,
+// so it is given back at once.
+func (k *storeLock) Refresh(ctx context.Context, ttl time.Duration) error {
+	lease, ok, err := k.f.ClaimFenced(ctx, k.key, k.owner, ttl)
+	if err != nil {
+		return fmt.Errorf("lock %q: refresh: %w", k.key, err)
 	}
-	k.l.mu.Lock()
-	defer k.l.mu.Unlock()
-	now := k.l.nowFn()
-	e, ok := k.l.held[k.key]
-	if !ok || e.token != k.token || !now.Before(e.expires) {
+	if !ok {
 		return ErrNotObtained
 	}
-	k.l.held[k.key] = localEntry{token: k.token, expires: now.Add(ttl)}
-	return nil
-}
-
-func (k *localLock) Release(_ context.Context) error {
-	k.l.mu.Lock()
-	defer k.l.mu.Unlock()
-	e, ok := k.l.held[k.key]
-	if !ok || e.token != k.token {
-		return ErrNotHeld
-	}
-	delete(k.l.held, k.key)
-	if !k.l.nowFn().Before(e.expires) {
-		return ErrNotHeld
-	}
-	return nil
-}
-
-// RedisLocker is a Locker on Redis (github.com/bsm/redislock): SET NX PX
-// with a random token, refreshed and released by token, so a replica can
-// never extend or free a lock another replica took over.
-type RedisLocker struct {
-	c      *redislock.Client
-	prefix string
-}
-
-var _ Locker = (*RedisLocker)(nil)
-
-// NewRedisLocker returns a Locker whose keys are "<prefix>:lock:<key>"
-// ("lock:<key>" when prefix is empty).
-func NewRedisLocker(c redis.UniversalClient, prefix string) *RedisLocker {
-	if prefix != "" {
-		prefix += ":"
-	}
-	return &RedisLocker{c: redislock.New(c), prefix: prefix + "lock:"}
-}
-
-// Obtain takes key for ttl without waiting; ErrNotObtained when it is held.
-// ttl must be at least a millisecond (Redis PX granularity).
-func (r *RedisLocker) Obtain(ctx context.Context, key string, ttl time.Duration) (Lock, error) {
-	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("redis lock %q: ttl %s is under a millisecond", key, ttl)
-	}
-	l, err := r.c.Obtain(ctx, r.prefix+key, ttl, nil)
-	if errors.Is(err, redislock.ErrNotObtained) {
-		return nil, ErrNotObtained
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redis lock %q: obtain: %w", key, err)
-	}
-	return &redisLock{l: l, key: key}, nil
-}
-
-type redisLock struct {
-	l   *redislock.Lock
-	key string
-}
-
-func (k *redisLock) Refresh(ctx context.Context, ttl time.Duration) error {
-	if ttl < time.Millisecond {
-		return fmt.Errorf("redis lock %q: ttl %s is under a millisecond", k.key, ttl)
-	}
-	err := k.l.Refresh(ctx, ttl, nil)
-	if errors.Is(err, redislock.ErrNotObtained) {
+	if lease.Token != k.token {
+		if _, err := k.f.ReleaseFenced(ctx, k.key, k.owner); err != nil {
+			return fmt.Errorf("lock %q: lapsed, and giving back the renewal failed: %w", k.key, err)
+		}
 		return ErrNotObtained
 	}
-	if err != nil {
-		return fmt.Errorf("redis lock %q: refresh: %w", k.key, err)
-	}
 	return nil
 }
 
-func (k *redisLock) Release(ctx context.Context) error {
-	err := k.l.Release(ctx)
-	if errors.Is(err, redislock.ErrLockNotHeld) {
-		return ErrNotHeld
-	}
+func (k *storeLock) Release(ctx context.Context) error {
+	ok, err := k.f.ReleaseFenced(ctx, k.key, k.owner)
 	if err != nil {
-		return fmt.Errorf("redis lock %q: release: %w", k.key, err)
+		return fmt.Errorf("lock %q: release: %w", k.key, err)
+	}
+	if !ok {
+		return ErrNotHeld
 	}
 	return nil
 }

@@ -14,7 +14,10 @@
 // at start.
 //
 // Singleton cron jobs (AddJob) run on one replica at a time under a lock
-// from a Locker: NewLocalLocker for one replica, NewRedisLocker for several.
+// from a Locker: a StoreLocker, the store's own claims, whichever store
+// the process uses. A job's writes carry the lock's fencing token, so a
+// replica that lost the lock (paused past its lease) cannot write after
+// another took it over.
 package scheduler
 
 import (
@@ -70,7 +73,9 @@ type Options struct {
 	// seen are still due (failed or not moved by Process), since they hide
 	// the next due time behind them (default 1s).
 	Recheck time.Duration
-	// Locker guards singleton jobs (default: NewLocalLocker()).
+	// Locker guards singleton jobs (default: a StoreLocker on the due
+	// index when it is an access.Fencer, as both stores are; AddJob fails
+	// when there is neither).
 	Locker Locker
 	// LockTTL is the lifetime of a job lock; it is refreshed every third of
 	// it while the job runs (default 1m).
@@ -95,9 +100,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = time.Second
-	}
-	if o.Locker == nil {
-		o.Locker = NewLocalLocker()
 	}
 	if o.LockTTL <= 0 {
 		o.LockTTL = time.Minute
@@ -139,6 +141,9 @@ func New(idx DueIndex, p Processor, clock access.Clock, log *slog.Logger, opts O
 		log = slog.New(slog.DiscardHandler)
 	}
 	opts = opts.withDefaults()
+	if f, ok := idx.(access.Fencer); ok && opts.Locker == nil {
+		opts.Locker = NewStoreLocker(f, "", log)
+	}
 	return &Scheduler{
 		idx:      idx,
 		p:        p,

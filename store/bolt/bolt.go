@@ -98,7 +98,12 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: initialise store file %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, now: time.Now, claims: claims{m: map[string]claim{}}}, nil
+	epoch, err := nextEpoch(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: initialise store file %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, now: time.Now, claims: claims{m: map[string]claim{}, base: epoch << seqBits}}, nil
 }
 
 // Close closes the file. Calling it again returns the first result.
@@ -130,7 +135,12 @@ func (s *Store) Create(ctx context.Context, r *access.Request, events ...access.
 		return fmt.Errorf("bolt: create %s: encode: %w", r.ID, err)
 	}
 	var exists bool
+	check, done := s.fence(ctx)
+	defer done()
 	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		if err := check(); err != nil {
+			return err
+		}
 		exists = tx.Bucket(bucketRequests).Get([]byte(next.ID)) != nil
 		if exists {
 			return nil
@@ -215,7 +225,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(r *access.Request
 			return nil, fmt.Errorf("bolt: update %s: encode: %w", id, err)
 		}
 		var stale bool
+		check, done := s.fence(ctx)
 		err = s.db.Batch(func(tx *bbolt.Tx) error {
+			if err := check(); err != nil {
+				return err
+			}
 			// Any write changes the stored bytes (the version at least),
 			// so equal bytes mean nobody wrote in between.
 			stale = !bytes.Equal(tx.Bucket(bucketRequests).Get([]byte(id)), raw)
@@ -224,6 +238,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(r *access.Request
 			}
 			return write(tx, cur, next, data, events)
 		})
+		done()
 		if err != nil {
 			return nil, fmt.Errorf("bolt: update %s: %w", id, err)
 		}
@@ -473,7 +488,15 @@ func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) er
 	if len(events) == 0 {
 		return nil
 	}
-	if err := s.db.Batch(func(tx *bbolt.Tx) error { return appendAudit(tx, events) }); err != nil {
+	check, done := s.fence(ctx)
+	defer done()
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		if err := check(); err != nil {
+			return err
+		}
+		return appendAudit(tx, events)
+	})
+	if err != nil {
 		return fmt.Errorf("bolt: append audit: %w", err)
 	}
 	return nil
@@ -567,31 +590,5 @@ func pruneSeen(ids, exp *bbolt.Bucket, now time.Time) error {
 			return err
 		}
 	}
-	return nil
-}
-
-// Claim takes an expiring claim on id for owner. It returns true when the
-// claim is free, expired or already owner's (the expiry is then renewed).
-// Claims live in memory: one process owns a bolt file.
-func (s *Store) Claim(ctx context.Context, id, owner string, ttl time.Duration) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("bolt: claim %s: %w", id, err)
-	}
-	if id == "" || owner == "" {
-		return false, fmt.Errorf("bolt: claim %q for %q: id and owner are required", id, owner)
-	}
-	if ttl <= 0 {
-		return false, fmt.Errorf("bolt: claim %s: ttl %v is not positive", id, ttl)
-	}
-	return s.claims.claim(id, owner, s.now(), ttl), nil
-}
-
-// Release gives the claim on id back if owner holds it; otherwise it does
-// nothing. It is idempotent.
-func (s *Store) Release(ctx context.Context, id, owner string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: release %s: %w", id, err)
-	}
-	s.claims.release(id, owner)
 	return nil
 }

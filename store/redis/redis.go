@@ -14,6 +14,8 @@
 //	{prefix}:idx:role:<role>       zset, likewise
 //	{prefix}:audit                 stream: field e = event JSON
 //	{prefix}:claim:<id>            string: owner, with a TTL
+//	{prefix}:lease:<id>            hash: token, owner of the claim's holding (fence.go)
+//	{prefix}:fence                 string: the last fencing token handed out
 //	{prefix}:seen:<event id>       string, with a TTL
 //
 // The due index keeps milliseconds: a DueAt with a sub-millisecond part is
@@ -147,7 +149,11 @@ func dueScore(t time.Time) int64 {
 // KEYS: request, due, audit, old index keys (ARGV[7] of them), new index keys.
 // ARGV: expected version, new version, request JSON, id, due score or "",
 // created score, number of old index keys, event JSON...
-var writeScript = goredis.NewScript(`
+var writeScript = goredis.NewScript(writeLua)
+
+// writeLua is writeScript's source; fencedWriteScript (fence.go) runs it
+// after its fence check.
+const writeLua = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then v = '0' end
 if v ~= ARGV[1] then return 0 end
@@ -168,7 +174,7 @@ for i = 8, #ARGV do
   redis.call('XADD', KEYS[3], '*', 'e', ARGV[i])
 end
 return 1
-`)
+`
 
 // write runs writeScript; it reports false when the version did not match.
 func (s *Store) write(ctx context.Context, old, r *access.Request, expected int64, events []access.AuditEvent) (bool, error) {
@@ -199,7 +205,7 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 		}
 		args = append(args, b)
 	}
-	n, err := writeScript.Run(ctx, s.c, keys, args...).Int()
+	n, err := s.runWrite(ctx, keys, args)
 	if err != nil {
 		return false, err
 	}
@@ -480,7 +486,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) er
 	if len(events) == 0 {
 		return nil
 	}
-	vals := make([][]byte, len(events))
+	vals := make([]any, len(events))
 	for i, ev := range events {
 		ev.ID = ""
 		b, err := json.Marshal(ev)
@@ -488,6 +494,12 @@ func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) er
 			return fmt.Errorf("redis: append audit: encode event: %w", err)
 		}
 		vals[i] = b
+	}
+	if f, ok := access.FenceFrom(ctx); ok {
+		if err := s.appendAuditFenced(ctx, f, vals); err != nil {
+			return fmt.Errorf("redis: append audit: %w", err)
+		}
+		return nil
 	}
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, b := range vals {
@@ -564,49 +576,4 @@ func (s *Store) Seen(ctx context.Context, eventID string, ttl time.Duration) (bo
 		return false, fmt.Errorf("redis: seen %s: %w", eventID, err)
 	}
 	return !set, nil
-}
-
-var claimScript = goredis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-if v == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-`)
-
-var releaseScript = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-// Claim takes an expiring claim on id for owner. It returns true when the
-// claim is free, expired or already owner's (the expiry is then renewed).
-func (s *Store) Claim(ctx context.Context, id, owner string, ttl time.Duration) (bool, error) {
-	if id == "" || owner == "" {
-		return false, fmt.Errorf("redis: claim %q for %q: id and owner are required", id, owner)
-	}
-	if ttl <= 0 {
-		return false, fmt.Errorf("redis: claim %s: ttl %v is not positive", id, ttl)
-	}
-	n, err := claimScript.Run(ctx, s.c, []string{s.key("claim", id)}, owner, ttlArg(ttl)).Int()
-	if err != nil {
-		return false, fmt.Errorf("redis: claim %s: %w", id, err)
-	}
-	return n == 1, nil
-}
-
-// Release gives the claim on id back if owner holds it; otherwise it does
-// nothing. It is idempotent.
-func (s *Store) Release(ctx context.Context, id, owner string) error {
-	if err := releaseScript.Run(ctx, s.c, []string{s.key("claim", id)}, owner).Err(); err != nil {
-		return fmt.Errorf("redis: release %s: %w", id, err)
-	}
-	return nil
 }
