@@ -690,7 +690,18 @@ var errLeaseLost = errors.New("access: lease lost")
 // does nothing, so work can let go before it tells people.
 func (s *Service) lease(ctx context.Context, key string) (lctx context.Context, release func(), ok bool, err error) {
 	token := s.owner + ":" + NewID()[2:]
-	ok, err = s.store.Claim(ctx, key, token, s.opt.LeaseTTL)
+	var held int64 // the fencing token of this holding, where the store hands them out
+	if f, isFencer := s.store.(Fencer); isFencer {
+		var l Lease
+		l, ok, err = f.ClaimFenced(ctx, key, token, s.opt.LeaseTTL)
+		if ok && l.Lapsed != nil {
+			s.log.WarnContext(ctx, "lease taken over from a holder whose lease lapsed (it died, paused or lost the store)",
+				"lease", key, "previous_owner", l.Lapsed.Owner, "previous_token", l.Lapsed.Token, "token", l.Token)
+		}
+		held = l.Token
+	} else {
+		ok, err = s.store.Claim(ctx, key, token, s.opt.LeaseTTL)
+	}
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("access: claim %s: %w", key, err)
 	}
@@ -699,7 +710,7 @@ func (s *Service) lease(ctx context.Context, key string) (lctx context.Context, 
 	}
 	lctx, lose := context.WithCancelCause(ctx)
 	stop, done := make(chan struct{}), make(chan struct{})
-	go s.renew(ctx, key, token, lose, stop, done)
+	go s.renew(ctx, key, token, held, lose, stop, done)
 	var once sync.Once
 	return lctx, func() {
 		once.Do(func() {
@@ -718,14 +729,15 @@ func (s *Service) lease(ctx context.Context, key string) (lctx context.Context, 
 // it at once; a failing one is retried at the next tick, and loses it once
 // the last successful renewal is so old that the lease may lapse before
 // the next. Losing the lease cancels the work with errLeaseLost.
-func (s *Service) renew(ctx context.Context, key, token string, lose context.CancelCauseFunc, stop <-chan struct{}, done chan<- struct{}) {
+func (s *Service) renew(ctx context.Context, key, token string, held int64, lose context.CancelCauseFunc, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	ctx = context.WithoutCancel(ctx)
 	ttl := s.opt.LeaseTTL
 	every := max(ttl/3, time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	held := time.Now() // the lease lasts at least ttl from here
+	renewed := time.Now() // the lease lasts at least ttl from here
+	f, isFencer := s.store.(Fencer)
 	for {
 		select {
 		case <-stop:
@@ -734,19 +746,35 @@ func (s *Service) renew(ctx context.Context, key, token string, lose context.Can
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, every)
-		ok, err := s.store.Claim(rctx, key, token, ttl)
+		var ok bool
+		var err error
+		if isFencer {
+			var l Lease
+			l, ok, err = f.ClaimFenced(rctx, key, token, ttl)
+			if ok && l.Token != held {
+				// The lease lapsed and this renewal acquired it anew:
+				// someone may have held it in between, so the work
+				// must not go on as if nothing happened.
+				cancel()
+				s.log.WarnContext(ctx, "lease lapsed between renewals; cancelling the work", "lease", key)
+				lose(fmt.Errorf("%w: %s lapsed between renewals", errLeaseLost, key))
+				return
+			}
+		} else {
+			ok, err = s.store.Claim(rctx, key, token, ttl)
+		}
 		cancel()
 		switch {
 		case err == nil && ok:
-			held = sent
+			renewed = sent
 			continue
 		case err == nil:
 			s.log.WarnContext(ctx, "lease lost to another worker; cancelling the work", "lease", key)
 			lose(fmt.Errorf("%w: %s is held by another worker", errLeaseLost, key))
 			return
-		case time.Since(held)+every >= ttl:
+		case time.Since(renewed)+every >= ttl:
 			s.log.WarnContext(ctx, "lease renewal keeps failing; cancelling the work", "lease", key,
-				"renewed_ago", time.Since(held), "err", err)
+				"renewed_ago", time.Since(renewed), "err", err)
 			lose(fmt.Errorf("%w: renewing %s: %v", errLeaseLost, key, err))
 			return
 		}
@@ -1382,11 +1410,16 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-// tookOver logs when the work on r, just leased, looks interrupted: its
+// tookOver logs, on a store that hands out no fencing tokens (and so
+// cannot tell a lapsed lease from a released one), when the work on r,
+// just leased, looks interrupted: its
 // last worker moved it on (approved, revoking) and then recorded nothing
 // for longer than a live worker would, so that worker died or lost its
 // lease and this one takes the work over.
 func (s *Service) tookOver(ctx context.Context, r *Request) {
+	if _, isFencer := s.store.(Fencer); isFencer {
+		return // lease said so for certain when it took the lapsed lease
+	}
 	if r.Attempts > 0 || !r.RetryAt.IsZero() {
 		return
 	}

@@ -78,7 +78,8 @@ type Options struct {
 	// when there is neither).
 	Locker Locker
 	// LockTTL is the lifetime of a job lock; it is refreshed every third of
-	// it while the job runs (default 1m).
+	// it while the job runs (default 10s: a dead leader's job is taken
+	// over within seconds, like a request's lease).
 	LockTTL time.Duration
 }
 
@@ -102,7 +103,7 @@ func (o Options) withDefaults() Options {
 		o.Recheck = time.Second
 	}
 	if o.LockTTL <= 0 {
-		o.LockTTL = time.Minute
+		o.LockTTL = 10 * time.Second
 	}
 	return o
 }
