@@ -237,4 +237,3 @@ func (s heldHandler) SubmitForm(context.Context, handlers.FormInput) (handlers.R
 	return handlers.Reply{}, nil
 }
 func (s heldHandler) RoleOptions(context.Context, string, string) []handlers.RoleOption { return nil }
-
