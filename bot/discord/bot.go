@@ -127,7 +127,12 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 	}
 	next := hc.Transport
 	if next == nil {
-		next = http.DefaultTransport
+		// Many interactions are answered at once: keep their connections
+		// (the default keeps 2 idle per host, and a burst then opens new
+		// ones for most callbacks).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 100
+		next = t
 	}
 	hc.Transport = rewrite{base: base, next: next}
 	s.Client = hc
