@@ -127,8 +127,10 @@ func identityProblem(e string) string {
 	if strings.TrimSpace(e) == "" {
 		return "missing identity (an email address)"
 	}
-	if err := access.CheckIdentity(access.NormalizeIdentity(e)); err != nil {
-		return fmt.Sprintf("%q is not a plain ASCII email address", e)
+	for _, r := range e {
+		if r > 0x7e || r < 0x20 {
+			return fmt.Sprintf("%q contains %q (U+%04X); identities must be plain ASCII email addresses", e, r, r)
+		}
 	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || !access.SameIdentity(a.Address, e) {
