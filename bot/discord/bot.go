@@ -52,6 +52,7 @@ const (
 	textGuildRefused = "This server is not allowed to use accessbot."
 	textFailed       = "Sorry, something went wrong on our side. It has been logged; please try again."
 	textUnknown      = "accessbot does not know this button or form; nothing was done."
+	textBusy         = "accessbot has too many requests waiting right now; nothing was done. Please try again in a minute."
 )
 
 // Handler is what the transport needs from the handlers package
@@ -89,7 +90,7 @@ type Bot struct {
 
 	mu      sync.RWMutex
 	handler Handler
-	jobs    chan job // nil until Run
+	lanes   *lanes // nil until Run
 
 	dmMu sync.Mutex
 	dms  map[string]string // user id -> DM channel id
@@ -221,18 +222,42 @@ func (b *Bot) Run(ctx context.Context) error {
 	if h == nil {
 		return errors.New("discord: run: no handler set (call SetHandler before Run)")
 	}
-	jobs := make(chan job, b.cfg.Workers*queuePerWorker)
+	jobs := &lanes{bulk: make(chan job, b.cfg.Workers*queuePerWorker), urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker)}
 	b.mu.Lock()
-	b.jobs = jobs
+	b.lanes = jobs
 	b.mu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)
+	// Urgent workers take urgent work only; the others take either, urgent
+	// work first, so a flood of requests never delays a decision.
+	for range b.cfg.UrgentWorkers {
+		g.Go(func() error {
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, h, j)
+				}
+			}
+		})
+	}
 	for range b.cfg.Workers {
 		g.Go(func() error {
 			for {
 				select {
 				case <-gctx.Done():
 					return nil
-				case j := <-jobs:
+				case j := <-jobs.urgent:
+					b.work(gctx, h, j)
+					continue
+				default:
+				}
+				select {
+				case <-gctx.Done():
+					return nil
+				case j := <-jobs.urgent:
+					b.work(gctx, h, j)
+				case j := <-jobs.bulk:
 					b.work(gctx, h, j)
 				}
 			}

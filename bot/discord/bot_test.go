@@ -232,8 +232,47 @@ func (s heldHandler) Command(ctx context.Context, _ handlers.Command) handlers.R
 	}
 	return handlers.Reply{Message: handlers.Message{Text: "slow answer"}}
 }
-func (s heldHandler) Action(context.Context, handlers.Action) handlers.Reply { return handlers.Reply{} }
+func (s heldHandler) Action(context.Context, handlers.Action) handlers.Reply {
+	return handlers.Reply{Message: handlers.Message{Text: "clicked"}}
+}
 func (s heldHandler) SubmitForm(context.Context, handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
 	return handlers.Reply{}, nil
 }
 func (s heldHandler) RoleOptions(context.Context, string, string) []handlers.RoleOption { return nil }
+
+// A flood of requests holding every bulk worker does not delay a click:
+// buttons, revoke, cancel and break-glass have workers of their own.
+func TestClicksOvertakeAFloodOfRequests(t *testing.T) {
+	f := newFake(t, discordfake.Options{})
+	release := make(chan struct{})
+	cfg := botConfig(f)
+	cfg.Workers, cfg.UrgentWorkers = 2, 1
+	b, err := discord.New(cfg, heldHandler{release: release}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBot(t, b)
+	waitFor(t, f, "commands registered", func() bool { return f.Overwrites() == 1 })
+	var held []*discordfake.Interaction
+	for range 5 {
+		in, err := f.Command(tctx(t), in(uAlice), "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, in)
+	}
+	click, err := f.Click(tctx(t), in(uBob), discordfake.Message{ID: "1", ChannelID: chApprove}, "access:approve:r-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, "the click's answer while requests are held", func() bool { return f.Interaction(click.ID).Original.Edits == 1 })
+	for _, in := range held {
+		if f.Interaction(in.ID).Original.Edits != 0 {
+			t.Fatal("a held request was answered")
+		}
+	}
+	close(release)
+	for _, in := range held {
+		waitFor(t, f, "held request answered", func() bool { return f.Interaction(in.ID).Original.Edits == 1 })
+	}
+}

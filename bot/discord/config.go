@@ -14,9 +14,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAPIURL       = "https://discord.com/api/v10/"
-	DefaultWorkers      = 16
-	DefaultEventTimeout = 30 * time.Second
+	DefaultAPIURL        = "https://discord.com/api/v10/"
+	DefaultWorkers       = 16
+	DefaultUrgentWorkers = 8
+	DefaultEventTimeout  = 30 * time.Second
 )
 
 // Config configures the Discord transport. The yaml keys are those of
@@ -29,8 +30,9 @@ type Config struct {
 	SecurityChannel  string            `yaml:"security_channel"`  // channel for break-glass announcements and alerts
 	Users            map[string]string `yaml:"users"`             // Discord user id -> identity (email)
 
-	Workers      int           `yaml:"-"` // interactions worked on at once after their first response; default 16
-	EventTimeout time.Duration `yaml:"-"` // deadline of one interaction's work; default 30 s
+	Workers       int           `yaml:"-"` // interactions worked on at once after their first response; default 16
+	UrgentWorkers int           `yaml:"-"` // more, only for work that cannot post a new approval card (clicks, revoke, cancel, break-glass); default 8
+	EventTimeout  time.Duration `yaml:"-"` // deadline of one interaction's work; default 30 s
 }
 
 // FieldError is one problem of a Config, with the key path of the config
@@ -146,6 +148,9 @@ func (c Config) normalised() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.UrgentWorkers <= 0 {
+		c.UrgentWorkers = DefaultUrgentWorkers
 	}
 	if c.EventTimeout <= 0 {
 		c.EventTimeout = DefaultEventTimeout

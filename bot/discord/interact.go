@@ -23,6 +23,28 @@ type job struct {
 	noteAdd bool                // a Deny: the answer offers "Add a reason"
 }
 
+// lanes are the two queues between the gateway and the workers.
+type lanes struct {
+	bulk   chan job // work that may post a new approval card
+	urgent chan job // all other work
+}
+
+// urgentCommands are the subcommands that never post a new approval card.
+var urgentCommands = map[string]bool{"revoke": true, "cancel": true, "breakglass": true}
+
+// urgent reports whether j cannot post a new approval card: buttons, the
+// Ask form, revoke, cancel, break-glass.
+func (j job) urgent() bool {
+	switch {
+	case j.action != nil:
+		return true
+	case j.form != nil:
+		return false
+	}
+	sub, _, _ := strings.Cut(j.text, " ")
+	return urgentCommands[sub]
+}
+
 // userID is the acting user: member.user in guilds, user in DMs.
 func userID(i *discordgo.Interaction) string {
 	if i.Member != nil && i.Member.User != nil {
@@ -259,24 +281,35 @@ func (b *Bot) deferWork(ctx context.Context, log *slog.Logger, j job) {
 		return
 	}
 	b.mu.RLock()
-	jobs := b.jobs
+	ls := b.lanes
 	b.mu.RUnlock()
-	if jobs == nil {
+	if ls == nil {
 		b.work(context.Background(), b.getHandler(), j)
 		return
 	}
+	q := ls.bulk
+	if j.urgent() {
+		q = ls.urgent
+	}
 	select {
-	case jobs <- j:
+	case q <- j:
 		return
 	default:
+	}
+	if !j.urgent() {
+		// Waiting would hold a gateway goroutine per request of a flood:
+		// refuse the request instead.
+		log.WarnContext(ctx, "discord request queue full; request refused")
+		b.edit(log, j.i, handlers.Message{Text: textBusy})
+		return
 	}
 	log.WarnContext(ctx, "discord worker queue full; waiting")
 	t := time.NewTimer(b.cfg.EventTimeout)
 	defer t.Stop()
 	select {
-	case jobs <- j:
+	case q <- j:
 	case <-t.C:
-		b.edit(log, j.i, handlers.Message{Text: "accessbot has too many requests waiting right now; nothing was done. Please try again in a minute."})
+		b.edit(log, j.i, handlers.Message{Text: textBusy})
 	}
 }
 

@@ -288,11 +288,15 @@ func (s *Server) bulkOverwrite(w http.ResponseWriter, r *http.Request, app, guil
 	writeJSON(w, 200, cmds)
 }
 
-// Commands returns the commands registered in guild (as sent, plus ids).
+// Commands returns a copy of the commands registered in guild (as sent,
+// plus ids).
 func (s *Server) Commands(guild string) []map[string]any {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.commands[guild]
+	raw, _ := json.Marshal(s.commands[guild])
+	s.mu.Unlock()
+	var out []map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return out
 }
 
 // Overwrites counts bulk-overwrite calls.
