@@ -507,3 +507,53 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
+
+// Every subcommand reaches the handlers with its options in place.
+func TestE2ESubcommands(t *testing.T) {
+	w := newWorld(t, discordfake.Options{})
+	o := func(n, v string) discordfake.Option { return discordfake.Option{Name: n, Value: v} }
+	check := func(txt, want string) {
+		t.Helper()
+		if !strings.Contains(txt, want) {
+			t.Errorf("answer %q lacks %q", txt, want)
+		}
+	}
+	txt, _ := w.command(t, uAlice, "help")
+	check(txt, "/access")
+	txt, _ = w.command(t, uAlice, "roles")
+	check(txt, "prod-admin")
+	txt, _ = w.command(t, uAlice, "oncall")
+	check(txt, "No rotations are configured")
+	txt, _ = w.command(t, uAlice, "oncall", o("rotation", "platform"))
+	check(txt, `no rotation "platform"`)
+
+	w.command(t, uAlice, "request", o("role", "prod-admin"), o("duration", "1h"), o("reason", "deploy"))
+	card, id := w.card(t, 1)
+	txt, _ = w.command(t, uAlice, "cancel", o("id", id))
+	check(txt, "Request "+id+" is cancelled")
+	waitFor(t, w.fake, "card shows the cancellation", func() bool {
+		m, _ := w.fake.Message(card.ChannelID, card.ID)
+		return strings.Contains(discordfake.Text(m), "cancelled") && len(discordfake.Buttons(m.Components)) == 0
+	})
+
+	w.command(t, uAlice, "request", o("role", "prod-read"), o("duration", "1h"), o("reason", "read logs"))
+	card2, id2 := w.card(t, 2)
+	w.click(t, in(uBob), card2, handlers.ActionApprove, id2)
+	waitFor(t, w.fake, "grant", func() bool { return w.prov.IsMember(groupRead, alice) })
+	txt, _ = w.command(t, uAlice, "extend", o("id", id2), o("duration", "30m"), o("reason", "still reading"))
+	check(txt, "Extension request")
+	txt, _ = w.command(t, uAlice, "list")
+	check(txt, id2)
+	txt, _ = w.command(t, uAlice, "revoke", o("target", "prod-read"), o("reason", "done"))
+	check(txt, "has ended")
+	if w.prov.IsMember(groupRead, alice) {
+		t.Error("still a member after revoke")
+	}
+	txt, _ = w.command(t, uAlice, "breakglass", o("role", "prod-admin"), o("duration", "banana"), o("reason", "sev1"))
+	check(txt, "not a duration")
+	txt, _ = w.command(t, uAlice, "revoke", o("target", "r-1 prod-admin"))
+	check(txt, "takes one word")
+	if n := len(w.fake.Messages(chSecurity)); n != 0 {
+		t.Errorf("%d security announcements after a refused break-glass", n)
+	}
+}
