@@ -52,6 +52,7 @@ const (
 	textGuildRefused = "This server is not allowed to use accessbot."
 	textFailed       = "Sorry, something went wrong on our side. It has been logged; please try again."
 	textUnknown      = "accessbot does not know this button or form; nothing was done."
+	textStopping     = "accessbot is restarting and did not get to this; nothing was done. Please try again in a minute."
 	textBusy         = "accessbot has too many requests waiting right now; nothing was done. Please try again in a minute."
 )
 
@@ -90,7 +91,8 @@ type Bot struct {
 
 	mu      sync.RWMutex
 	handler Handler
-	lanes   *lanes // nil until Run
+	lanes   *lanes // nil until Run and after it
+	stopped bool   // Run has returned
 
 	dmMu sync.Mutex
 	dms  map[string]string // user id -> DM channel id
@@ -289,10 +291,29 @@ func (b *Bot) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	b.mu.Lock()
+	b.lanes, b.stopped = nil, true
+	b.mu.Unlock()
+	b.drain(jobs)
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// drain answers the work still queued at shutdown: those people were
+// acknowledged and must not be left with a response that never comes.
+func (b *Bot) drain(jobs *lanes) {
+	for {
+		var j job
+		select {
+		case j = <-jobs.urgent:
+		case j = <-jobs.bulk:
+		default:
+			return
+		}
+		b.edit(b.log, j.i, handlers.Message{Text: textStopping})
+	}
 }
 
 // register bulk-overwrites the guild commands of every allowed guild.

@@ -276,3 +276,50 @@ func TestClicksOvertakeAFloodOfRequests(t *testing.T) {
 		waitFor(t, f, "held request answered", func() bool { return f.Interaction(in.ID).Original.Edits == 1 })
 	}
 }
+
+// Work still queued when the bot stops is answered, not left hanging.
+func TestQueuedWorkIsAnsweredAtShutdown(t *testing.T) {
+	f := newFake(t, discordfake.Options{})
+	release := make(chan struct{})
+	cfg := botConfig(f)
+	cfg.Workers, cfg.UrgentWorkers = 1, 1
+	b, err := discord.New(cfg, heldHandler{release: release}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer cancel()
+	waitFor(t, f, "commands registered", func() bool { return f.Overwrites() == 1 })
+	var ins []*discordfake.Interaction
+	for range 3 {
+		in, err := f.Command(tctx(t), in(uAlice), "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	stopping := 0
+	for _, in := range ins {
+		got := f.Interaction(in.ID)
+		if got.Original.Edits != 1 {
+			t.Errorf("interaction %s: %d answers, want 1", in.ID, got.Original.Edits)
+		}
+		if strings.Contains(discordfake.Text(*got.Original), "restarting") {
+			stopping++
+		}
+	}
+	if stopping != 2 {
+		t.Errorf("%d queued interactions told the bot is restarting, want 2", stopping)
+	}
+}

@@ -281,9 +281,13 @@ func (b *Bot) deferWork(ctx context.Context, log *slog.Logger, j job) {
 		return
 	}
 	b.mu.RLock()
-	ls := b.lanes
+	ls, stopped := b.lanes, b.stopped
 	b.mu.RUnlock()
-	if ls == nil {
+	switch {
+	case stopped:
+		b.edit(log, j.i, handlers.Message{Text: textStopping})
+		return
+	case ls == nil:
 		b.work(context.Background(), b.getHandler(), j)
 		return
 	}
