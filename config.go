@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/providers/static"
 )
 
@@ -63,8 +64,9 @@ type RedisConfig struct {
 
 // ChatConfig holds the transports; exactly one is used.
 type ChatConfig struct {
-	Console *ConsoleConfig `yaml:"console"`
-	Slack   *SlackConfig   `yaml:"slack"`
+	Console *ConsoleConfig  `yaml:"console"`
+	Slack   *SlackConfig    `yaml:"slack"`
+	Discord *discord.Config `yaml:"discord"` // validated by discord.Config.Validate
 }
 
 // ConsoleConfig is the terminal transport: chat user names and their identities.
@@ -845,11 +847,18 @@ func validateRest(cfg Config, ps *Problems) {
 	if b := cfg.Store.Bolt; b != nil && b.Temporary && b.Path != "" {
 		ps.add("store.bolt.temporary", "temporary stores pick their own file; remove path or temporary")
 	}
-	switch {
-	case cfg.Chat.Console != nil && cfg.Chat.Slack != nil:
-		ps.add("chat", "choose one transport: console or slack")
-	case cfg.Chat.Console == nil && cfg.Chat.Slack == nil:
-		ps.add("chat", "missing: configure chat.console or chat.slack")
+	switch n := boolInt(cfg.Chat.Console != nil) + boolInt(cfg.Chat.Slack != nil) + boolInt(cfg.Chat.Discord != nil); {
+	case n > 1:
+		ps.add("chat", "choose one transport: console, slack or discord")
+	case n == 0:
+		ps.add("chat", "missing: configure chat.console, chat.slack or chat.discord")
+	}
+	if d := cfg.Chat.Discord; d != nil {
+		for _, err := range d.Validate() {
+			if fe := (*discord.FieldError)(nil); errors.As(err, &fe) {
+				ps.add(fe.Path, "%s", fe.Msg)
+			}
+		}
 	}
 	if c := cfg.Chat.Console; c != nil {
 		if len(c.Users) == 0 {

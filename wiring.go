@@ -20,6 +20,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/bot/console"
+	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/handlers"
 	"github.com/accessbot/accessbot/providers/dryrun"
@@ -215,6 +216,7 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	var dir handlers.Directory
 	var runChat func(ctx context.Context) error
 	var slackBot *slack.Bot
+	var discordBot *discord.Bot
 	switch {
 	case con != nil:
 		chat, dir = con, con
@@ -244,6 +246,11 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 		}
 		chat, dir = slackBot, slackBot
 		runChat = slackBot.Run
+	case cfg.Chat.Discord != nil:
+		if discordBot, err = discord.New(*cfg.Chat.Discord, nil, st, log, nil); err != nil {
+			return err
+		}
+		chat, dir, runChat = discordBot, discordBot, discordBot.Run
 	}
 	h := handlers.New(svc, dir, log)
 	if con != nil {
@@ -251,6 +258,9 @@ func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.W
 	}
 	if slackBot != nil {
 		slackBot.SetHandler(h)
+	}
+	if discordBot != nil {
+		discordBot.SetHandler(h)
 	}
 	svc.SetNotifier(handlers.NewNotifier(chat, log))
 
@@ -360,7 +370,23 @@ func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "providers: %v\n", err)
 		return 1
 	}
-	return checkOnline(ctx, l, provs, stdout, stderr)
+	code := checkOnline(ctx, l, provs, stdout, stderr)
+	if d := l.Config.Chat.Discord; d != nil {
+		b, err := discord.New(*d, nil, nil, log, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "  problem: %v\n", err)
+			return 1
+		}
+		lines, problems := b.Online(ctx)
+		for _, line := range lines {
+			fmt.Fprintf(stdout, "  %s\n", line)
+		}
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "  problem: %v\n", p)
+			code = 1
+		}
+	}
+	return code
 }
 
 // redacting passes every write through redact. Each write of check's
