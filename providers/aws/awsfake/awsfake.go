@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -87,6 +88,7 @@ type Server struct {
 	accessKeys  map[string]bool         // empty: any key accepted
 	denied      map[string]bool         // operations answered with AccessDeniedException
 	calls       map[string]int
+	changes     []Change // memberships created and deleted through the API
 	failNext    int
 	failStatus  int
 	pageSize    int
@@ -264,6 +266,25 @@ func (s *Server) AddAssignment(principalID string, a Assignment) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.assignments[principalID] = append(s.assignments[principalID], a)
+}
+
+// Change is a membership the API created (CreateGroupMembership) or
+// deleted (DeleteGroupMembership), with when the fake did it. Calls that
+// changed nothing (a ConflictException, a missing membership) are not
+// changes.
+type Change struct {
+	Op           string // "CreateGroupMembership" or "DeleteGroupMembership"
+	Group, User  string // ids
+	MembershipID string
+	At           time.Time
+}
+
+// Changes returns every membership change made through the API, oldest
+// first (out-of-band AddMember calls are not included).
+func (s *Server) Changes() []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Change(nil), s.changes...)
 }
 
 // AddMember adds a user to a group directly (out of band), like an
@@ -631,7 +652,9 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 			return nil, &apiErr{status: 400, code: "ConflictException", msg: "Member and Group relationship already exists",
 				extra: map[string]any{"Reason": "UNIQUENESS_CONSTRAINT_VIOLATION"}}
 		}
-		return with("MembershipId", s.addMemberLocked(g.ID, u.ID)), nil
+		mid := s.addMemberLocked(g.ID, u.ID)
+		s.changes = append(s.changes, Change{Op: op, Group: g.ID, User: u.ID, MembershipID: mid, At: time.Now()})
+		return with("MembershipId", mid), nil
 
 	case "DeleteGroupMembership":
 		id := str(in.MembershipId)
@@ -644,6 +667,7 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 		}
 		delete(s.members, id)
 		delete(s.byPair, pair{m.group, m.user})
+		s.changes = append(s.changes, Change{Op: op, Group: m.group, User: m.user, MembershipID: id, At: time.Now()})
 		return map[string]any{}, nil
 
 	case "ListGroupMemberships":
