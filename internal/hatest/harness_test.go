@@ -40,6 +40,8 @@ const inboxAndOutboxLanded = false
 const (
 	maxGrantLateness   = 15 * time.Second // from the Approve click to the membership
 	maxRemovalLateness = 15 * time.Second // from the grant's end to the membership's removal
+
+	awsDelay = 300 * time.Millisecond // each Identity Store call
 )
 
 // Fixed names of the world.
@@ -177,6 +179,9 @@ func newWorld(t *testing.T, nUsers int) *world {
 	w.aws.AllowAccessKeys(awsKeyID)
 	w.aws.SetThrottle(0, 0, 0, 0) // the test measures lateness, not throttling
 	w.group = w.aws.AddGroup("prod-admins")
+	// An AWS round trip, so that a kill can land in the middle of a
+	// provider call (and its effect land after the caller died).
+	w.aws.SetDelay(awsDelay)
 
 	w.slack = slackfake.New(slackfake.Options{})
 	t.Cleanup(w.slack.Close)

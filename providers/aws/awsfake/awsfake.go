@@ -100,6 +100,7 @@ type Server struct {
 	limiters       map[string]*rate.Limiter
 	throttled      atomic.Int64
 	hang           fakeswitch.Blackhole // Hang
+	delay          atomic.Int64         // SetDelay, in nanoseconds
 }
 
 // New starts a fake on 127.0.0.1. Call Close when done.
@@ -176,6 +177,12 @@ func (s *Server) SetThrottle(rps float64, burst, status, retryAfter int) {
 func (s *Server) Hang(on bool) {
 	s.hang.Set(on)
 }
+
+// SetDelay makes every request take d before it is served, like the
+// round trip to a real AWS endpoint. A request whose client goes away
+// meanwhile is still carried out (its effect lands, its answer is lost).
+// Zero (the default) serves at once.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // Hung returns how many requests the fake held while hanging.
 func (s *Server) Hung() int64 { return s.hang.Held() }
@@ -453,6 +460,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if !s.hang.Hold(r.Context()) {
 		return // the client gave up while the fake hung; nothing was done
+	}
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		// Served even if the client goes away meanwhile, as AWS does
+		// with a request it has received.
+		time.Sleep(d)
 	}
 	s.mu.Lock()
 	if len(s.accessKeys) > 0 {
