@@ -554,7 +554,9 @@ type report struct {
 	remLat   []time.Duration
 }
 
-func (r *report) fail(format string, a ...any) { r.strict = append(r.strict, fmt.Sprintf(format, a...)) }
+func (r *report) fail(format string, a ...any) {
+	r.strict = append(r.strict, fmt.Sprintf(format, a...))
+}
 
 // gap records a failure of a check that needs the inbox or the outbox.
 func (r *report) gap(format string, a ...any) {
