@@ -120,7 +120,7 @@ type replica struct {
 
 type cmdRecord struct {
 	u      user
-	sent   time.Time // when the acknowledged delivery was sent
+	sent   time.Time // when the first try was sent (lateness counts from the person's first attempt)
 	acked  bool
 	tries  int
 	ackOn  int // fake's connection id
@@ -129,7 +129,7 @@ type cmdRecord struct {
 
 type clickRecord struct {
 	id     string
-	sent   time.Time // when the acknowledged click was sent
+	sent   time.Time // when the first click was sent (lateness counts from it)
 	acked  bool
 	tries  int
 	failed []string
@@ -385,13 +385,17 @@ func (w *world) issueCommands(ctx context.Context, until time.Duration, interval
 		w.mu.Unlock()
 		wg.Go(func() {
 			for try := 1; try <= 3 && ctx.Err() == nil; try++ {
-				sent := time.Now()
+				if try == 1 {
+					w.mu.Lock()
+					rec.sent = time.Now()
+					w.mu.Unlock()
+				}
 				res, err := w.slack.SlashCommand(ctx, slackfake.Command{User: u.slackID, Channel: chGeneral,
 					Text: fmt.Sprintf("%s %s ha acceptance %d", role, dur, i)})
 				w.mu.Lock()
 				rec.tries = try
 				if err == nil {
-					rec.acked, rec.sent, rec.ackOn = true, sent, res.Ack.Conn
+					rec.acked, rec.ackOn = true, res.Ack.Conn
 				} else {
 					rec.failed = append(rec.failed, err.Error())
 				}
@@ -440,13 +444,17 @@ func (w *world) approveLoop(ctx context.Context, rng *rand.Rand) *sync.WaitGroup
 				wg.Go(func() {
 					time.Sleep(delay)
 					for try := 1; try <= 3 && ctx.Err() == nil; try++ {
-						sent := time.Now()
+						if try == 1 {
+							w.mu.Lock()
+							rec.sent = time.Now()
+							w.mu.Unlock()
+						}
 						_, err := w.slack.Click(ctx, slackfake.Click{User: approverID, Channel: chApprovals,
 							ActionID: handlers.ActionApprove, Value: id})
 						w.mu.Lock()
 						rec.tries = try
 						if err == nil {
-							rec.acked, rec.sent = true, sent
+							rec.acked = true
 						} else {
 							rec.failed = append(rec.failed, err.Error())
 						}
@@ -682,7 +690,7 @@ func (w *world) check() *report {
 		}
 		approved++
 		clickAt := r.Decisions[0].At
-		if clicked && c.acked {
+		if clicked && !c.sent.IsZero() {
 			clickAt = c.sent
 		}
 		cs := creates[r.Requester]
