@@ -14,8 +14,8 @@ import (
 var durations = []string{"1m"}
 
 // TestReplicaKills: two replicas on one Redis (AOF), one of them killed
-// with SIGKILL every 5-15 s (random, seeded, logged) and started again at
-// once, while users ask for access, the approver approves and grants end:
+// with SIGKILL every 5-15 s (random, seeded, logged) and started again,
+// at once or after 3-12 s, while users ask for access, the approver approves and grants end:
 // every approved grant lands within 15 s of the click, every removal
 // within 15 s of the grant's end, nothing is done twice, and (gated, see
 // inboxAndOutboxLanded) every acknowledged command and click is handled,

@@ -351,7 +351,8 @@ func (w *world) waitConnections(n int, within time.Duration) {
 }
 
 // killLoop kills one replica (chosen at random) every 5-15 s (random) and
-// starts it again at once, until ctx ends. The schedule follows rng.
+// starts it again, at once or after 3-12 s, until ctx ends (the replica
+// is always started again). The schedule follows rng.
 func (w *world) killLoop(ctx context.Context, rng *rand.Rand) {
 	for {
 		wait := 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second)))
@@ -361,12 +362,23 @@ func (w *world) killLoop(ctx context.Context, rng *rand.Rand) {
 		case <-time.After(wait):
 		}
 		r := w.reps[rng.IntN(len(w.reps))]
+		// Half the kills are restarted at once (the restarted replica
+		// finds the work its predecessor left); the others stay down
+		// for 3-12 s, so that the survivor must take the work over.
+		down := time.Duration(0)
+		if rng.IntN(2) == 1 {
+			down = 3*time.Second + time.Duration(rng.Int64N(int64(9*time.Second)))
+		}
 		at := w.since()
 		pid := r.kill()
 		w.mu.Lock()
 		w.kills = append(w.kills, killRecord{at: at, replica: r.name, pid: pid})
 		w.mu.Unlock()
-		w.t.Logf("%7.3fs kill -9 replica %s (pid %d); restarting it", at.Seconds(), r.name, pid)
+		w.t.Logf("%7.3fs kill -9 replica %s (pid %d); restarting it after %v", at.Seconds(), r.name, pid, down.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+		case <-time.After(down):
+		}
 		w.startReplica(r)
 	}
 }
