@@ -70,6 +70,9 @@ func TestReplicaKills(t *testing.T) {
 	approvals.Wait()
 	w.stopReplicas()
 	w.check().finish()
+	if t.Failed() {
+		t.Logf("replica logs, their ends:\n%s", w.logTails(40))
+	}
 }
 
 // TestRedisRestart: the same workload on two replicas that are never
@@ -120,4 +123,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	w.stopReplicas()
 	w.check().finish()
+	if t.Failed() {
+		t.Logf("replica logs, their ends:\n%s", w.logTails(40))
+	}
 }

@@ -350,24 +350,27 @@ func (w *world) waitConnections(n int, within time.Duration) {
 	}
 }
 
-// killLoop kills one replica (chosen at random) every 5-15 s (random) and
-// starts it again, at once or after 3-12 s, until ctx ends (the replica
-// is always started again). The schedule follows rng.
+// killLoop kills one replica (chosen at random) every 5-15 s (random, from
+// kill to kill) and starts it again, at once or after 3 s up to a second
+// before the next kill, until ctx ends (the replica is always started
+// again; the other one is never down at the same time). The schedule
+// follows rng.
 func (w *world) killLoop(ctx context.Context, rng *rand.Rand) {
+	wait := 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second)))
 	for {
-		wait := 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
 		r := w.reps[rng.IntN(len(w.reps))]
+		wait = 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second))) // to the next kill
 		// Half the kills are restarted at once (the restarted replica
-		// finds the work its predecessor left); the others stay down
-		// for 3-12 s, so that the survivor must take the work over.
+		// finds the work its predecessor left); the others stay down, so
+		// that the survivor must take the work over.
 		down := time.Duration(0)
 		if rng.IntN(2) == 1 {
-			down = 3*time.Second + time.Duration(rng.Int64N(int64(9*time.Second)))
+			down = 3*time.Second + time.Duration(rng.Int64N(int64(wait-4*time.Second)))
 		}
 		at := w.since()
 		pid := r.kill()
@@ -380,6 +383,7 @@ func (w *world) killLoop(ctx context.Context, rng *rand.Rand) {
 		case <-time.After(down):
 		}
 		w.startReplica(r)
+		wait -= down
 	}
 }
 
