@@ -263,10 +263,17 @@ func (r *Request) needsRemoval() bool {
 	return r.State == StateRevoking || (r.Cleanup && r.State.Terminal())
 }
 
+// DefaultLeaseTTL is the default of Options.LeaseTTL: how long a worker's
+// lease on a request's provider work lasts without renewal.
+const DefaultLeaseTTL = 10 * time.Second
+
 // approvedLiveFor is how long an approved request may wait for its grant
-// before the sweep picks it up again (a replica died between decision and
-// grant).
-const approvedLiveFor = 30 * time.Second
+// before the expiry engine looks at it again: a replica may have died
+// between the decision and the grant. It is the lease TTL: by then a dead
+// worker's lease has lapsed (the request is taken over at once), while a
+// live worker whose provider call takes longer still holds its renewed
+// lease and is left alone (the engine looks again a moment later).
+const approvedLiveFor = DefaultLeaseTTL
 
 // DueAt returns when the expiry engine must look at the request next, and
 // false when nothing is scheduled: the earlier of its state's next step

@@ -73,6 +73,13 @@ type Options struct {
 	// seen are still due (failed or not moved by Process), since they hide
 	// the next due time behind them (default 1s).
 	Recheck time.Duration
+	// Peek is how often Run looks at the earliest due time in the index
+	// while it waits (default 1s): a due time another replica stored (a
+	// grant or revocation whose worker died there) is not announced to
+	// this scheduler by a Wake, and would otherwise wait for the sweep.
+	// One NextDue call per Peek; it re-arms the timer only for an earlier
+	// time than the armed one that the last drain did not see.
+	Peek time.Duration
 	// Locker guards singleton jobs (default: a StoreLocker on the due
 	// index when it is an access.Fencer, as both stores are; AddJob fails
 	// when there is neither).
@@ -101,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = time.Second
+	}
+	if o.Peek <= 0 {
+		o.Peek = time.Second
 	}
 	if o.LockTTL <= 0 {
 		o.LockTTL = 10 * time.Second
@@ -244,6 +254,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	timer.Stop()
 	defer timer.Stop()
+	peek := time.NewTicker(s.opts.Peek)
+	defer peek.Stop()
 	// Process calls started here run on their own: the loop never waits
 	// for them, so one call that hangs until its ItemTimeout delays nothing
 	// else. Run waits for them only when it returns.
@@ -286,6 +298,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					// at the Recheck.
 					waiting, fresh = false, true
 				}
+			case <-peek.C:
+				if at, ok := s.peek(ctx, p.start); ok && (armed.IsZero() || at.Before(armed)) {
+					armed = at
+					s.arm(timer, armed)
+				}
 			case <-s.wake:
 				// Re-arm for an equal time too: the timer's duration was
 				// computed from the clock, which may have been set since.
@@ -302,6 +319,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// peek returns the earliest due time in the index when the drain that
+// started at start has not seen it (it is later than start): stored since,
+// possibly by another replica. Errors are left to the next drain.
+func (s *Scheduler) peek(ctx context.Context, start time.Time) (time.Time, bool) {
+	next, ok, err := s.idx.NextDue(ctx)
+	if err != nil || !ok || !next.After(start) {
+		return time.Time{}, false
+	}
+	return next, true
 }
 
 // nextArm says when to drain next after a drain that started at start:

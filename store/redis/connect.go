@@ -48,11 +48,14 @@ type OpenOptions struct {
 	Readiness *Readiness
 }
 
-// Readiness says whether the store has reached its server. The zero value
-// is not ready; it is safe for concurrent use.
+// Readiness says whether the store can reach its server: not ready until
+// the first connection, then following the client's traffic through
+// outages (see readiness.go). The zero value is not ready; it is safe for
+// concurrent use.
 type Readiness struct{ ready atomic.Bool }
 
-// Ready reports whether the store has connected.
+// Ready reports whether the store has connected and its server answered
+// the latest command (or nothing failed since).
 func (r *Readiness) Ready() bool { return r != nil && r.ready.Load() }
 
 func (r *Readiness) set() {
@@ -128,6 +131,9 @@ func Dial(ctx context.Context, rawURL string, o OpenOptions) (*goredis.Client, e
 		wait = min(2*wait, hi)
 	}
 	c := goredis.NewClient(opt)
+	if o.Readiness != nil {
+		c.AddHook(readinessHook{o.Readiness})
+	}
 	o.Readiness.set()
 	log.Info("store ready", "store", "redis", "url", shown)
 	return c, nil

@@ -17,6 +17,7 @@
 //	{prefix}:lease:<id>            hash: token, owner of the claim's holding (fence.go)
 //	{prefix}:fence                 string: the last fencing token handed out
 //	{prefix}:seen:<event id>       string, with a TTL
+//	{prefix}:appended:<token>      string, with a TTL: an AppendAudit that ran (retrysafe.go)
 //
 // The due index keeps milliseconds: a DueAt with a sub-millisecond part is
 // rounded up, so an entry is due at most 1ms late and never early.
@@ -208,6 +209,9 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 	n, err := s.runWrite(ctx, keys, args)
 	if err != nil {
 		return false, err
+	}
+	if n == 0 && s.landed(ctx, r.ID, r.Version, data) {
+		return true, nil // a retry of this write, whose first run's reply was lost
 	}
 	return n == 1, nil
 }
@@ -481,7 +485,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // AppendAudit appends events that go with no request to the audit stream
-// in one MULTI/EXEC.
+// in one step (a script), once even when the client retries it.
 func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -501,13 +505,7 @@ func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) er
 		}
 		return nil
 	}
-	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, b := range vals {
-			p.XAdd(ctx, &goredis.XAddArgs{Stream: s.key("audit"), Values: []any{"e", b}})
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.appendOnce(ctx, vals); err != nil {
 		return fmt.Errorf("redis: append audit: %w", err)
 	}
 	return nil
@@ -563,7 +561,8 @@ func ttlArg(ttl time.Duration) int64 {
 }
 
 // Seen records eventID for ttl and reports whether it was recorded before
-// and has not expired (SET NX PX).
+// and has not expired (SET NX PX; a retried call recognises its own
+// record, see setOnce).
 func (s *Store) Seen(ctx context.Context, eventID string, ttl time.Duration) (bool, error) {
 	if eventID == "" {
 		return false, errors.New("redis: seen: event id is empty")
@@ -571,7 +570,7 @@ func (s *Store) Seen(ctx context.Context, eventID string, ttl time.Duration) (bo
 	if ttl <= 0 {
 		return false, fmt.Errorf("redis: seen %s: ttl %v is not positive", eventID, ttl)
 	}
-	set, err := s.c.SetNX(ctx, s.key("seen", eventID), 1, time.Duration(ttlArg(ttl))*time.Millisecond).Result()
+	set, err := s.setOnce(ctx, s.key("seen", eventID), time.Duration(ttlArg(ttl))*time.Millisecond)
 	if err != nil {
 		return false, fmt.Errorf("redis: seen %s: %w", eventID, err)
 	}

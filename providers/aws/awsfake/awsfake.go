@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -87,6 +88,7 @@ type Server struct {
 	accessKeys  map[string]bool         // empty: any key accepted
 	denied      map[string]bool         // operations answered with AccessDeniedException
 	calls       map[string]int
+	changes     []Change // memberships created and deleted through the API
 	failNext    int
 	failStatus  int
 	pageSize    int
@@ -98,6 +100,7 @@ type Server struct {
 	limiters       map[string]*rate.Limiter
 	throttled      atomic.Int64
 	hang           fakeswitch.Blackhole // Hang
+	delay          atomic.Int64         // SetDelay, in nanoseconds
 }
 
 // New starts a fake on 127.0.0.1. Call Close when done.
@@ -174,6 +177,12 @@ func (s *Server) SetThrottle(rps float64, burst, status, retryAfter int) {
 func (s *Server) Hang(on bool) {
 	s.hang.Set(on)
 }
+
+// SetDelay makes every request take d before it is served, like the
+// round trip to a real AWS endpoint. A request whose client goes away
+// meanwhile is still carried out (its effect lands, its answer is lost).
+// Zero (the default) serves at once.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // Hung returns how many requests the fake held while hanging.
 func (s *Server) Hung() int64 { return s.hang.Held() }
@@ -264,6 +273,25 @@ func (s *Server) AddAssignment(principalID string, a Assignment) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.assignments[principalID] = append(s.assignments[principalID], a)
+}
+
+// Change is a membership the API created (CreateGroupMembership) or
+// deleted (DeleteGroupMembership), with when the fake did it. Calls that
+// changed nothing (a ConflictException, a missing membership) are not
+// changes.
+type Change struct {
+	Op           string // "CreateGroupMembership" or "DeleteGroupMembership"
+	Group, User  string // ids
+	MembershipID string
+	At           time.Time
+}
+
+// Changes returns every membership change made through the API, oldest
+// first (out-of-band AddMember calls are not included).
+func (s *Server) Changes() []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Change(nil), s.changes...)
 }
 
 // AddMember adds a user to a group directly (out of band), like an
@@ -432,6 +460,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if !s.hang.Hold(r.Context()) {
 		return // the client gave up while the fake hung; nothing was done
+	}
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		// Served even if the client goes away meanwhile, as AWS does
+		// with a request it has received.
+		time.Sleep(d)
 	}
 	s.mu.Lock()
 	if len(s.accessKeys) > 0 {
@@ -631,7 +664,9 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 			return nil, &apiErr{status: 400, code: "ConflictException", msg: "Member and Group relationship already exists",
 				extra: map[string]any{"Reason": "UNIQUENESS_CONSTRAINT_VIOLATION"}}
 		}
-		return with("MembershipId", s.addMemberLocked(g.ID, u.ID)), nil
+		mid := s.addMemberLocked(g.ID, u.ID)
+		s.changes = append(s.changes, Change{Op: op, Group: g.ID, User: u.ID, MembershipID: mid, At: time.Now()})
+		return with("MembershipId", mid), nil
 
 	case "DeleteGroupMembership":
 		id := str(in.MembershipId)
@@ -644,6 +679,7 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 		}
 		delete(s.members, id)
 		delete(s.byPair, pair{m.group, m.user})
+		s.changes = append(s.changes, Change{Op: op, Group: m.group, User: m.user, MembershipID: id, At: time.Now()})
 		return map[string]any{}, nil
 
 	case "ListGroupMemberships":
