@@ -82,7 +82,7 @@ func (o Options) withDefaults() Options {
 		o.MemberWait = 2 * time.Second
 	}
 	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 10 * time.Second
+		o.LeaseTTL = DefaultLeaseTTL
 	}
 	if o.NotifyTimeout <= 0 {
 		o.NotifyTimeout = 30 * time.Second

@@ -17,9 +17,9 @@ var durations = []string{"1m"}
 // with SIGKILL every 5-15 s (random, seeded, logged) and started again,
 // at once or after 3-12 s, while users ask for access, the approver approves and grants end:
 // every approved grant lands within 15 s of the click, every removal
-// within 15 s of the grant's end, nothing is done twice, and (gated, see
-// inboxAndOutboxLanded) every acknowledged command and click is handled,
-// every request has its card and every grant its DM.
+// within 15 s of the grant's end, nothing is done twice, every
+// acknowledged command and click is handled, every request has its card
+// and every grant its DM.
 //
 // Default: about 50 s of requests, then until the last grant is removed
 // (about 2 minutes). ACCESSBOT_HA_SOAK=5m runs requests for that long

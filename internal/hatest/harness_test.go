@@ -26,16 +26,6 @@ import (
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
-// inboxAndOutboxLanded gates the checks that need issue 9's durable chat
-// work (item 2, the inbox: an acknowledged command or click is handled even
-// when the replica that acknowledged it dies) and the notification outbox
-// (item 3: every request's approval card and every "you have access" DM
-// gets out even when the replica that changed the state dies). While it is
-// false those checks are run and their failures logged as known gaps
-// instead of failing the test; every other check (lateness, duplicates,
-// nothing left behind) is always strict. Flip it once both have landed.
-const inboxAndOutboxLanded = false
-
 // Limits the acceptance asks for.
 const (
 	maxGrantLateness   = 15 * time.Second // from the Approve click to the membership
@@ -572,23 +562,13 @@ func (w *world) logCount(s string) int {
 // report is the outcome of a run: figures and failed checks.
 type report struct {
 	t        *testing.T
-	strict   []string // failures that fail the test
-	gaps     []string // failures of the gated checks (see inboxAndOutboxLanded)
+	strict   []string // failed checks
 	grantLat []time.Duration
 	remLat   []time.Duration
 }
 
 func (r *report) fail(format string, a ...any) {
 	r.strict = append(r.strict, fmt.Sprintf(format, a...))
-}
-
-// gap records a failure of a check that needs the inbox or the outbox.
-func (r *report) gap(format string, a ...any) {
-	if inboxAndOutboxLanded {
-		r.fail(format, a...)
-		return
-	}
-	r.gaps = append(r.gaps, fmt.Sprintf(format, a...))
 }
 
 // check compares what the fakes saw with what the store holds and returns
@@ -635,10 +615,10 @@ func (w *world) check() *report {
 		}
 		acked++
 		if len(w.slack.EphemeralsFor(c.u.slackID)) == 0 {
-			rep.gap("acknowledged command of %s (sent at %.3fs) never answered", c.u.email, c.sent.Sub(w.start).Seconds())
+			rep.fail("acknowledged command of %s (sent at %.3fs) never answered", c.u.email, c.sent.Sub(w.start).Seconds())
 		}
 		if len(byUser[c.u.email]) == 0 {
-			rep.gap("acknowledged command of %s (sent at %.3fs) stored no request", c.u.email, c.sent.Sub(w.start).Seconds())
+			rep.fail("acknowledged command of %s (sent at %.3fs) stored no request", c.u.email, c.sent.Sub(w.start).Seconds())
 		}
 	}
 
@@ -658,7 +638,7 @@ func (w *world) check() *report {
 	for _, r := range all {
 		switch n := cards[r.ID]; {
 		case n == 0:
-			rep.gap("request %s of %s (%s) has no approval card", r.ID, r.Requester, r.State)
+			rep.fail("request %s of %s (%s) has no approval card", r.ID, r.Requester, r.State)
 		case n > 1:
 			rep.fail("DUPLICATE card: request %s has %d approval cards", r.ID, n)
 		}
@@ -696,7 +676,7 @@ func (w *world) check() *report {
 	for _, r := range all {
 		c, clicked := clicks[r.ID]
 		if clicked && c.acked && len(r.Decisions) == 0 {
-			rep.gap("acknowledged Approve click on %s (sent at %.3fs) never handled: request still %s", r.ID, c.sent.Sub(w.start).Seconds(), r.State)
+			rep.fail("acknowledged Approve click on %s (sent at %.3fs) never handled: request still %s", r.ID, c.sent.Sub(w.start).Seconds(), r.State)
 		}
 		if r.Approvals() == 0 {
 			if cs := creates[r.Requester]; len(cs) > 0 {
@@ -737,7 +717,7 @@ func (w *world) check() *report {
 		}
 		switch {
 		case dms == 0:
-			rep.gap("request %s granted but %s got no \"you have access\" DM", r.ID, r.Requester)
+			rep.fail("request %s granted but %s got no \"you have access\" DM", r.ID, r.Requester)
 		case dms > 1:
 			rep.fail("DUPLICATE DM: %s got %d \"you have access\" DMs for %s", r.Requester, dms, r.ID)
 		}
@@ -798,16 +778,10 @@ func countAll(m map[string][]awsfake.Change) int {
 	return n
 }
 
-// finish fails the test on strict failures and logs the gated ones.
+// finish fails the test on every failed check.
 func (rep *report) finish() {
 	t := rep.t
 	t.Helper()
-	for _, g := range rep.gaps {
-		t.Logf("KNOWN GAP (needs the inbox/outbox of issue 9; gated by inboxAndOutboxLanded): %s", g)
-	}
-	if len(rep.gaps) > 0 {
-		t.Logf("%d check(s) failed that the inbox/outbox will fix", len(rep.gaps))
-	}
 	for _, f := range rep.strict {
 		t.Errorf("%s", f)
 	}

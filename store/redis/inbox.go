@@ -36,12 +36,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// KEYS: entry, lease zset, done marker. ARGV: id, owner, lease ms, data.
+// KEYS: entry, lease zset, done marker. ARGV: id, owner, lease ms, data,
+// the call's token. An entry that holds this call's token was written by
+// this very call (its reply was lost and the client sent it again): that
+// is a success, not a duplicate, or the event would be dropped.
 var inboxPutScript = goredis.NewScript(luaNow + `
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 't') == ARGV[5] then
+    return 1
+  end
   return 0
 end
-redis.call('HSET', KEYS[1], 'o', ARGV[2], 'd', ARGV[4], 'n', 0)
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'o', ARGV[2], 'd', ARGV[4], 'n', 0, 't', ARGV[5])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 return 1
 `)
@@ -119,7 +128,7 @@ func (s *Store) InboxPut(ctx context.Context, e access.InboxEntry, owner string,
 		return false, fmt.Errorf("redis: inbox put %s: encode: %w", e.ID, err)
 	}
 	entry, leases, done := s.inboxKeys(e.ID)
-	n, err := inboxPutScript.Run(ctx, s.c, []string{entry, leases, done}, e.ID, owner, ttlArg(lease), data).Int()
+	n, err := inboxPutScript.Run(ctx, s.c, []string{entry, leases, done}, e.ID, owner, ttlArg(lease), data, writeToken()).Int()
 	if err != nil {
 		return false, fmt.Errorf("redis: inbox put %s: %w", e.ID, err)
 	}

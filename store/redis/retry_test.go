@@ -300,3 +300,26 @@ func TestClaimReplyLostStillClaimed(t *testing.T) {
 		t.Fatalf("Claim by another = %v, %v; want false", ok, err)
 	}
 }
+
+// InboxPut whose script ran but whose reply was lost is sent again: the
+// retry finds the entry it wrote itself, which is a success, not a
+// duplicate (the bot would otherwise drop an event it stored and never
+// handle it).
+func TestInboxPutReplyLostIsNotDuplicate(t *testing.T) {
+	s, p := retryWorld(t)
+	ctx := context.Background()
+	p.arm("slack:cmd:lost-reply")
+	added, err := s.InboxPut(ctx, access.InboxEntry{ID: "slack:cmd:lost-reply", Platform: "slack", Payload: []byte("{}"), Received: time.Now()},
+		"replica-a", time.Minute)
+	if p.drops() != 1 {
+		t.Fatalf("the proxy dropped %d replies, want 1", p.drops())
+	}
+	if err != nil || !added {
+		t.Fatalf("InboxPut whose reply was lost = %v, %v; want true (stored by this call)", added, err)
+	}
+	again, err := s.InboxPut(ctx, access.InboxEntry{ID: "slack:cmd:lost-reply", Platform: "slack", Payload: []byte("{}"), Received: time.Now()},
+		"replica-a", time.Minute)
+	if err != nil || again {
+		t.Fatalf("a second delivery of the same event = %v, %v; want false (duplicate)", again, err)
+	}
+}
