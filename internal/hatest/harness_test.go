@@ -766,7 +766,7 @@ func (w *world) check() *report {
 	t.Logf("removal lateness (EndsAt -> DeleteGroupMembership): %s", stats(rep.remLat))
 	t.Logf("kills %d; Socket Mode connections opened %d; acks %d; stray acks %d; replica log: %d lease take-overs, %d lost leases, %d \"slack reply lost\"",
 		len(kills), w.slack.ConnectionsOpened(), len(w.slack.Acks()), w.slack.StrayAcks(),
-		w.logCount("taking over work"), w.logCount("lease lost"), w.logCount("slack reply lost"))
+		w.logCount("lease taken over from a holder whose lease lapsed"), w.logCount("lease lost"), w.logCount("slack reply lost"))
 	return rep
 }
 
