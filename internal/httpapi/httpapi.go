@@ -39,6 +39,8 @@ const (
 	excerptLen = 200
 )
 
+var defaultHTTP = &http.Client{Timeout: 15 * time.Second}
+
 // Client does GETs against one JSON API. Service and Header are required;
 // zero values of the other fields take the defaults. A Client is safe for
 // concurrent use once built; copy it to change a field for some calls.
@@ -81,7 +83,7 @@ type Client struct {
 func (c *Client) Get(ctx context.Context, op string, u *url.URL, out any) error {
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 15 * time.Second}
+		hc = defaultHTTP
 	}
 	wait := c.Wait
 	if wait == nil {
@@ -145,6 +147,28 @@ func (c *Client) Get(ctx context.Context, op string, u *url.URL, out any) error 
 		default:
 			return fmt.Errorf("%s: %s: %s%s", c.Service, op, resp.Status, describe(body))
 		}
+	}
+}
+
+// BaseURL parses an API base URL (def when raw is empty) and reports one
+// that is not an http(s) URL with a host to bad as the api_url key.
+func BaseURL(raw, def string, bad func(format string, args ...any)) *url.URL {
+	raw = cmp.Or(raw, def)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("api_url %q is not an http(s) URL", raw)
+		return &url.URL{}
+	}
+	return u
+}
+
+// CheckSecret reports a credential that is empty or holds white space to
+// bad, named by its config key; the value is never part of the message.
+func CheckSecret(key, v string, bad func(format string, args ...any)) {
+	if strings.TrimSpace(v) == "" {
+		bad("%s is empty", key)
+	} else if strings.ContainsAny(v, " \t\r\n") {
+		bad("%s contains white space (check how it is quoted)", key)
 	}
 }
 

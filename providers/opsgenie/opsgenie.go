@@ -117,18 +117,8 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("opsgenie: "+format, args...)) }
-	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
-	}
-	base, err := url.Parse(cfg.APIURL)
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		bad("api_url %q is not an http(s) URL", cfg.APIURL)
-	}
-	if strings.TrimSpace(cfg.APIKey) == "" {
-		bad("api_key is empty")
-	} else if strings.ContainsAny(cfg.APIKey, " \t\r\n") {
-		bad("api_key contains white space (check how it is quoted)")
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
+	httpapi.CheckSecret("api_key", cfg.APIKey, bad)
 	if strings.TrimSpace(cfg.ScheduleID) == "" {
 		bad("schedule_id is empty (a schedule id or name)")
 	}
@@ -170,7 +160,6 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 				"Authorization": {"GenieKey " + cfg.APIKey},
 				"Accept":        {"application/json"},
 			},
-			HTTP:         &http.Client{Timeout: 15 * time.Second},
 			Log:          log,
 			MaxBody:      maxBody,
 			Rejected:     "api key rejected",

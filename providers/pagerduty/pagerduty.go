@@ -119,18 +119,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("pagerduty: "+format, args...)) }
 
-	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
-	}
-	base, err := url.Parse(cfg.APIURL)
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		bad("api_url %q is not an http(s) URL", cfg.APIURL)
-	}
-	if strings.TrimSpace(cfg.Token) == "" {
-		bad("token is empty")
-	} else if strings.ContainsAny(cfg.Token, " \t\r\n") {
-		bad("token contains white space (check how it is quoted)")
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
+	httpapi.CheckSecret("token", cfg.Token, bad)
 	if len(cfg.ScheduleIDs) == 0 && len(cfg.EscalationPolicyIDs) == 0 {
 		bad("set schedule_ids or escalation_policy_ids (or both)")
 	}
@@ -168,7 +158,6 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 				"Authorization": {"Token token=" + cfg.Token},
 				"Accept":        {"application/vnd.pagerduty+json;version=2"},
 			},
-			HTTP:         &http.Client{Timeout: 15 * time.Second},
 			Log:          log,
 			RateHeaders:  []string{"ratelimit-reset", "Retry-After"},
 			MaxBody:      maxBody,
