@@ -284,3 +284,28 @@ func TestRedact(t *testing.T) {
 		t.Error("Redact changed an error without a URL")
 	}
 }
+
+func TestBaseURLAndCheckSecret(t *testing.T) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if u := httpapi.BaseURL("", "https://api.example.com", bad); u.String() != "https://api.example.com" {
+		t.Errorf("default base = %v", u)
+	}
+	if u := httpapi.BaseURL("http://127.0.0.1:8080/v2", "https://api.example.com", bad); u.Host != "127.0.0.1:8080" || u.Path != "/v2" {
+		t.Errorf("base = %v", u)
+	}
+	httpapi.BaseURL("api.example.com", "https://api.example.com", bad)
+	httpapi.BaseURL("ftp://x", "", bad)
+	httpapi.CheckSecret("token", "good-token", bad)
+	httpapi.CheckSecret("token", " \t", bad)
+	httpapi.CheckSecret("api_key", "has "+secret, bad)
+	want := []string{
+		`api_url "api.example.com" is not an http(s) URL`,
+		`api_url "ftp://x" is not an http(s) URL`,
+		"token is empty",
+		"api_key contains white space (check how it is quoted)",
+	}
+	if !slices.Equal(problems, want) {
+		t.Errorf("problems:\n%q\nwant\n%q", problems, want)
+	}
+}
