@@ -140,7 +140,10 @@ func TestInteractionCallbackRules(t *testing.T) {
 	c.send(map[string]any{"op": 2, "d": map[string]any{"token": s.Token(), "intents": 1}})
 	c.read()
 	src := Source{User: "1400000000000000001", Channel: "1"}
-	in, _ := s.DispatchCommand(src, "list")
+	in, err := s.DispatchCommand(src, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.read()
 	cb := s.APIBase() + "interactions/" + in.ID + "/" + in.Token + "/callback"
 	// A follow-up before the acknowledgement: unknown webhook.
@@ -160,7 +163,10 @@ func TestInteractionCallbackRules(t *testing.T) {
 		t.Errorf("record %+v", got)
 	}
 	// Too late: unknown interaction.
-	late, _ := s.DispatchCommand(src, "list")
+	late, err := s.DispatchCommand(src, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.read()
 	if err := s.WaitFor(context.Background(), func() bool { return time.Since(s.Interaction(late.ID).Dispatched) > 250*time.Millisecond }); err != nil {
 		t.Fatal(err)
