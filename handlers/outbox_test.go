@@ -138,7 +138,10 @@ func TestPartialDeliveryRetriesOnlyTheMissingCard(t *testing.T) {
 	if _, err := svc.Decide(ctx, r.ID, "bob@example.com", false, ""); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := svc.Get(ctx, r.ID)
+	cur, err := svc.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(cur.Outbox) != 0 {
 		t.Fatalf("owed after the decision: %+v", cur.Outbox)
 	}

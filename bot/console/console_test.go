@@ -60,7 +60,10 @@ func TestDenyAtOnceThenReason(t *testing.T) {
 		return out.String()[before:]
 	}
 	line("alice: /access prod-admin 1h fixing checkout")
-	all, _ := st.List(ctx, access.Filter{Limit: 1})
+	all, err := st.List(ctx, access.Filter{Limit: 1})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("List = %v, %v; want the request", all, err)
+	}
 	id := all[0].ID
 
 	o := line("bob: deny")
@@ -87,7 +90,10 @@ func TestDenyAtOnceThenReason(t *testing.T) {
 			t.Errorf("reason: missing %q in\n%s", want, o)
 		}
 	}
-	evs, _ := svc.Audit(ctx, time.Time{})
+	evs, err := svc.Audit(ctx, time.Time{})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("Audit = %v, %v; want the events", evs, err)
+	}
 	if last := evs[len(evs)-1]; last.Action != access.ActDenyReason || last.Reason != "change freeze" || last.Actor != "bob@example.com" {
 		t.Errorf("audit %+v", last)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
 const (
@@ -36,6 +37,9 @@ const (
 	// dedupTTL is how long interaction ids are remembered; an interaction
 	// token lives 15 minutes.
 	dedupTTL = 20 * time.Minute
+	// maxRemembered bounds the ids remembered in memory when New is given
+	// no Deduper.
+	maxRemembered = 100000
 	// queuePerWorker sizes the queue between the gateway and the workers.
 	queuePerWorker = 64
 	// respondTimeout bounds a first response; Discord drops it after 3 s.
@@ -113,7 +117,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 		log = slog.New(slog.DiscardHandler)
 	}
 	if seen == nil {
-		seen = &memDeduper{}
+		seen = ttlcache.NewDedup(maxRemembered)
 	}
 	base, err := url.Parse(cfg.APIURL)
 	if err != nil {
@@ -204,7 +208,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 	if r.Application != nil {
 		id = r.Application.ID
 	}
-	b.log.Info("discord gateway ready", "session_id", r.SessionID, "guilds", len(r.Guilds))
+	b.log.InfoContext(context.Background(), "discord gateway ready", "session_id", r.SessionID, "guilds", len(r.Guilds))
 	select {
 	case b.ready <- id:
 	default:
@@ -212,7 +216,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 }
 
 func (b *Bot) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
-	b.log.Info("discord gateway resumed")
+	b.log.InfoContext(context.Background(), "discord gateway resumed")
 }
 
 // Run connects to the gateway, registers /access in every allowed guild
@@ -364,33 +368,6 @@ func (b *Bot) duplicate(ctx context.Context, id string) bool {
 		b.log.InfoContext(ctx, "discord duplicate interaction dropped", "interaction_id", id)
 	}
 	return seen
-}
-
-// memDeduper is the in-memory Deduper used when none is given.
-type memDeduper struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func (d *memDeduper) Seen(_ context.Context, id string, ttl time.Duration) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	now := time.Now()
-	if d.m == nil {
-		d.m = map[string]time.Time{}
-	}
-	if len(d.m) > 100000 {
-		for k, exp := range d.m {
-			if now.After(exp) {
-				delete(d.m, k)
-			}
-		}
-	}
-	if exp, ok := d.m[id]; ok && now.Before(exp) {
-		return true, nil
-	}
-	d.m[id] = now.Add(ttl)
-	return false, nil
 }
 
 // ---- handlers.Chat and handlers.Directory ----

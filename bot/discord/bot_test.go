@@ -119,7 +119,9 @@ func TestOnline(t *testing.T) {
 		t.Errorf("errs %v", errs)
 	}
 	cfg.Token = "wrong"
-	b, _ = discord.New(cfg, nil, nil, nil, nil)
+	if b, err = discord.New(cfg, nil, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, errs := b.Online(tctx(t)); len(errs) != 1 || !strings.Contains(errs[0].Error(), "chat.discord.token") {
 		t.Errorf("wrong token: %v", errs)
 	}

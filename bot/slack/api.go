@@ -11,6 +11,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
 const (
@@ -26,6 +27,7 @@ const (
 	chatUserTTL = 30 * time.Minute // users.lookupByEmail answers
 	missTTL     = time.Minute      // "no such user" answers
 	imTTL       = 24 * time.Hour   // conversations.open answers (DM channels do not change)
+	maxLookups  = 10000            // answers kept per kind
 )
 
 var (
@@ -231,43 +233,25 @@ func bulkPost(m handlers.Message) bool {
 	return false
 }
 
-// ttlCache is a small map with per-entry expiry.
-type ttlCache struct {
-	mu sync.Mutex
-	m  map[string]cacheEntry
+// lookup is a cached directory answer: a value, or the error that says
+// there is none (cached for missTTL).
+type lookup struct {
+	val string
+	err error
 }
 
-type cacheEntry struct {
-	val     string
-	err     error
-	expires time.Time
+// lookups is the cache of one kind of directory answer.
+type lookups struct{ *ttlcache.Cache[lookup] }
+
+func newLookups() lookups { return lookups{ttlcache.New[lookup](0, maxLookups)} }
+
+func (l lookups) get(key string) (string, error, bool) {
+	v, ok := l.Get(key)
+	return v.val, v.err, ok
 }
 
-func (c *ttlCache) get(key string) (string, error, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || time.Now().After(e.expires) {
-		return "", nil, false
-	}
-	return e.val, e.err, true
-}
-
-func (c *ttlCache) put(key, val string, err error, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cacheEntry{}
-	}
-	now := time.Now()
-	if len(c.m) > 10000 {
-		for k, e := range c.m {
-			if now.After(e.expires) {
-				delete(c.m, k)
-			}
-		}
-	}
-	c.m[key] = cacheEntry{val: val, err: err, expires: now.Add(ttl)}
+func (l lookups) put(key, val string, err error, ttl time.Duration) {
+	l.PutFor(key, lookup{val, err}, ttl)
 }
 
 // Platform returns "slack".

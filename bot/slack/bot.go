@@ -30,6 +30,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
 // Defaults of Config.
@@ -41,9 +42,13 @@ const (
 	// dedupTTL is how long envelope and interaction ids are remembered.
 	// Slack gives up redelivering long before.
 	dedupTTL = 10 * time.Minute
-	// ackBudget is how long a view_submission or block_suggestion may take
-	// before it is acknowledged anyway (Slack waits 3 s for such acks).
-	ackBudget = 2500 * time.Millisecond
+	// maxRemembered bounds the ids remembered in memory when New is given
+	// no Deduper.
+	maxRemembered = 100000
+	// defaultAckBudget is how long a view_submission or block_suggestion
+	// may take before it is acknowledged anyway (Slack waits 3 s for such
+	// acks).
+	defaultAckBudget = 2500 * time.Millisecond
 	// queuePerWorker sizes the queue between the socket reader and the
 	// workers; when it is full the reader waits (and Slack redelivers),
 	// except for the bulk lane, whose overflow is refused (textBusy) so
@@ -119,11 +124,13 @@ type Bot struct {
 	allowed map[string]bool
 
 	pacer      channelPacer
-	identities ttlCache // chat user -> email
-	chatUsers  ttlCache // email -> chat user
-	ims        ttlCache // chat user -> DM channel
+	identities lookups // chat user -> email
+	chatUsers  lookups // email -> chat user
+	ims        lookups // chat user -> DM channel
 
 	busy chan struct{} // textBusy answers in flight (maxBusyReplies)
+
+	ackBudget time.Duration // defaultAckBudget; tests shorten it
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -139,16 +146,20 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		return nil, err
 	}
 	if seen == nil {
-		seen = &memDeduper{}
+		seen = ttlcache.NewDedup(maxRemembered)
 	}
 	b := &Bot{
-		cfg:     cfg,
-		log:     log,
-		seen:    seen,
-		handler: h,
-		allowed: map[string]bool{},
-		pacer:   channelPacer{every: time.Second},
-		busy:    make(chan struct{}, maxBusyReplies),
+		cfg:        cfg,
+		log:        log,
+		seen:       seen,
+		handler:    h,
+		allowed:    map[string]bool{},
+		pacer:      channelPacer{every: time.Second},
+		identities: newLookups(),
+		chatUsers:  newLookups(),
+		ims:        newLookups(),
+		busy:       make(chan struct{}, maxBusyReplies),
+		ackBudget:  defaultAckBudget,
 	}
 	if in, ok := seen.(access.Inbox); ok {
 		b.inbox, b.owner = in, newOwner()
@@ -394,11 +405,11 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes,
 		case socketmode.EventTypeHello:
 			b.log.DebugContext(ctx, "slack hello")
 		case socketmode.EventTypeConnectionError:
-			b.log.WarnContext(ctx, "slack connection error", "error", fmt.Sprint(evt.Data))
+			b.log.WarnContext(ctx, "slack connection error", "err", fmt.Sprint(evt.Data))
 		case socketmode.EventTypeInvalidAuth:
 			b.log.ErrorContext(ctx, "slack refused the app token")
 		case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorBadMessage, socketmode.EventTypeErrorWriteFailed:
-			b.log.WarnContext(ctx, "slack socket error", "kind", string(evt.Type), "error", fmt.Sprint(evt.Data))
+			b.log.WarnContext(ctx, "slack socket error", "kind", string(evt.Type), "err", fmt.Sprint(evt.Data))
 		case socketmode.EventTypeSlashCommand:
 			cmd, ok := evt.Data.(goslack.SlashCommand)
 			if !ok || evt.Request == nil {
@@ -450,7 +461,7 @@ func (b *Bot) toIntake(ctx context.Context, intake chan<- job, j job) {
 
 func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string, payload any) {
 	if err := sm.AckCtx(ctx, envelopeID, payload); err != nil {
-		b.log.ErrorContext(ctx, "slack ack failed", "envelope_id", envelopeID, "error", err.Error())
+		b.log.ErrorContext(ctx, "slack ack failed", "envelope_id", envelopeID, "err", err)
 	}
 }
 
@@ -555,7 +566,7 @@ func (b *Bot) duplicate(ctx context.Context, j job, stable ...string) bool {
 	for _, id := range ids {
 		seen, err := b.seen.Seen(ctx, id, dedupTTL)
 		if err != nil {
-			b.log.WarnContext(ctx, "slack dedup check failed", "event_id", id, "error", err.Error())
+			b.log.WarnContext(ctx, "slack dedup check failed", "event_id", id, "err", err)
 			continue
 		}
 		if seen {
@@ -585,37 +596,10 @@ func (b *Bot) teamAllowed(teams ...string) bool {
 	return any
 }
 
-// memDeduper is the in-memory Deduper used when none is given.
-type memDeduper struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func (d *memDeduper) Seen(_ context.Context, id string, ttl time.Duration) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	now := time.Now()
-	if d.m == nil {
-		d.m = map[string]time.Time{}
-	}
-	if len(d.m) > 100000 {
-		for k, exp := range d.m {
-			if now.After(exp) {
-				delete(d.m, k)
-			}
-		}
-	}
-	if exp, ok := d.m[id]; ok && now.Before(exp) {
-		return true, nil
-	}
-	d.m[id] = now.Add(ttl)
-	return false, nil
-}
-
 // logAdapter routes slack-go's internal log lines to slog at debug level.
 type logAdapter struct{ log *slog.Logger }
 
 func (l logAdapter) Output(_ int, s string) error {
-	l.log.Debug("slack client", "detail", strings.TrimSpace(s))
+	l.log.DebugContext(context.Background(), "slack client", "detail", strings.TrimSpace(s))
 	return nil
 }

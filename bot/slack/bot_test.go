@@ -966,21 +966,37 @@ func TestTwoReplicasShareTheWork(t *testing.T) {
 	}
 }
 
+// A form submission still being handled when the ack budget runs out is
+// acknowledged (closing the modal within Slack's 3 s) and answered by
+// message. The handler is held until the ack has arrived, so the test does
+// not depend on how long anything takes; the budget is shortened to keep
+// it quick.
 func TestSlowFormSubmissionAnsweredByMessage(t *testing.T) {
-	e := setup(t, nil)
-	ctx := tctx(t)
-	e.h.mu.Lock()
-	e.h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: testForm(2)} }
-	e.h.onForm = func(in handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
-		time.Sleep(2700 * time.Millisecond) // past the 2.5 s the transport allows itself before acking
-		return handlers.Reply{}, handlers.FormErrors{handlers.FieldDuration: "too long for role-001"}
-	}
-	e.h.mu.Unlock()
-	if _, err := e.fake.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
+	f := newFake(t, slackfake.Options{})
+	h := &recorder{}
+	b, err := slackbot.New(botConfig(f), h, nil, testLogger(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e.fake, "modal", func() bool { return len(e.fake.Views()) == 1 })
-	res, err := e.fake.SubmitView(ctx, e.fake.Views()[0].ID, "UALICE", "", map[string]string{
+	slackbot.SetAckBudget(b, 50*time.Millisecond)
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	h.mu.Lock()
+	h.onCommand = func(handlers.Command) handlers.Reply { return handlers.Reply{Form: testForm(2)} }
+	h.onForm = func(in handlers.FormInput) (handlers.Reply, handlers.FormErrors) {
+		<-release // past the ack budget: the test lets go once the ack is in
+		return handlers.Reply{}, handlers.FormErrors{handlers.FieldDuration: "too long for role-001"}
+	}
+	h.mu.Unlock()
+	runBot(t, b)
+	waitFor(t, f, "first connection", func() bool { return f.LiveConnections() == 1 })
+	ctx := tctx(t)
+	if _, err := f.SlashCommand(ctx, slackfake.Command{User: "UALICE", Channel: chGeneral}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, "modal", func() bool { return len(f.Views()) == 1 })
+	res, err := f.SubmitView(ctx, f.Views()[0].ID, "UALICE", "", map[string]string{
 		handlers.FieldRole: "role-001", handlers.FieldDuration: "9h", handlers.FieldReason: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -988,9 +1004,12 @@ func TestSlowFormSubmissionAnsweredByMessage(t *testing.T) {
 	if res.Ack.Payload != nil || res.Ack.Late {
 		t.Errorf("ack after %v carries %s; it must close the modal within Slack's 3 s", res.Ack.Latency, res.Ack.Payload)
 	}
-	t.Logf("slow submission acked after %v", res.Ack.Latency)
-	waitFor(t, e.fake, "errors by message", func() bool { return len(e.fake.EphemeralsFor("UALICE")) == 1 })
-	if eph := e.fake.EphemeralsFor("UALICE")[0]; !strings.Contains(eph.Text, "not submitted") || !strings.Contains(eph.Text, "duration: too long") {
+	if n := len(f.EphemeralsFor("UALICE")); n != 0 {
+		t.Fatalf("%d replies before the handler answered", n)
+	}
+	once.Do(func() { close(release) })
+	waitFor(t, f, "errors by message", func() bool { return len(f.EphemeralsFor("UALICE")) == 1 })
+	if eph := f.EphemeralsFor("UALICE")[0]; !strings.Contains(eph.Text, "not submitted") || !strings.Contains(eph.Text, "duration: too long") {
 		t.Errorf("reply %q", eph.Text)
 	}
 }

@@ -64,7 +64,7 @@ func (b *Bot) openForm(ctx context.Context, trigger string, received time.Time, 
 		log.InfoContext(ctx, "slack form opened", "since_trigger_ms", time.Since(received).Milliseconds())
 		return
 	}
-	log.WarnContext(ctx, "slack views.open failed", "error", err.Error(), "since_trigger_ms", time.Since(received).Milliseconds())
+	log.WarnContext(ctx, "slack views.open failed", "err", err, "since_trigger_ms", time.Since(received).Milliseconds())
 	if isSlackError(err, "expired_trigger_id", "invalid_trigger_id") {
 		b.reply(ctx, to, handlers.Message{Text: textFormExpired})
 		return
@@ -85,7 +85,7 @@ func (b *Bot) openAsk(ctx context.Context, trigger string, received time.Time, a
 		return err
 	})
 	if err != nil {
-		log.WarnContext(ctx, "slack views.open failed", "error", err.Error(), "since_trigger_ms", time.Since(received).Milliseconds())
+		log.WarnContext(ctx, "slack views.open failed", "err", err, "since_trigger_ms", time.Since(received).Milliseconds())
 		return false
 	}
 	log.InfoContext(ctx, "slack ask form opened", "since_trigger_ms", time.Since(received).Milliseconds())
@@ -218,7 +218,7 @@ func (b *Bot) submitRequest(ctx context.Context, sm *socketmode.Client, h Handle
 		done <- submitResult{reply, errs}
 	}()
 
-	budget := time.NewTimer(max(ackBudget-time.Since(j.received), 0))
+	budget := time.NewTimer(max(b.ackBudget-time.Since(j.received), 0))
 	defer budget.Stop()
 	var res submitResult
 	select {
@@ -285,7 +285,7 @@ func (b *Bot) onBlockSuggestion(ctx context.Context, sm *socketmode.Client, h Ha
 		b.ack(ctx, sm, j.req.EnvelopeID, resp)
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, max(ackBudget-time.Since(j.received), 0))
+	actx, cancel := context.WithTimeout(ctx, max(b.ackBudget-time.Since(j.received), 0))
 	defer cancel()
 	for _, r := range h.RoleOptions(actx, cb.User.ID, cb.Value) {
 		if len(resp.Options) == maxStaticOptions {
@@ -316,7 +316,7 @@ func (b *Bot) reply(ctx context.Context, to replyTo, m handlers.Message) {
 		if err == nil {
 			return
 		}
-		b.log.WarnContext(ctx, "slack ephemeral failed", "channel", to.channel, "user", to.user, "error", err.Error())
+		b.log.WarnContext(ctx, "slack ephemeral failed", "channel", to.channel, "user", to.user, "err", err)
 	}
 	if to.responseURL != "" {
 		opts := append(messageOptions(m), goslack.MsgOptionResponseURL(to.responseURL, goslack.ResponseTypeEphemeral))
@@ -327,9 +327,9 @@ func (b *Bot) reply(ctx context.Context, to replyTo, m handlers.Message) {
 		if err == nil {
 			return
 		}
-		b.log.WarnContext(ctx, "slack response_url failed", "user", to.user, "error", err.Error())
+		b.log.WarnContext(ctx, "slack response_url failed", "user", to.user, "err", err)
 	}
 	if err := b.dmUser(ctx, to.user, m); err != nil {
-		b.log.ErrorContext(ctx, "slack reply lost", "user", to.user, "error", err.Error())
+		b.log.ErrorContext(ctx, "slack reply lost", "user", to.user, "err", err)
 	}
 }

@@ -24,3 +24,7 @@ func SetPostClock(b *Bot, now func() time.Time) {
 func PostsWaiting(b *Bot, channel string) (urgent, bulk int) {
 	return b.pacer.waiting(channel)
 }
+
+// SetAckBudget replaces how long a form submission or an options request
+// may take before it is acknowledged anyway. Call it before Run.
+func SetAckBudget(b *Bot, d time.Duration) { b.ackBudget = d }

@@ -178,7 +178,7 @@ func (h *holdings) ids() []string {
 func (b *Bot) admit(ctx context.Context, sm *socketmode.Client, jobs lanes, j job) {
 	raw, err := json.Marshal(j.req)
 	if err != nil {
-		b.log.ErrorContext(ctx, "slack envelope not encodable; not acknowledged", "envelope_id", j.req.EnvelopeID, "error", err.Error())
+		b.log.ErrorContext(ctx, "slack envelope not encodable; not acknowledged", "envelope_id", j.req.EnvelopeID, "err", err)
 		return
 	}
 	j.entry = inboxID(j)
@@ -192,7 +192,7 @@ func (b *Bot) admit(ctx context.Context, sm *socketmode.Client, jobs lanes, j jo
 	}
 	if err != nil {
 		b.log.ErrorContext(ctx, "slack inbox write failed; envelope not acknowledged", "envelope_id", j.req.EnvelopeID,
-			"event_id", j.entry, "inbox_ms", write.Milliseconds(), "error", err.Error())
+			"event_id", j.entry, "inbox_ms", write.Milliseconds(), "err", err)
 		return
 	}
 	if added {
@@ -231,7 +231,7 @@ func (b *Bot) finish(ctx context.Context, j job) {
 	case errors.Is(err, access.ErrInboxNotHeld):
 		b.log.WarnContext(ctx, "slack event was taken over by another replica while handled here", "event_id", j.entry)
 	case err != nil:
-		b.log.WarnContext(ctx, "slack inbox entry not removed; another replica may handle it again", "event_id", j.entry, "error", err.Error())
+		b.log.WarnContext(ctx, "slack inbox entry not removed; another replica may handle it again", "event_id", j.entry, "err", err)
 	}
 }
 
@@ -270,7 +270,7 @@ func (b *Bot) renew(ctx context.Context, id string) {
 		}
 	case ctx.Err() != nil:
 	default:
-		b.log.WarnContext(ctx, "slack event lease not renewed", "event_id", id, "error", err.Error())
+		b.log.WarnContext(ctx, "slack event lease not renewed", "event_id", id, "err", err)
 	}
 }
 
@@ -288,7 +288,7 @@ func (b *Bot) takeOver(ctx context.Context, sm *socketmode.Client, jobs lanes) {
 		es, err := b.inbox.InboxTake(ctx, b.owner, takeBatch, b.cfg.InboxLease)
 		if err != nil {
 			if ctx.Err() == nil {
-				b.log.WarnContext(ctx, "slack inbox poll failed", "error", err.Error())
+				b.log.WarnContext(ctx, "slack inbox poll failed", "err", err)
 			}
 			continue
 		}
@@ -301,7 +301,7 @@ func (b *Bot) takeOver(ctx context.Context, sm *socketmode.Client, jobs lanes) {
 				"age_ms", time.Since(e.Received).Milliseconds())
 			switch {
 			case err != nil:
-				log.ErrorContext(ctx, "slack inbox entry unreadable; dropped", "error", err.Error())
+				log.ErrorContext(ctx, "slack inbox entry unreadable; dropped", "err", err)
 				b.finish(ctx, j)
 				continue
 			case e.Attempts > maxInboxAttempts:

@@ -121,7 +121,7 @@ func (c *Cache[A]) Answer(ctx context.Context, at, now time.Time, fetch func() (
 		c.mu.Unlock()
 		if warn {
 			c.log.WarnContext(ctx, c.service+" unreachable; serving the last known on-call answer",
-				"error", err.Error(), "answer_age", now.Sub(k.fetched).String(), "stale_for", c.staleFor.String())
+				"err", err, "answer_age", now.Sub(k.fetched).String(), "stale_for", c.staleFor.String())
 		}
 		return k.answer, nil
 	}

@@ -192,56 +192,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestRevokeBurst is the acceptance figure: 2,000 revocations from 64
-// goroutines against a fake that throttles every API above 20
-// requests/second. All must succeed; time and throttled responses are
-// logged, not asserted (about 100 s: each revocation costs a GetUserId, a
-// GetGroupMembershipId and a DeleteGroupMembership, each API at 20/s).
-func TestRevokeBurst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes about 100 s at 20 requests/second")
-	}
-	const n, workers = 2000, 64
-	f := newFake(t) // default throttle: 20 rps per API, burst 20, HTTP 400 ThrottlingException
-	group := f.AddGroup("prod-admin")
-	grants := make(chan access.Grant, n)
-	for i := range n {
-		email := fmt.Sprintf("burst%04d@example.com", i)
-		f.AddMember(group, f.AddUser(email))
-		grants <- access.Grant{RequestID: fmt.Sprint(i), Group: group, User: email}
-	}
-	close(grants)
-	p := newProvider(t, f.URL, testKeyID, testSecret) // production defaults
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	start := time.Now()
-	var mu sync.Mutex
-	var failed []error
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for g := range grants {
-				if err := p.Revoke(ctx, g); err != nil {
-					mu.Lock()
-					failed = append(failed, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if len(failed) > 0 {
-		t.Errorf("%d of %d revocations failed; first: %v", len(failed), n, failed[0])
-	}
-	if left := len(f.Members(group)); left != 0 {
-		t.Errorf("%d members left after %d revocations", left, n)
-	}
-	t.Logf("%d revocations, %d goroutines: %v (%.1f/s), %d throttled responses; calls GetUserId=%d GetGroupMembershipId=%d DeleteGroupMembership=%d",
-		n, workers, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), f.Throttled(),
-		f.Calls("GetUserId"), f.Calls("GetGroupMembershipId"), f.Calls("DeleteGroupMembership"))
-}
-
 func TestFakeProtocol(t *testing.T) {
 	f := newFake(t)
 	post := func(target, authz, body string) (int, http.Header, map[string]any) {

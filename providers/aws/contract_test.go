@@ -26,11 +26,11 @@ const (
 	wrongSec   = "wrong-secret-must-not-leak"
 )
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -39,14 +39,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 var userSeq atomic.Int64
 
-func newFake(t *testing.T) *awsfake.Server {
+func newFake(t testing.TB) *awsfake.Server {
 	f := awsfake.New()
 	t.Cleanup(f.Close)
 	f.AllowAccessKeys(testKeyID)
 	return f
 }
 
-func newProvider(t *testing.T, endpoint, keyID, secret string, opts ...aws.Option) *aws.Provider {
+func newProvider(t testing.TB, endpoint, keyID, secret string, opts ...aws.Option) *aws.Provider {
 	t.Helper()
 	opts = append([]aws.Option{aws.WithAWSConfig(awsCfg(keyID, secret)), aws.WithEndpoint(endpoint)}, opts...)
 	p, err := aws.New(context.Background(), aws.Config{

@@ -68,7 +68,7 @@ func (p *Provider) FailNext(op string, n int, err error) {
 	p.mu.Unlock()
 }
 
-func (p *Provider) apply(op string, g access.Grant) error {
+func (p *Provider) apply(ctx context.Context, op string, g access.Grant) error {
 	p.mu.Lock()
 	c := Change{Op: op, Grant: g, At: p.now()}
 	if p.failNext[op] > 0 {
@@ -89,9 +89,9 @@ func (p *Provider) apply(op string, g access.Grant) error {
 	obs := append([]func(Change){}, p.observers...)
 	p.mu.Unlock()
 	if c.Err != nil {
-		p.log.Warn("dryrun "+op+" failed (injected)", "request_id", g.RequestID, "user", g.User, "group", g.Group, "err", c.Err)
+		p.log.WarnContext(ctx, "dryrun "+op+" failed (injected)", "request_id", g.RequestID, "user", g.User, "group", g.Group, "err", c.Err)
 	} else {
-		p.log.Info("dryrun "+op, "request_id", g.RequestID, "user", g.User, "group", g.Group, "role", g.Role)
+		p.log.InfoContext(ctx, "dryrun "+op, "request_id", g.RequestID, "user", g.User, "group", g.Group, "role", g.Role)
 	}
 	for _, fn := range obs {
 		fn(c)
@@ -100,10 +100,12 @@ func (p *Provider) apply(op string, g access.Grant) error {
 }
 
 // Grant adds g.User to g.Group; granting an existing membership succeeds.
-func (p *Provider) Grant(_ context.Context, g access.Grant) error { return p.apply("grant", g) }
+func (p *Provider) Grant(ctx context.Context, g access.Grant) error { return p.apply(ctx, "grant", g) }
 
 // Revoke removes g.User from g.Group; removing a non-member succeeds.
-func (p *Provider) Revoke(_ context.Context, g access.Grant) error { return p.apply("revoke", g) }
+func (p *Provider) Revoke(ctx context.Context, g access.Grant) error {
+	return p.apply(ctx, "revoke", g)
+}
 
 // Members returns the group's members, sorted.
 func (p *Provider) Members(_ context.Context, group string) ([]string, error) {

@@ -28,7 +28,10 @@ func TestIdentitiesNormalisedOnce(t *testing.T) {
 	if !p.IsMember("g", "kate@example.com") || p.Count("grant", "KATE@example.com") != 1 {
 		t.Errorf("ASCII case is not folded")
 	}
-	got, _ := p.Members(ctx, "g")
+	got, err := p.Members(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 2 {
 		t.Errorf("Members = %q, want two distinct people", got)
 	}

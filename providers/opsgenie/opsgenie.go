@@ -32,20 +32,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/httpapi"
 	"github.com/accessbot/accessbot/internal/oncallcache"
-	"github.com/accessbot/accessbot/internal/sleep"
 )
 
 // Defaults.
@@ -54,10 +52,7 @@ const (
 	DefaultCacheFor = oncallcache.DefaultCacheFor
 	DefaultStaleFor = oncallcache.DefaultStaleFor
 
-	rateRetries    = 2
-	maxRateWait    = 30 * time.Second
-	defaultRateGap = time.Second // first wait when 429 has no Retry-After; doubled after
-	maxBody        = 4 << 20
+	maxBody = 4 << 20
 )
 
 // ErrUnavailable says Opsgenie could not be reached and no recent enough
@@ -81,14 +76,14 @@ type Config struct {
 type Option func(*Rotation)
 
 // WithHTTPClient sets the HTTP client (default: one with a 15 s timeout).
-func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.hc = c } }
+func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.api.HTTP = c } }
 
 // WithClock sets the clock used for cache ages.
 func WithClock(c access.Clock) Option { return func(r *Rotation) { r.clock = c } }
 
 // WithWait sets how the client waits before retrying after a 429.
 func WithWait(f func(ctx context.Context, d time.Duration) error) Option {
-	return func(r *Rotation) { r.wait = f }
+	return func(r *Rotation) { r.api.Wait = f }
 }
 
 // Rotation answers OnCall from one Opsgenie schedule. It is safe for
@@ -96,10 +91,10 @@ func WithWait(f func(ctx context.Context, d time.Duration) error) Option {
 type Rotation struct {
 	cfg    Config
 	target *url.URL // the on-calls URL without the date
+	op     string   // names the on-calls request in errors
 	log    *slog.Logger
-	hc     *http.Client
+	api    httpapi.Client
 	clock  access.Clock
-	wait   func(ctx context.Context, d time.Duration) error
 
 	answers  *oncallcache.Cache[answer]
 	timeline *url.URL // the timeline URL without the date
@@ -122,18 +117,8 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("opsgenie: "+format, args...)) }
-	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
-	}
-	base, err := url.Parse(cfg.APIURL)
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		bad("api_url %q is not an http(s) URL", cfg.APIURL)
-	}
-	if strings.TrimSpace(cfg.APIKey) == "" {
-		bad("api_key is empty")
-	} else if strings.ContainsAny(cfg.APIKey, " \t\r\n") {
-		bad("api_key contains white space (check how it is quoted)")
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
+	httpapi.CheckSecret("api_key", cfg.APIKey, bad)
 	if strings.TrimSpace(cfg.ScheduleID) == "" {
 		bad("schedule_id is empty (a schedule id or name)")
 	}
@@ -165,12 +150,23 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 
 	log = log.With("oncall_source", "opsgenie", "schedule", id)
 	r := &Rotation{
-		cfg:     cfg,
-		target:  &target,
-		log:     log,
-		hc:      &http.Client{Timeout: 15 * time.Second},
+		cfg:    cfg,
+		target: &target,
+		op:     fmt.Sprintf("get on-calls for schedule %q", id),
+		log:    log,
+		api: httpapi.Client{
+			Service: "opsgenie",
+			Header: http.Header{
+				"Authorization": {"GenieKey " + cfg.APIKey},
+				"Accept":        {"application/json"},
+			},
+			Log:          log,
+			MaxBody:      maxBody,
+			Rejected:     "api key rejected",
+			RejectedHint: "check the key and that its integration may read the schedule",
+			Describe:     describe,
+		},
 		clock:   access.SystemClock{},
-		wait:    sleep.For,
 		answers: oncallcache.New("opsgenie", log, cfg.CacheFor, cfg.StaleFor, answer.covers),
 	}
 	if cfg.ShiftEnds {
@@ -232,34 +228,21 @@ func (r *Rotation) nextChange(ctx context.Context, date time.Time) time.Time {
 	q := u.Query()
 	q.Set("date", date.UTC().Format(time.RFC3339))
 	u.RawQuery = q.Encode()
-	fail := func(why string) time.Time {
+	fail := func(err error) time.Time {
 		if !r.timelineWarned.Swap(true) {
 			r.log.WarnContext(ctx, "opsgenie: cannot read the schedule timeline; a stale answer may outlive its turn by up to stale_for",
-				"error", why)
+				"err", err)
 		}
 		return time.Time{}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return fail(err.Error())
-	}
-	req.Header.Set("Authorization", "GenieKey "+r.cfg.APIKey)
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return fail(redact(err).Error())
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	resp.Body.Close()
-	if err != nil {
-		return fail(err.Error())
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fail(resp.Status + describe(body))
-	}
+	once := r.api
+	once.RateWaits = -1 // the answer it qualifies has already been fetched
 	var out timelineResponse
-	if err := json.Unmarshal(body, &out); err != nil || out.Data == nil {
-		return fail("undecodable answer")
+	if err := once.Get(ctx, "get the schedule timeline", &u, &out); err != nil {
+		return fail(err)
+	}
+	if out.Data == nil {
+		return fail(errors.New("opsgenie: get the schedule timeline: answer has no data"))
 	}
 	next := out.Data.EndDate
 	for _, rot := range out.Data.FinalTimeline.Rotations {
@@ -285,72 +268,28 @@ type onCallResponse struct {
 	RequestID string `json:"requestId"`
 }
 
-// fetch asks who is on call at date, waiting out up to rateRetries 429s.
+// fetch asks who is on call at date, waiting out up to two 429s.
 func (r *Rotation) fetch(ctx context.Context, date time.Time) ([]string, error) {
 	u := *r.target
 	q := u.Query()
 	q.Set("date", date.UTC().Format(time.RFC3339))
 	u.RawQuery = q.Encode()
-	gap := defaultRateGap
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return nil, fmt.Errorf("opsgenie: build request: %w", err)
-		}
-		req.Header.Set("Authorization", "GenieKey "+r.cfg.APIKey)
-		req.Header.Set("Accept", "application/json")
-		resp, err := r.hc.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("opsgenie: get on-calls: %w", ctx.Err())
-			}
-			return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: %w", redact(err)))
-		}
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			if rerr != nil {
-				return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: read answer: %w", rerr))
-			}
-			var out onCallResponse
-			if err := json.Unmarshal(body, &out); err != nil {
-				return nil, fmt.Errorf("opsgenie: get on-calls: decode answer: %w", err)
-			}
-			if out.Data == nil {
-				return nil, fmt.Errorf("opsgenie: get on-calls: answer has no data (request id %s)", out.RequestID)
-			}
-			var people []string
-			for _, p := range out.Data.OnCallRecipients {
-				p = access.NormalizeIdentity(p)
-				if p != "" && !slices.Contains(people, p) {
-					people = append(people, p)
-				}
-			}
-			slices.Sort(people)
-			return people, nil
-		case resp.StatusCode == http.StatusTooManyRequests:
-			d := gap
-			if v, err := strconv.ParseFloat(strings.TrimSpace(resp.Header.Get("Retry-After")), 64); err == nil && v >= 0 {
-				d = time.Duration(v * float64(time.Second))
-			}
-			if attempt >= rateRetries || d > maxRateWait {
-				return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: rate limited%s", describe(body)))
-			}
-			r.log.InfoContext(ctx, "opsgenie rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
-			if err := r.wait(ctx, d); err != nil {
-				return nil, fmt.Errorf("opsgenie: get on-calls: waiting for the rate limit: %w", err)
-			}
-			gap *= 2
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return nil, access.Permanent(fmt.Errorf("opsgenie: get on-calls: api key rejected (%s); check the key and that its integration may read the schedule%s",
-				resp.Status, describe(body)))
-		case resp.StatusCode >= 500:
-			return nil, oncallcache.Unavailable(fmt.Errorf("get on-calls: %s%s", resp.Status, describe(body)))
-		default:
-			return nil, fmt.Errorf("opsgenie: get on-calls for schedule %q: %s%s", r.cfg.ScheduleID, resp.Status, describe(body))
+	var out onCallResponse
+	if err := r.api.Get(ctx, r.op, &u, &out); err != nil {
+		return nil, err
+	}
+	if out.Data == nil {
+		return nil, fmt.Errorf("opsgenie: %s: answer has no data (request id %s)", r.op, out.RequestID)
+	}
+	var people []string
+	for _, p := range out.Data.OnCallRecipients {
+		p = access.NormalizeIdentity(p)
+		if p != "" && !slices.Contains(people, p) {
+			people = append(people, p)
 		}
 	}
+	slices.Sort(people)
+	return people, nil
 }
 
 // describe renders Opsgenie's error body {"message","took","requestId"} as
@@ -367,22 +306,5 @@ func describe(body []byte) string {
 		}
 		return s
 	}
-	t := strings.Join(strings.Fields(string(body)), " ")
-	if t == "" {
-		return ""
-	}
-	if len(t) > 200 {
-		t = t[:200] + "..."
-	}
-	return ": " + t
-}
-
-// redact keeps the operation and cause of a transport error and drops the
-// URL (the key is never in it, but the query makes errors long).
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
-	}
-	return err
+	return httpapi.Excerpt(body)
 }

@@ -30,7 +30,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -40,8 +39,8 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/httpapi"
 	"github.com/accessbot/accessbot/internal/oncallcache"
-	"github.com/accessbot/accessbot/internal/sleep"
 )
 
 // Defaults.
@@ -52,12 +51,9 @@ const (
 	// Lookahead is how far ahead of the asked time on-calls are listed.
 	Lookahead = 24 * time.Hour
 
-	pageLimit      = 100 // PagerDuty's maximum
-	maxPages       = 50
-	rateRetries    = 2                // waits for ratelimit-reset before giving up
-	maxRateWait    = 30 * time.Second // longer resets are not waited for
-	defaultRateGap = time.Second      // when 429 has no usable reset header
-	maxBody        = 8 << 20
+	pageLimit = 100 // PagerDuty's maximum
+	maxPages  = 50
+	maxBody   = 8 << 20
 )
 
 // ErrUnavailable says PagerDuty could not be reached and no recent enough
@@ -82,7 +78,7 @@ type Config struct {
 type Option func(*Rotation)
 
 // WithHTTPClient sets the HTTP client (default: one with a 15 s timeout).
-func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.hc = c } }
+func WithHTTPClient(c *http.Client) Option { return func(r *Rotation) { r.api.HTTP = c } }
 
 // WithClock sets the clock used for cache ages.
 func WithClock(c access.Clock) Option { return func(r *Rotation) { r.clock = c } }
@@ -90,7 +86,7 @@ func WithClock(c access.Clock) Option { return func(r *Rotation) { r.clock = c }
 // WithWait sets how the client waits before retrying after a 429 (default:
 // a timer that gives up when ctx is done).
 func WithWait(f func(ctx context.Context, d time.Duration) error) Option {
-	return func(r *Rotation) { r.wait = f }
+	return func(r *Rotation) { r.api.Wait = f }
 }
 
 // Rotation answers OnCall from PagerDuty. It is safe for concurrent use.
@@ -98,9 +94,8 @@ type Rotation struct {
 	cfg   Config
 	base  *url.URL
 	log   *slog.Logger
-	hc    *http.Client
+	api   httpapi.Client
 	clock access.Clock
-	wait  func(ctx context.Context, d time.Duration) error
 
 	answers *oncallcache.Cache[answer]
 }
@@ -124,18 +119,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("pagerduty: "+format, args...)) }
 
-	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
-	}
-	base, err := url.Parse(cfg.APIURL)
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		bad("api_url %q is not an http(s) URL", cfg.APIURL)
-	}
-	if strings.TrimSpace(cfg.Token) == "" {
-		bad("token is empty")
-	} else if strings.ContainsAny(cfg.Token, " \t\r\n") {
-		bad("token contains white space (check how it is quoted)")
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
+	httpapi.CheckSecret("token", cfg.Token, bad)
 	if len(cfg.ScheduleIDs) == 0 && len(cfg.EscalationPolicyIDs) == 0 {
 		bad("set schedule_ids or escalation_policy_ids (or both)")
 	}
@@ -164,12 +149,23 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
 	}
 	log = log.With("oncall_source", "pagerduty")
 	r := &Rotation{
-		cfg:     cfg,
-		base:    base,
-		log:     log,
-		hc:      &http.Client{Timeout: 15 * time.Second},
+		cfg:  cfg,
+		base: base,
+		log:  log,
+		api: httpapi.Client{
+			Service: "pagerduty",
+			Header: http.Header{
+				"Authorization": {"Token token=" + cfg.Token},
+				"Accept":        {"application/vnd.pagerduty+json;version=2"},
+			},
+			Log:          log,
+			RateHeaders:  []string{"ratelimit-reset", "Retry-After"},
+			MaxBody:      maxBody,
+			Rejected:     "token rejected",
+			RejectedHint: "check the API token and its access",
+			Describe:     describe,
+		},
 		clock:   access.SystemClock{},
-		wait:    sleep.For,
 		answers: oncallcache.New("pagerduty", log, cfg.CacheFor, cfg.StaleFor, answer.covers),
 	}
 	for _, o := range opts {
@@ -249,8 +245,11 @@ func (r *Rotation) fetch(ctx context.Context, since, until time.Time) ([]entry, 
 			return nil, fmt.Errorf("pagerduty: list on-calls: more than %d pages; narrow the schedules or policies", maxPages)
 		}
 		q.Set("offset", strconv.Itoa(offset))
+		u := *r.base
+		u.Path = strings.TrimRight(u.Path, "/") + "/oncalls"
+		u.RawQuery = q.Encode()
 		var body listResponse
-		if err := r.get(ctx, "/oncalls", q, &body); err != nil {
+		if err := r.api.Get(ctx, "list on-calls", &u, &body); err != nil {
 			return nil, err
 		}
 		for _, o := range body.OnCalls {
@@ -312,70 +311,6 @@ func (o *onCall) entry() (entry, error) {
 	return e, nil
 }
 
-// get does one GET, waiting out up to rateRetries 429s, and decodes the
-// JSON answer into out. Network errors, 5xx and exhausted 429s come back
-// marked oncallcache.Unavailable.
-func (r *Rotation) get(ctx context.Context, path string, q url.Values, out any) error {
-	u := *r.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	u.RawQuery = q.Encode()
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return fmt.Errorf("pagerduty: build request: %w", err)
-		}
-		req.Header.Set("Authorization", "Token token="+r.cfg.Token)
-		req.Header.Set("Accept", "application/vnd.pagerduty+json;version=2")
-		resp, err := r.hc.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("pagerduty: list on-calls: %w", ctx.Err())
-			}
-			return oncallcache.Unavailable(fmt.Errorf("list on-calls: %w", redact(err)))
-		}
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			if rerr != nil {
-				return oncallcache.Unavailable(fmt.Errorf("list on-calls: read answer: %w", rerr))
-			}
-			if err := json.Unmarshal(body, out); err != nil {
-				return fmt.Errorf("pagerduty: list on-calls: decode answer: %w", err)
-			}
-			return nil
-		case resp.StatusCode == http.StatusTooManyRequests:
-			d := resetAfter(resp.Header)
-			if attempt >= rateRetries || d > maxRateWait {
-				return oncallcache.Unavailable(fmt.Errorf("list on-calls: rate limited (reset in %v)%s", d, describe(body)))
-			}
-			r.log.InfoContext(ctx, "pagerduty rate limit; waiting", "wait", d.String(), "attempt", attempt+1)
-			if err := r.wait(ctx, d); err != nil {
-				return fmt.Errorf("pagerduty: list on-calls: waiting for the rate limit: %w", err)
-			}
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return access.Permanent(fmt.Errorf("pagerduty: list on-calls: token rejected (%s); check the API token and its access%s",
-				resp.Status, describe(body)))
-		case resp.StatusCode >= 500:
-			return oncallcache.Unavailable(fmt.Errorf("list on-calls: %s%s", resp.Status, describe(body)))
-		default:
-			return fmt.Errorf("pagerduty: list on-calls: %s%s", resp.Status, describe(body))
-		}
-	}
-}
-
-// resetAfter reads ratelimit-reset (seconds), then Retry-After.
-func resetAfter(h http.Header) time.Duration {
-	for _, k := range []string{"ratelimit-reset", "Retry-After"} {
-		if v := strings.TrimSpace(h.Get(k)); v != "" {
-			if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-				return time.Duration(n * float64(time.Second))
-			}
-		}
-	}
-	return defaultRateGap
-}
-
 // describe renders PagerDuty's error body {"error":{"message","code","errors"}}
 // as ": message (code N): detail; detail", or a short excerpt of a body
 // that is not JSON.
@@ -397,22 +332,5 @@ func describe(body []byte) string {
 		}
 		return s
 	}
-	t := strings.Join(strings.Fields(string(body)), " ")
-	if t == "" {
-		return ""
-	}
-	if len(t) > 200 {
-		t = t[:200] + "..."
-	}
-	return ": " + t
-}
-
-// redact drops the URL from a transport error: it carries the query, and
-// keeping errors short helps. The token is never in the URL.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
-	}
-	return err
+	return httpapi.Excerpt(body)
 }

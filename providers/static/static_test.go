@@ -200,7 +200,10 @@ func TestStartAnchor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := mustNew(t, Config{Name: "p", Timezone: "Europe/Berlin", Handoff: "monday 09:00", Start: tt.start, Members: members})
-			s, _ := r.OnCall(context.Background(), "", ts(t, tt.at))
+			s, err := r.OnCall(context.Background(), "", ts(t, tt.at))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got := render(s); got != tt.want {
 				t.Errorf("got  %v\nwant %v", got, tt.want)
 			}
@@ -464,7 +467,10 @@ func TestOnCallCancelledAndShiftsEmptyRange(t *testing.T) {
 		t.Error("Members returned the rotation's own slice")
 	}
 	// Defaults: UTC, weekly, monday 09:00, start 2024-01-01.
-	s, _ := r.OnCall(context.Background(), "", ts(t, "2026-01-07T00:00:00Z"))
+	s, err := r.OnCall(context.Background(), "", ts(t, "2026-01-07T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, want := render(s), (row{"a@example.com", "2026-01-05T09:00:00Z", "2026-01-12T09:00:00Z"}); got != want {
 		t.Errorf("defaults: got %v, want %v", got, want)
 	}
@@ -573,7 +579,10 @@ func TestConcurrentCallers(t *testing.T) {
 	done := make(chan access.Shift, 8)
 	for i := range 8 {
 		go func() {
-			s, _ := r.OnCall(context.Background(), "p", base.Add(time.Duration(i)*time.Minute))
+			s, err := r.OnCall(context.Background(), "p", base.Add(time.Duration(i)*time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
 			done <- s
 		}()
 	}

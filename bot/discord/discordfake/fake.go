@@ -44,6 +44,10 @@ type Options struct {
 	// a 429 (0: never), waiting RetryAfter (default 50 ms).
 	RateLimitEvery int
 	RetryAfter     time.Duration
+	// Now tells the time of dispatches, callbacks and messages, which
+	// decides whether a callback or a follow-up is late (default
+	// time.Now; tests pass a test clock to step past a deadline).
+	Now func() time.Time
 }
 
 // Server is the fake Discord. Its URL (APIBase) is what the bot's api_url
@@ -122,6 +126,9 @@ func New(opts Options) *Server {
 	}
 	if opts.RetryAfter == 0 {
 		opts.RetryAfter = 50 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, interactions: map[string]*Interaction{}, messages: map[string][]*Message{},
 		dms: map[string]string{}, commands: map[string][]map[string]any{}, changed: make(chan struct{}), ids: 1600000000000000000}
@@ -401,7 +408,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, channel str
 		return
 	}
 	s.mu.Lock()
-	m := &Message{ID: s.newID(), ChannelID: channel, CreatedAt: time.Now()}
+	m := &Message{ID: s.newID(), ChannelID: channel, CreatedAt: s.opts.Now()}
 	b.apply(m)
 	m.AllowedMentions = b.AllowedMentions
 	s.messages[channel] = append(s.messages[channel], m)
@@ -801,7 +808,7 @@ func (s *Server) dispatch(src Source, typ int, kind string, data any, extra map[
 	s.interactions[id] = in
 	se := live[s.rr%len(live)]
 	s.rr++
-	in.Dispatched = time.Now()
+	in.Dispatched = s.opts.Now()
 	s.dispatchLocked(se, "INTERACTION_CREATE", raw)
 	return in, nil
 }
@@ -958,7 +965,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, id, token stri
 		apiError(w, http.StatusBadRequest, 40060, "Interaction has already been acknowledged.")
 		return
 	}
-	if time.Since(in.Dispatched) > s.opts.CallbackDeadline {
+	if s.opts.Now().Sub(in.Dispatched) > s.opts.CallbackDeadline {
 		in.Late = true
 		apiError(w, http.StatusNotFound, 10062, "Unknown interaction")
 		return
@@ -977,9 +984,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, id, token stri
 	}
 	in.ResponseType = b.Type
 	in.Response = b.Data
-	in.Latency = time.Since(in.Dispatched)
+	in.Latency = s.opts.Now().Sub(in.Dispatched)
 	if b.Type == 4 || b.Type == 5 {
-		m := &Message{ID: s.newID(), ChannelID: "interaction:" + id, CreatedAt: time.Now()}
+		m := &Message{ID: s.newID(), ChannelID: "interaction:" + id, CreatedAt: s.opts.Now()}
 		if b.Data != nil {
 			raw, _ := json.Marshal(b.Data)
 			var mb messageBody
@@ -1009,7 +1016,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, app, token stri
 			in = x
 		}
 	}
-	if in == nil || app != s.opts.AppID || time.Since(in.Dispatched) > 15*time.Minute {
+	if in == nil || app != s.opts.AppID || s.opts.Now().Sub(in.Dispatched) > 15*time.Minute {
 		apiError(w, http.StatusUnauthorized, 50027, "Invalid Webhook Token")
 		return
 	}
@@ -1019,7 +1026,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, app, token stri
 	}
 	switch {
 	case len(rest) == 0 && r.Method == http.MethodPost:
-		m := &Message{ID: s.newID(), ChannelID: "interaction:" + in.ID, CreatedAt: time.Now()}
+		m := &Message{ID: s.newID(), ChannelID: "interaction:" + in.ID, CreatedAt: s.opts.Now()}
 		b.apply(m)
 		in.Followups = append(in.Followups, m)
 		s.notify()

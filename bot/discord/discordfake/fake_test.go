@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/accessbot/accessbot/internal/testclock"
 )
 
 // These tests hold the fake to what Discord does (see PROTOCOLS.md), with
@@ -133,14 +135,18 @@ func TestGatewayHandshakeHeartbeatDispatchResume(t *testing.T) {
 }
 
 func TestInteractionCallbackRules(t *testing.T) {
-	s := New(Options{Guilds: []string{"1300000000000000001"}, CallbackDeadline: 200 * time.Millisecond})
+	clock := testclock.New(time.Date(2026, 1, 7, 12, 0, 0, 0, time.UTC))
+	s := New(Options{Guilds: []string{"1300000000000000001"}, Now: clock.Now})
 	defer s.Close()
 	c := dial(t, s)
 	c.read()
 	c.send(map[string]any{"op": 2, "d": map[string]any{"token": s.Token(), "intents": 1}})
 	c.read()
 	src := Source{User: "1400000000000000001", Channel: "1"}
-	in, _ := s.DispatchCommand(src, "list")
+	in, err := s.DispatchCommand(src, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.read()
 	cb := s.APIBase() + "interactions/" + in.ID + "/" + in.Token + "/callback"
 	// A follow-up before the acknowledgement: unknown webhook.
@@ -160,13 +166,22 @@ func TestInteractionCallbackRules(t *testing.T) {
 		t.Errorf("record %+v", got)
 	}
 	// Too late: unknown interaction.
-	late, _ := s.DispatchCommand(src, "list")
-	c.read()
-	if err := s.WaitFor(context.Background(), func() bool { return time.Since(s.Interaction(late.ID).Dispatched) > 250*time.Millisecond }); err != nil {
+	late, err := s.DispatchCommand(src, "list")
+	if err != nil {
 		t.Fatal(err)
 	}
+	c.read()
+	clock.Advance(3*time.Second + time.Millisecond) // past Discord's 3 s
 	if code, body, _ := post(t, s.APIBase()+"interactions/"+late.ID+"/"+late.Token+"/callback", map[string]any{"type": 5}, ""); code != 404 || body["code"] != float64(10062) {
 		t.Errorf("late callback: %d %v", code, body)
+	}
+	// A follow-up outlives the callback window, not the token's 15 minutes.
+	if code, _, _ := post(t, s.APIBase()+"webhooks/"+s.AppID()+"/"+in.Token, map[string]any{"content": "later"}, ""); code != 200 {
+		t.Errorf("follow-up after 3 s: %d", code)
+	}
+	clock.Advance(15 * time.Minute)
+	if code, body, _ := post(t, s.APIBase()+"webhooks/"+s.AppID()+"/"+in.Token, map[string]any{"content": "too late"}, ""); code != 401 || body["code"] != float64(50027) {
+		t.Errorf("follow-up after 15 min: %d %v", code, body)
 	}
 }
 

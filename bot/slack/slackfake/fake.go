@@ -80,7 +80,8 @@ type Options struct {
 	// as Slack does beyond about one message per second per channel. Zero
 	// leaves posting unpaced.
 	PostInterval time.Duration
-	// Now is the clock PostInterval is measured on; nil is the wall clock.
+	// Now is the clock PostInterval and TriggerTTL are measured on; nil is
+	// the wall clock.
 	Now func() time.Time
 }
 

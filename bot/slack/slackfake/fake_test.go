@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/accessbot/accessbot/bot/slack/slackfake"
+	"github.com/accessbot/accessbot/internal/testclock"
 )
 
 // These tests hold the fake to what Slack does, using the real slack-go
@@ -161,8 +162,9 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 }
 
 // runClient runs a real socketmode client that acks everything, and opens
-// the modal of every slash command with its trigger.
-func runClient(t *testing.T, s *slackfake.Server, openDelay time.Duration, opened chan<- error) {
+// the modal of every slash command with its trigger (after calling
+// beforeOpen, when set).
+func runClient(t *testing.T, s *slackfake.Server, beforeOpen func(), opened chan<- error) {
 	t.Helper()
 	api := goslack.New(s.BotToken(), goslack.OptionAPIURL(s.APIURL()), goslack.OptionAppLevelToken(s.AppToken()))
 	sm := socketmode.New(api)
@@ -180,7 +182,9 @@ func runClient(t *testing.T, s *slackfake.Server, openDelay time.Duration, opene
 				}
 				_ = sm.AckCtx(ctx, evt.Request.EnvelopeID, nil)
 				if cmd, ok := evt.Data.(goslack.SlashCommand); ok && opened != nil {
-					time.Sleep(openDelay)
+					if beforeOpen != nil {
+						beforeOpen()
+					}
 					view := goslack.ModalViewRequest{Type: goslack.VTModal, Title: goslack.NewTextBlockObject("plain_text", "T", false, false),
 						Blocks: goslack.Blocks{BlockSet: []goslack.Block{goslack.NewSectionBlock(goslack.NewTextBlockObject("mrkdwn", "x", false, false), nil, nil)}}}
 					_, err := api.OpenViewContext(ctx, cmd.TriggerID, view)
@@ -201,9 +205,10 @@ func runClient(t *testing.T, s *slackfake.Server, openDelay time.Duration, opene
 }
 
 func TestTriggersAreSingleUse(t *testing.T) {
-	s := newServer(t, slackfake.Options{TriggerTTL: 200 * time.Millisecond})
+	clock := testclock.New(time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)) // stands still: in time
+	s := newServer(t, slackfake.Options{Now: clock.Now})
 	opened := make(chan error, 1)
-	runClient(t, s, 0, opened)
+	runClient(t, s, nil, opened)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := s.SlashCommand(ctx, slackfake.Command{User: "U1", Channel: "C1"}); err != nil {
@@ -218,9 +223,10 @@ func TestTriggersAreSingleUse(t *testing.T) {
 }
 
 func TestTriggerExpires(t *testing.T) {
-	s := newServer(t, slackfake.Options{TriggerTTL: time.Millisecond})
+	clock := testclock.New(time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC))
+	s := newServer(t, slackfake.Options{Now: clock.Now}) // Slack's 3 s
 	opened := make(chan error, 1)
-	runClient(t, s, 20*time.Millisecond, opened)
+	runClient(t, s, func() { clock.Advance(slackfake.DefaultTriggerTTL + time.Millisecond) }, opened)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := s.SlashCommand(ctx, slackfake.Command{User: "U1", Channel: "C1"}); err != nil {
@@ -233,7 +239,7 @@ func TestTriggerExpires(t *testing.T) {
 
 func TestUnackedEnvelopesAreRedeliveredAfterADrop(t *testing.T) {
 	s := newServer(t, slackfake.Options{})
-	runClient(t, s, 0, nil)
+	runClient(t, s, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := s.Wait(ctx, func() bool { return s.LiveConnections() == 1 }); err != nil {

@@ -453,10 +453,7 @@ func (s *Server) postMessage(f url.Values) (_ any, _ apiError, tooSoon time.Dura
 		return nil, "channel_not_found", 0
 	}
 	if s.opts.PostInterval > 0 {
-		now := time.Now()
-		if s.opts.Now != nil {
-			now = s.opts.Now()
-		}
+		now := s.now()
 		if last, ok := s.lastPost[ch]; ok {
 			if wait := last.Add(s.opts.PostInterval).Sub(now); wait > 0 {
 				s.rateLimited["chat.postMessage"]++
@@ -583,11 +580,19 @@ func (s *Server) conversationsOpen(f url.Values) (any, apiError) {
 	return map[string]any{"ok": true, "already_open": already, "channel": map[string]any{"id": ch, "is_im": true, "user": u.ID}}, ""
 }
 
+// now reads Options.Now, or the wall clock.
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
 // issueTrigger creates a trigger_id for user, valid for TriggerTTL, once.
 func (s *Server) issueTrigger(user, team string) string {
 	id := s.nextID("trig-")
 	s.mu.Lock()
-	s.triggers[id] = &trigger{user: user, team: team, issued: time.Now()}
+	s.triggers[id] = &trigger{user: user, team: team, issued: s.now()}
 	s.mu.Unlock()
 	return id
 }
@@ -645,7 +650,7 @@ func (s *Server) viewsOpen(body map[string]any) (any, apiError) {
 	if !ok {
 		return nil, "invalid_trigger_id"
 	}
-	since := time.Since(t.issued)
+	since := s.now().Sub(t.issued)
 	if t.used || since > s.opts.TriggerTTL {
 		return nil, "expired_trigger_id"
 	}
@@ -653,7 +658,7 @@ func (s *Server) viewsOpen(body map[string]any) (any, apiError) {
 	title, _ := v["title"].(map[string]any)
 	view := &View{
 		ID: s.nextID("V"), TriggerID: tid, User: t.user, Team: t.team,
-		Blocks: viewBlocks(v), Hash: s.nextID("h"), OpenedAt: time.Now(), SinceTrigger: since,
+		Blocks: viewBlocks(v), Hash: s.nextID("h"), OpenedAt: s.now(), SinceTrigger: since,
 	}
 	view.CallbackID, _ = v["callback_id"].(string)
 	view.PrivateMetadata, _ = v["private_metadata"].(string)
