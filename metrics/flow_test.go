@@ -1,0 +1,342 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/testclock"
+	"github.com/accessbot/accessbot/metrics"
+	"github.com/accessbot/accessbot/providers/dryrun"
+	"github.com/accessbot/accessbot/scheduler"
+	"github.com/accessbot/accessbot/store/bolt"
+)
+
+var t0 = time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC)
+
+func testPolicy() *access.Policy {
+	return &access.Policy{Roles: map[string]access.Role{
+		"prod-admin": {Name: "prod-admin", Description: "admin", Provider: "dryrun", Group: "g-admin",
+			MaxDuration: 4 * time.Hour, DefaultDuration: time.Hour, ApproverUsers: []string{"dave@example.com"},
+			Approvals: 1, BreakGlass: true, PendingTTL: 30 * time.Minute, Reconcile: "remove"},
+	},
+		BreakGlass:    []string{"erin@example.com"},
+		Acknowledgers: []string{"dave@example.com"}}
+}
+
+// notes is a Notifier that posts every event as one message.
+type notes struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (n *notes) Notify(_ context.Context, ev access.Event) ([]access.MessageRef, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.n++
+	return []access.MessageRef{{Platform: "test", Purpose: "notice", Channel: "C1", ID: fmt.Sprint(n.n)}}, nil
+}
+
+// flowEnv is a service and a scheduler around the metrics decorators.
+type flowEnv struct {
+	m     *metrics.Metrics
+	svc   *access.Service
+	sched *scheduler.Scheduler
+	store access.Store
+	clock *testclock.Clock
+	prov  *dryrun.Provider
+	url   string
+}
+
+func newFlowEnv(t *testing.T) *flowEnv {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "flow.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := testclock.New(t0)
+	m := metrics.New(metrics.Options{Clock: c, GaugeTTL: time.Nanosecond, Roles: []string{"prod-admin"}})
+	m.ConfigLoaded()
+	prov := dryrun.New(nil)
+	wst := m.WrapStore(st)
+	svc, err := access.NewService(access.Deps{Store: wst, Policy: testPolicy(),
+		Providers: m.WrapProviders(map[string]access.Provisioner{"dryrun": prov}),
+		OnCall:    access.OnCallRouter{}, Notifier: &notes{}, Clock: c,
+		Options: access.Options{RevokeAlertAfter: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := scheduler.New(wst, svc, c, nil, scheduler.Options{Sweep: time.Second,
+		Hooks: scheduler.Hooks{Loop: m.Heartbeat, Lock: m.LeaderChanged}})
+	svc.SetWaker(sched)
+	if err := sched.AddJob("reconcile", "@hourly", func(ctx context.Context) error {
+		ds, err := svc.Reconcile(ctx)
+		m.ObserveReconcile(ds, err)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := m.Server("127.0.0.1:0")
+	addr, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = sched.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := srv.Run(ctx); err != nil {
+			t.Errorf("server: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return &flowEnv{m: m, svc: svc, sched: sched, store: wst, clock: c, prov: prov, url: "http://" + addr.String()}
+}
+
+// await polls (on real time, bounded) until cond holds for request id.
+func (e *flowEnv) await(t *testing.T, id, what string, cond func(*access.Request) bool) *access.Request {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := e.store.Get(context.Background(), id)
+		if err == nil && cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s never %s (last: %+v, %v)", id, what, r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// scrape fetches /metrics over HTTP and parses it.
+func (e *flowEnv) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the series name{labels} (a counter's or
+// gauge's value, a histogram's sample count), and whether it exists.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func histSum(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	for _, m := range fams[name].GetMetric() {
+		ok := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			has := false
+			for _, lp := range m.GetLabel() {
+				has = has || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
+			}
+			ok = ok && has
+		}
+		if ok && m.Histogram != nil {
+			return m.Histogram.GetSampleSum()
+		}
+	}
+	return math.NaN()
+}
+
+type want struct {
+	name   string
+	labels []string
+	v      float64
+}
+
+func check(t *testing.T, stage string, fams map[string]*dto.MetricFamily, wants ...want) {
+	t.Helper()
+	for _, w := range wants {
+		got, ok := value(fams, w.name, w.labels...)
+		if !ok {
+			t.Errorf("%s: no series %s%v", stage, w.name, w.labels)
+			continue
+		}
+		if got != w.v {
+			t.Errorf("%s: %s%v = %v, want %v", stage, w.name, w.labels, got, w.v)
+		}
+	}
+}
+
+// flowFamilies runs request -> approve -> expire, a break-glass grant
+// whose revocation fails once, a drift repair by the reconcile job and
+// chat hooks, checking the metrics at each stage, and returns the last
+// scrape.
+func runFlow(t *testing.T) map[string]*dto.MetricFamily {
+	e := newFlowEnv(t)
+	ctx := context.Background()
+
+	r, err := e.svc.Submit(ctx, access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "fix the outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "submitted", e.scrape(t),
+		want{"accessbot_requests_submitted_total", []string{"role", "prod-admin", "kind", "request"}, 1},
+		want{"accessbot_requests_pending", []string{"role", "prod-admin"}, 1},
+		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 0},
+		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, float64(r.PendingUntil.Unix())},
+	)
+
+	if _, err := e.svc.Decide(ctx, r.ID, "dave@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	alice := e.await(t, r.ID, "active", func(r *access.Request) bool { return r.State == access.StateActive })
+	check(t, "approved", e.scrape(t),
+		want{"accessbot_decisions_total", []string{"role", "prod-admin", "decision", "approve"}, 1},
+		want{"accessbot_requests_total", []string{"role", "prod-admin", "outcome", "granted"}, 1},
+		want{"accessbot_grants_total", []string{"provider", "dryrun", "outcome", "granted"}, 1},
+		want{"accessbot_requests_pending", []string{"role", "prod-admin"}, 0},
+		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 1},
+		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "grant"}, 1},
+		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, float64(alice.EndsAt.Unix())},
+	)
+
+	// Break-glass for 30 minutes; its revocation fails once.
+	bg, err := e.svc.BreakGlass(ctx, access.SubmitInput{Requester: "erin@example.com", Role: "prod-admin", Duration: 30 * time.Minute, Reason: "incident"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.await(t, bg.ID, "active", func(r *access.Request) bool { return r.State == access.StateActive })
+	e.prov.FailNext("revoke", 1, errors.New("throttled"))
+	e.clock.Advance(30*time.Minute + 10*time.Second)
+	e.sched.Wake(time.Time{})
+	bgr := e.await(t, bg.ID, "failing", func(r *access.Request) bool { return r.State == access.StateRevoking && r.Attempts > 0 })
+	e.clock.Advance(20 * time.Second)
+	check(t, "revocation failing", e.scrape(t),
+		want{"accessbot_break_glass_total", []string{"role", "prod-admin"}, 1},
+		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 1},
+		want{"accessbot_revocations_failing", nil, 1},
+		want{"accessbot_revocation_failing_oldest_seconds", nil, 20},
+		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "retry"}, 1},
+		want{"accessbot_provider_errors_total", []string{"provider", "dryrun", "op", "revoke", "code", "other"}, 1},
+	)
+	e.clock.Set(bgr.RetryAt.Add(time.Second))
+	e.sched.Wake(time.Time{})
+	bgEnded := e.await(t, bg.ID, "ended", func(r *access.Request) bool { return r.State == access.StateEnded })
+
+	// Alice's grant expires; the scheduler revokes it 30 s after its end.
+	e.clock.Set(alice.EndsAt.Add(30 * time.Second))
+	e.sched.Wake(time.Time{})
+	alice = e.await(t, r.ID, "ended", func(r *access.Request) bool { return r.State == access.StateEnded })
+
+	// Drift: a member nobody granted, removed by the reconcile job.
+	e.prov.AddMember("g-admin", "mallory@example.com")
+	if err := e.sched.RunJob(ctx, "reconcile"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The chat transport's hooks.
+	e.m.ChatConnected("slack", true)
+	e.m.ChatAcked("slack", 20*time.Millisecond)
+	e.m.ChatConnected("slack", false)
+	e.m.ChatConnected("slack", true)
+
+	fams := e.scrape(t)
+	check(t, "expired", fams,
+		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "revoked"}, 2},
+		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "started"}, 2},
+		want{"accessbot_revocation_lateness_seconds", []string{"provider", "dryrun"}, 2},
+		want{"accessbot_revocations_failing", nil, 0},
+		want{"accessbot_revocation_failing_oldest_seconds", nil, 0},
+		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 0},
+		want{"accessbot_scheduler_due_items", nil, 0},
+		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, 0},
+		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "revoke"}, 4}, // 2 break-glass (one failed), 1 expiry, 1 drift removal
+		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "members"}, 1},
+		want{"accessbot_drift_total", []string{"action", "removed"}, 1},
+		want{"accessbot_drift_members", []string{"provider", "dryrun", "kind", "removed"}, 1},
+		want{"accessbot_leader", []string{"job", "reconcile"}, 0}, // RunJob gives the lock back
+		want{"accessbot_chat_connected", []string{"platform", "slack"}, 1},
+		want{"accessbot_chat_reconnects_total", []string{"platform", "slack"}, 1},
+		want{"accessbot_chat_ack_duration_seconds", []string{"platform", "slack"}, 1},
+	)
+	late := alice.EndedAt.Sub(alice.EndsAt) + bgEnded.EndedAt.Sub(bgEnded.EndsAt)
+	if got := histSum(fams, "accessbot_revocation_lateness_seconds", "provider", "dryrun"); got != late.Seconds() {
+		t.Errorf("lateness sum = %v s, want %v s (30 s for the expiry, %s for the break-glass retried)", got, late.Seconds(),
+			bgEnded.EndedAt.Sub(bgEnded.EndsAt))
+	}
+	if n, _ := value(fams, "accessbot_outbox_delivery_lag_seconds", "lane", "security"); n < 1 {
+		t.Errorf("no security announcement delivery observed (break-glass)")
+	}
+	if n, _ := value(fams, "accessbot_outbox_delivery_lag_seconds", "lane", "people"); n < 4 {
+		t.Errorf("outbox deliveries to people = %v, want at least 4 (submitted, active, ended x2)", n)
+	}
+	if _, ok := value(fams, "accessbot_scheduler_heartbeat_timestamp_seconds"); !ok {
+		t.Error("no scheduler heartbeat")
+	}
+	return fams
+}
+
+func TestMetricsAfterRequestApproveExpire(t *testing.T) {
+	runFlow(t)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
