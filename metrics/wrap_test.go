@@ -159,7 +159,9 @@ func (p plainProv) Revoke(context.Context, access.Grant) error { return p.err }
 
 type lister struct{}
 
-func (lister) Members(context.Context, string) ([]string, error) { return []string{"a@example.com"}, nil }
+func (lister) Members(context.Context, string) ([]string, error) {
+	return []string{"a@example.com"}, nil
+}
 
 type checker struct{}
 
