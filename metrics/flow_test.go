@@ -39,13 +39,18 @@ func testPolicy() *access.Policy {
 
 // notes is a Notifier that posts every event as one message.
 type notes struct {
-	mu sync.Mutex
-	n  int
+	mu       sync.Mutex
+	n        int
+	failNext int // fail this many Notify calls (transiently)
 }
 
 func (n *notes) Notify(_ context.Context, ev access.Event) ([]access.MessageRef, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.failNext > 0 {
+		n.failNext--
+		return nil, errors.New("chat unreachable")
+	}
 	n.n++
 	return []access.MessageRef{{Platform: "test", Purpose: "notice", Channel: "C1", ID: fmt.Sprint(n.n)}}, nil
 }
@@ -58,6 +63,7 @@ type flowEnv struct {
 	store access.Store
 	clock *testclock.Clock
 	prov  *dryrun.Provider
+	notes *notes
 	url   string
 }
 
@@ -72,10 +78,11 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	m := metrics.New(metrics.Options{Clock: c, GaugeTTL: time.Nanosecond, Roles: []string{"prod-admin"}})
 	m.ConfigLoaded()
 	prov := dryrun.New(nil)
+	n := &notes{}
 	wst := m.WrapStore(st)
 	svc, err := access.NewService(access.Deps{Store: wst, Policy: testPolicy(),
 		Providers: m.WrapProviders(map[string]access.Provisioner{"dryrun": prov}),
-		OnCall:    access.OnCallRouter{}, Notifier: &notes{}, Clock: c,
+		OnCall:    access.OnCallRouter{}, Notifier: n, Clock: c,
 		Options: access.Options{RevokeAlertAfter: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +114,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &flowEnv{m: m, svc: svc, sched: sched, store: wst, clock: c, prov: prov, url: "http://" + addr.String()}
+	return &flowEnv{m: m, svc: svc, sched: sched, store: wst, clock: c, prov: prov, notes: n, url: "http://" + addr.String()}
 }
 
 // await polls (on real time, bounded) until cond holds for request id.
@@ -203,17 +210,32 @@ type want struct {
 	v      float64
 }
 
-func check(t *testing.T, stage string, fams map[string]*dto.MetricFamily, wants ...want) {
+// check scrapes until every want holds (the decorator counts right
+// after the store write the test waits for, so a scrape may come a moment
+// early), for 5 s at most, and returns the last scrape.
+func (e *flowEnv) check(t *testing.T, stage string, wants ...want) map[string]*dto.MetricFamily {
 	t.Helper()
-	for _, w := range wants {
-		got, ok := value(fams, w.name, w.labels...)
-		if !ok {
-			t.Errorf("%s: no series %s%v", stage, w.name, w.labels)
-			continue
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fams := e.scrape(t)
+		var bad []string
+		for _, w := range wants {
+			got, ok := value(fams, w.name, w.labels...)
+			switch {
+			case !ok:
+				bad = append(bad, fmt.Sprintf("no series %s%v", w.name, w.labels))
+			case got != w.v:
+				bad = append(bad, fmt.Sprintf("%s%v = %v, want %v", w.name, w.labels, got, w.v))
+			}
 		}
-		if got != w.v {
-			t.Errorf("%s: %s%v = %v, want %v", stage, w.name, w.labels, got, w.v)
+		if len(bad) == 0 {
+			return fams
 		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s:\n%s", stage, strings.Join(bad, "\n"))
+			return fams
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -229,7 +251,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "submitted", e.scrape(t),
+	e.check(t, "submitted",
 		want{"accessbot_requests_submitted_total", []string{"role", "prod-admin", "kind", "request"}, 1},
 		want{"accessbot_requests_pending", []string{"role", "prod-admin"}, 1},
 		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 0},
@@ -240,7 +262,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	alice := e.await(t, r.ID, "active", func(r *access.Request) bool { return r.State == access.StateActive })
-	check(t, "approved", e.scrape(t),
+	e.check(t, "approved",
 		want{"accessbot_decisions_total", []string{"role", "prod-admin", "decision", "approve"}, 1},
 		want{"accessbot_requests_total", []string{"role", "prod-admin", "outcome", "granted"}, 1},
 		want{"accessbot_grants_total", []string{"provider", "dryrun", "outcome", "granted"}, 1},
@@ -261,7 +283,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	e.sched.Wake(time.Time{})
 	bgr := e.await(t, bg.ID, "failing", func(r *access.Request) bool { return r.State == access.StateRevoking && r.Attempts > 0 })
 	e.clock.Advance(20 * time.Second)
-	check(t, "revocation failing", e.scrape(t),
+	e.check(t, "revocation failing",
 		want{"accessbot_break_glass_total", []string{"role", "prod-admin"}, 1},
 		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 1},
 		want{"accessbot_revocations_failing", nil, 1},
@@ -276,9 +298,16 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	bgEnded := e.await(t, bg.ID, "ended", func(r *access.Request) bool { return r.State == access.StateEnded })
 
 	// Alice's grant expires; the scheduler revokes it 30 s after its end.
+	// Telling her fails once and is retried.
+	e.notes.mu.Lock()
+	e.notes.failNext = 1
+	e.notes.mu.Unlock()
 	e.clock.Set(alice.EndsAt.Add(30 * time.Second))
 	e.sched.Wake(time.Time{})
 	alice = e.await(t, r.ID, "ended", func(r *access.Request) bool { return r.State == access.StateEnded })
+	e.clock.Advance(5 * time.Minute) // past the delivery retry's backoff
+	e.sched.Wake(time.Time{})
+	e.await(t, r.ID, "told", func(r *access.Request) bool { return len(r.Outbox) == 0 })
 
 	// Drift: a member nobody granted, removed by the reconcile job.
 	e.prov.AddMember("g-admin", "mallory@example.com")
@@ -292,8 +321,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	e.m.ChatConnected("slack", false)
 	e.m.ChatConnected("slack", true)
 
-	fams := e.scrape(t)
-	check(t, "expired", fams,
+	fams := e.check(t, "expired",
 		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "revoked"}, 2},
 		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "started"}, 2},
 		want{"accessbot_revocation_lateness_seconds", []string{"provider", "dryrun"}, 2},
@@ -310,6 +338,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 		want{"accessbot_chat_connected", []string{"platform", "slack"}, 1},
 		want{"accessbot_chat_reconnects_total", []string{"platform", "slack"}, 1},
 		want{"accessbot_chat_ack_duration_seconds", []string{"platform", "slack"}, 1},
+		want{"accessbot_outbox_retries_total", []string{"lane", "people"}, 1},
 	)
 	late := alice.EndedAt.Sub(alice.EndsAt) + bgEnded.EndedAt.Sub(bgEnded.EndsAt)
 	if got := histSum(fams, "accessbot_revocation_lateness_seconds", "provider", "dryrun"); math.Abs(got-late.Seconds()) > 1e-6 {
