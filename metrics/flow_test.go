@@ -305,6 +305,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	e.clock.Set(alice.EndsAt.Add(30 * time.Second))
 	e.sched.Wake(time.Time{})
 	alice = e.await(t, r.ID, "ended", func(r *access.Request) bool { return r.State == access.StateEnded })
+	e.await(t, r.ID, "told it failed", func(r *access.Request) bool { return len(r.Outbox) == 1 && r.Outbox[0].Tries == 1 })
 	e.clock.Advance(5 * time.Minute) // past the delivery retry's backoff
 	e.sched.Wake(time.Time{})
 	e.await(t, r.ID, "told", func(r *access.Request) bool { return len(r.Outbox) == 0 })

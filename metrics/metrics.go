@@ -31,8 +31,9 @@ type Options struct {
 	// before the store is read again (default 5 s), so that scrapes, however
 	// frequent, never hammer the store.
 	GaugeTTL time.Duration
-	// Roles pre-creates the per-role gauges at zero, so a role with
-	// nothing pending still has a series.
+	// Roles pre-creates the per-role gauges and the break-glass counter
+	// at zero, so a role with nothing pending has a series and the first
+	// break-glass use is an increase.
 	Roles []string
 	// StaleAfter is how old the scheduler loop's last heartbeat may be
 	// before /healthz fails (default 2 m; keep it well above the
@@ -167,6 +168,9 @@ func New(o Options) *Metrics {
 	m.reconcileErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "accessbot_reconcile_errors_total",
 		Help: "Reconcile runs that ended with an error."})
 
+	for _, role := range o.Roles {
+		m.breakGlass.WithLabelValues(role).Add(0) // so the alert sees the first use as an increase
+	}
 	m.state = newStoreGauges(m)
 	m.reg.MustRegister(m.submitted, m.requests, m.decisions, m.grants, m.revocations, m.breakGlass, m.drift,
 		m.lateness, m.outboxLag, m.outboxRetry, m.callSeconds, m.callErrors, m.leader, m.heartbeat,
@@ -246,4 +250,23 @@ func (m *Metrics) ObserveReconcile(ds []access.Drift, err error) {
 		m.reconcileErrs.Inc()
 	}
 	m.reconcileLast.Set(float64(m.clock.Now().UnixNano()) / 1e9)
+}
+
+// ChatHooks are the callbacks of one chat platform's transport. The
+// transports' Hooks types (bot/slack, bot/discord) have the same fields,
+// so a conversion wires them: b.SetHooks(slack.Hooks(m.Chat("slack"))).
+type ChatHooks struct {
+	Connected func(up bool)
+	Acked     func(waited time.Duration)
+}
+
+// Chat returns the hooks that record platform's connection state,
+// reconnects and acknowledgement waits, and makes the platform part of
+// /readyz (not ready until connected).
+func (m *Metrics) Chat(platform string) ChatHooks {
+	m.ExpectChat(platform)
+	return ChatHooks{
+		Connected: func(up bool) { m.ChatConnected(platform, up) },
+		Acked:     func(d time.Duration) { m.ChatAcked(platform, d) },
+	}
 }

@@ -98,6 +98,8 @@ type Bot struct {
 	dms  map[string]string // user id -> DM channel id
 
 	ready chan string // application ids from READY
+
+	hooks Hooks // optional observer callbacks (hooks.go)
 }
 
 // New validates cfg (Validate) and builds a Bot. h may be nil and set later
@@ -158,6 +160,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 	}
 	s.AddHandler(b.onReady)
 	s.AddHandler(b.onResumed)
+	s.AddHandler(b.onDisconnect)
 	s.AddHandler(b.onInteraction)
 	return b, nil
 }
@@ -205,6 +208,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 		id = r.Application.ID
 	}
 	b.log.Info("discord gateway ready", "session_id", r.SessionID, "guilds", len(r.Guilds))
+	b.connected(true)
 	select {
 	case b.ready <- id:
 	default:
@@ -213,6 +217,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 
 func (b *Bot) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
 	b.log.Info("discord gateway resumed")
+	b.connected(true)
 }
 
 // Run connects to the gateway, registers /access in every allowed guild
@@ -224,6 +229,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if h == nil {
 		return errors.New("discord: run: no handler set (call SetHandler before Run)")
 	}
+	defer b.connected(false)
 	jobs := &lanes{bulk: make(chan job, b.cfg.Workers*queuePerWorker), urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker)}
 	b.mu.Lock()
 	b.lanes = jobs
