@@ -36,10 +36,10 @@ func TestChatHooks(t *testing.T) {
 	sh.Acked(30 * time.Millisecond)
 	fams := scrapeHandler(t, m)
 	for _, w := range []want{
-		{"accessbot_chat_connected", []string{"platform", "slack"}, 1},
-		{"accessbot_chat_connected", []string{"platform", "discord"}, 1},
-		{"accessbot_chat_reconnects_total", []string{"platform", "discord"}, 1},
-		{"accessbot_chat_ack_duration_seconds", []string{"platform", "slack"}, 1},
+		{name: "accessbot_chat_connected", labels: []string{"platform", "slack"}, v: 1},
+		{name: "accessbot_chat_connected", labels: []string{"platform", "discord"}, v: 1},
+		{name: "accessbot_chat_reconnects_total", labels: []string{"platform", "discord"}, v: 1},
+		{name: "accessbot_chat_ack_duration_seconds", labels: []string{"platform", "slack"}, v: 1},
 	} {
 		if got, ok := value(fams, w.name, w.labels...); !ok || got != w.v {
 			t.Errorf("%s%v = %v (%v), want %v", w.name, w.labels, got, ok, w.v)

@@ -39,16 +39,16 @@ func testPolicy() *access.Policy {
 
 // notes is a Notifier that posts every event as one message.
 type notes struct {
-	mu       sync.Mutex
-	n        int
-	failNext int // fail this many Notify calls (transiently)
+	mu      sync.Mutex
+	n       int
+	failFor string // fail the next EvEnded delivery of this request once (transiently)
 }
 
 func (n *notes) Notify(_ context.Context, ev access.Event) ([]access.MessageRef, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.failNext > 0 {
-		n.failNext--
+	if n.failFor != "" && ev.Type == access.EvEnded && ev.Request.ID == n.failFor {
+		n.failFor = ""
 		return nil, errors.New("chat unreachable")
 	}
 	n.n++
@@ -205,9 +205,10 @@ func histSum(fams map[string]*dto.MetricFamily, name string, labels ...string) f
 }
 
 type want struct {
-	name   string
-	labels []string
-	v      float64
+	name    string
+	labels  []string
+	v       float64
+	atLeast bool // v is a lower bound (retries on real time)
 }
 
 // check scrapes until every want holds (the decorator counts right
@@ -224,7 +225,9 @@ func (e *flowEnv) check(t *testing.T, stage string, wants ...want) map[string]*d
 			switch {
 			case !ok:
 				bad = append(bad, fmt.Sprintf("no series %s%v", w.name, w.labels))
-			case got != w.v:
+			case w.atLeast && got < w.v:
+				bad = append(bad, fmt.Sprintf("%s%v = %v, want at least %v", w.name, w.labels, got, w.v))
+			case !w.atLeast && got != w.v:
 				bad = append(bad, fmt.Sprintf("%s%v = %v, want %v", w.name, w.labels, got, w.v))
 			}
 		}
@@ -252,10 +255,10 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	e.check(t, "submitted",
-		want{"accessbot_requests_submitted_total", []string{"role", "prod-admin", "kind", "request"}, 1},
-		want{"accessbot_requests_pending", []string{"role", "prod-admin"}, 1},
-		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 0},
-		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, float64(r.PendingUntil.Unix())},
+		want{name: "accessbot_requests_submitted_total", labels: []string{"role", "prod-admin", "kind", "request"}, v: 1},
+		want{name: "accessbot_requests_pending", labels: []string{"role", "prod-admin"}, v: 1},
+		want{name: "accessbot_grants_active", labels: []string{"role", "prod-admin"}, v: 0},
+		want{name: "accessbot_scheduler_next_due_timestamp_seconds", v: float64(r.PendingUntil.Unix())},
 	)
 
 	if _, err := e.svc.Decide(ctx, r.ID, "dave@example.com", true, ""); err != nil {
@@ -263,34 +266,40 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	}
 	alice := e.await(t, r.ID, "active", func(r *access.Request) bool { return r.State == access.StateActive })
 	e.check(t, "approved",
-		want{"accessbot_decisions_total", []string{"role", "prod-admin", "decision", "approve"}, 1},
-		want{"accessbot_requests_total", []string{"role", "prod-admin", "outcome", "granted"}, 1},
-		want{"accessbot_grants_total", []string{"provider", "dryrun", "outcome", "granted"}, 1},
-		want{"accessbot_requests_pending", []string{"role", "prod-admin"}, 0},
-		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 1},
-		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "grant"}, 1},
-		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, float64(alice.EndsAt.Unix())},
+		want{name: "accessbot_decisions_total", labels: []string{"role", "prod-admin", "decision", "approve"}, v: 1},
+		want{name: "accessbot_requests_total", labels: []string{"role", "prod-admin", "outcome", "granted"}, v: 1},
+		want{name: "accessbot_grants_total", labels: []string{"provider", "dryrun", "outcome", "granted"}, v: 1},
+		want{name: "accessbot_requests_pending", labels: []string{"role", "prod-admin"}, v: 0},
+		want{name: "accessbot_grants_active", labels: []string{"role", "prod-admin"}, v: 1},
+		want{name: "accessbot_provider_call_duration_seconds", labels: []string{"provider", "dryrun", "op", "grant"}, v: 1},
+		want{name: "accessbot_scheduler_next_due_timestamp_seconds", v: float64(alice.EndsAt.Unix())},
 	)
 
-	// Break-glass for 30 minutes; its revocation fails once.
+	// Break-glass for 30 minutes; its revocation fails (every retry too)
+	// until the provider is fixed.
 	bg, err := e.svc.BreakGlass(ctx, access.SubmitInput{Requester: "erin@example.com", Role: "prod-admin", Duration: 30 * time.Minute, Reason: "incident"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.await(t, bg.ID, "active", func(r *access.Request) bool { return r.State == access.StateActive })
-	e.prov.FailNext("revoke", 1, errors.New("throttled"))
+	e.prov.FailNext("revoke", 1000, errors.New("throttled"))
 	e.clock.Advance(30*time.Minute + 10*time.Second)
 	e.sched.Wake(time.Time{})
-	bgr := e.await(t, bg.ID, "failing", func(r *access.Request) bool { return r.State == access.StateRevoking && r.Attempts > 0 })
+	e.await(t, bg.ID, "failing", func(r *access.Request) bool { return r.State == access.StateRevoking && r.Attempts > 0 })
 	e.clock.Advance(20 * time.Second)
 	e.check(t, "revocation failing",
-		want{"accessbot_break_glass_total", []string{"role", "prod-admin"}, 1},
-		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 1},
-		want{"accessbot_revocations_failing", nil, 1},
-		want{"accessbot_revocation_failing_oldest_seconds", nil, 20},
-		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "retry"}, 1},
-		want{"accessbot_provider_errors_total", []string{"provider", "dryrun", "op", "revoke", "code", "other"}, 1},
+		want{name: "accessbot_break_glass_total", labels: []string{"role", "prod-admin"}, v: 1},
+		want{name: "accessbot_grants_active", labels: []string{"role", "prod-admin"}, v: 1},
+		want{name: "accessbot_revocations_failing", labels: nil, v: 1},
+		want{name: "accessbot_revocation_failing_oldest_seconds", labels: nil, v: 20},
+		want{name: "accessbot_revocations_total", labels: []string{"provider", "dryrun", "outcome", "retry"}, v: 1, atLeast: true},
+		want{name: "accessbot_provider_errors_total", labels: []string{"provider", "dryrun", "op", "revoke", "code", "other"}, v: 1, atLeast: true},
 	)
+	e.prov.FailNext("revoke", 0, nil)
+	bgr, err := e.store.Get(ctx, bg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bgr.RetryAt.After(e.clock.Now()) {
 		e.clock.Set(bgr.RetryAt.Add(time.Second))
 	}
@@ -300,7 +309,7 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	// Alice's grant expires; the scheduler revokes it 30 s after its end.
 	// Telling her fails once and is retried.
 	e.notes.mu.Lock()
-	e.notes.failNext = 1
+	e.notes.failFor = r.ID
 	e.notes.mu.Unlock()
 	e.clock.Set(alice.EndsAt.Add(30 * time.Second))
 	e.sched.Wake(time.Time{})
@@ -323,23 +332,23 @@ func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	e.m.ChatConnected("slack", true)
 
 	fams := e.check(t, "expired",
-		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "revoked"}, 2},
-		want{"accessbot_revocations_total", []string{"provider", "dryrun", "outcome", "started"}, 2},
-		want{"accessbot_revocation_lateness_seconds", []string{"provider", "dryrun"}, 2},
-		want{"accessbot_revocations_failing", nil, 0},
-		want{"accessbot_revocation_failing_oldest_seconds", nil, 0},
-		want{"accessbot_grants_active", []string{"role", "prod-admin"}, 0},
-		want{"accessbot_scheduler_due_items", nil, 0},
-		want{"accessbot_scheduler_next_due_timestamp_seconds", nil, 0},
-		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "revoke"}, 4}, // 2 break-glass (one failed), 1 expiry, 1 drift removal
-		want{"accessbot_provider_call_duration_seconds", []string{"provider", "dryrun", "op", "members"}, 1},
-		want{"accessbot_drift_total", []string{"action", "removed"}, 1},
-		want{"accessbot_drift_members", []string{"provider", "dryrun", "kind", "removed"}, 1},
-		want{"accessbot_leader", []string{"job", "reconcile"}, 0}, // RunJob gives the lock back
-		want{"accessbot_chat_connected", []string{"platform", "slack"}, 1},
-		want{"accessbot_chat_reconnects_total", []string{"platform", "slack"}, 1},
-		want{"accessbot_chat_ack_duration_seconds", []string{"platform", "slack"}, 1},
-		want{"accessbot_outbox_retries_total", []string{"lane", "people"}, 1},
+		want{name: "accessbot_revocations_total", labels: []string{"provider", "dryrun", "outcome", "revoked"}, v: 2},
+		want{name: "accessbot_revocations_total", labels: []string{"provider", "dryrun", "outcome", "started"}, v: 2},
+		want{name: "accessbot_revocation_lateness_seconds", labels: []string{"provider", "dryrun"}, v: 2},
+		want{name: "accessbot_revocations_failing", labels: nil, v: 0},
+		want{name: "accessbot_revocation_failing_oldest_seconds", labels: nil, v: 0},
+		want{name: "accessbot_grants_active", labels: []string{"role", "prod-admin"}, v: 0},
+		want{name: "accessbot_scheduler_due_items", labels: nil, v: 0},
+		want{name: "accessbot_scheduler_next_due_timestamp_seconds", labels: nil, v: 0},
+		want{name: "accessbot_provider_call_duration_seconds", labels: []string{"provider", "dryrun", "op", "revoke"}, v: 4, atLeast: true}, // break-glass (failed, retried), expiry, drift removal
+		want{name: "accessbot_provider_call_duration_seconds", labels: []string{"provider", "dryrun", "op", "members"}, v: 1},
+		want{name: "accessbot_drift_total", labels: []string{"action", "removed"}, v: 1},
+		want{name: "accessbot_drift_members", labels: []string{"provider", "dryrun", "kind", "removed"}, v: 1},
+		want{name: "accessbot_leader", labels: []string{"job", "reconcile"}, v: 0}, // RunJob gives the lock back
+		want{name: "accessbot_chat_connected", labels: []string{"platform", "slack"}, v: 1},
+		want{name: "accessbot_chat_reconnects_total", labels: []string{"platform", "slack"}, v: 1},
+		want{name: "accessbot_chat_ack_duration_seconds", labels: []string{"platform", "slack"}, v: 1},
+		want{name: "accessbot_outbox_retries_total", labels: []string{"lane", "people"}, v: 1},
 	)
 	late := alice.EndedAt.Sub(alice.EndsAt) + bgEnded.EndedAt.Sub(bgEnded.EndsAt)
 	if got := histSum(fams, "accessbot_revocation_lateness_seconds", "provider", "dryrun"); math.Abs(got-late.Seconds()) > 1e-6 {
