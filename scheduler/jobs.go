@@ -116,6 +116,7 @@ func (s *Scheduler) tick(ctx context.Context, j *job) {
 func (s *Scheduler) runJob(ctx context.Context, j *job, hold time.Time) error {
 	ttl := s.opts.LockTTL
 	lock, err := s.opts.Locker.Obtain(ctx, "job:"+j.name, ttl)
+	s.lockHeld(j.name, err == nil)
 	if err != nil {
 		if errors.Is(err, ErrNotObtained) {
 			return fmt.Errorf("scheduler: job %q: %w", j.name, ErrNotObtained)
@@ -141,10 +142,14 @@ func (s *Scheduler) runJob(ctx context.Context, j *job, hold time.Time) error {
 	defer rcancel()
 	if rest := time.Until(hold); ctx.Err() == nil && rest >= 10*time.Millisecond {
 		if rerr := lock.Refresh(rctx, rest); rerr != nil {
+			s.lockHeld(j.name, false)
 			s.log.WarnContext(ctx, "scheduler: keep job lock until next tick", "job", j.name, "err", rerr)
 		}
-	} else if rerr := lock.Release(rctx); rerr != nil && !errors.Is(rerr, ErrNotHeld) {
-		s.log.WarnContext(ctx, "scheduler: release job lock", "job", j.name, "err", rerr)
+	} else {
+		s.lockHeld(j.name, false)
+		if rerr := lock.Release(rctx); rerr != nil && !errors.Is(rerr, ErrNotHeld) {
+			s.log.WarnContext(ctx, "scheduler: release job lock", "job", j.name, "err", rerr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("scheduler: job %q: %w", j.name, err)
@@ -191,6 +196,7 @@ func (s *Scheduler) keepLock(ctx context.Context, name string, lock Lock, ttl ti
 			s.log.WarnContext(ctx, "scheduler: job lock renewal failed; retrying", "job", name, "err", err)
 			continue
 		}
+		s.lockHeld(name, false)
 		cancel()
 		return
 	}

@@ -88,6 +88,8 @@ type Options struct {
 	// it while the job runs (default 10s: a dead leader's job is taken
 	// over within seconds, like a request's lease).
 	LockTTL time.Duration
+	// Hooks are optional observer callbacks (hooks.go).
+	Hooks Hooks
 }
 
 func (o Options) withDefaults() Options {
@@ -271,6 +273,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.loopTurned()
 		if err != nil {
 			s.log.ErrorContext(ctx, "scheduler: drain", "err", err)
 		} else if n > 0 {

@@ -102,6 +102,8 @@ type Bot struct {
 	dms  map[string]string // user id -> DM channel id
 
 	ready chan string // application ids from READY
+
+	hooks Hooks // optional observer callbacks (hooks.go)
 }
 
 // New validates cfg (Validate) and builds a Bot. h may be nil and set later
@@ -162,6 +164,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 	}
 	s.AddHandler(b.onReady)
 	s.AddHandler(b.onResumed)
+	s.AddHandler(b.onDisconnect)
 	s.AddHandler(b.onInteraction)
 	return b, nil
 }
@@ -209,6 +212,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 		id = r.Application.ID
 	}
 	b.log.InfoContext(context.Background(), "discord gateway ready", "session_id", r.SessionID, "guilds", len(r.Guilds))
+	b.connected(true)
 	select {
 	case b.ready <- id:
 	default:
@@ -217,6 +221,7 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 
 func (b *Bot) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
 	b.log.InfoContext(context.Background(), "discord gateway resumed")
+	b.connected(true)
 }
 
 // Run connects to the gateway, registers /access in every allowed guild
@@ -228,6 +233,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if h == nil {
 		return errors.New("discord: run: no handler set (call SetHandler before Run)")
 	}
+	defer b.connected(false)
 	jobs := &lanes{bulk: make(chan job, b.cfg.Workers*queuePerWorker), urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker)}
 	b.mu.Lock()
 	b.lanes = jobs

@@ -69,7 +69,7 @@ func (b *Bot) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreat
 	if i == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), respondTimeout)
+	ctx, cancel := context.WithTimeout(received(context.Background(), time.Now()), respondTimeout)
 	defer cancel()
 	user := userID(i)
 	log := b.log.With("interaction_id", i.ID, "user", user, "guild", i.GuildID, "type", int(i.Type))
@@ -119,6 +119,7 @@ func (b *Bot) respond(ctx context.Context, log *slog.Logger, i *discordgo.Intera
 		log.WarnContext(ctx, "discord interaction response failed", "err", err)
 		return false
 	}
+	b.acked(ctx)
 	return true
 }
 

@@ -131,6 +131,8 @@ type Bot struct {
 	busy chan struct{} // textBusy answers in flight (maxBusyReplies)
 
 	ackBudget time.Duration // defaultAckBudget; tests shorten it
+
+	hooks ackTimes // optional observer callbacks (hooks.go)
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -295,6 +297,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if h == nil {
 		return errors.New("slack: run: no handler set (call SetHandler before Run)")
 	}
+	defer b.hooks.stopped()
 	sm := socketmode.New(b.api, socketmode.OptionLog(logAdapter{b.log}))
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -393,6 +396,7 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes,
 		case evt = <-sm.Events:
 		}
 		now := time.Now()
+		b.hooks.observe(evt, now)
 		switch evt.Type {
 		case socketmode.EventTypeConnecting:
 			b.log.DebugContext(ctx, "slack connecting")
@@ -462,7 +466,9 @@ func (b *Bot) toIntake(ctx context.Context, intake chan<- job, j job) {
 func (b *Bot) ack(ctx context.Context, sm *socketmode.Client, envelopeID string, payload any) {
 	if err := sm.AckCtx(ctx, envelopeID, payload); err != nil {
 		b.log.ErrorContext(ctx, "slack ack failed", "envelope_id", envelopeID, "err", err)
+		return
 	}
+	b.hooks.acked(envelopeID)
 }
 
 func (b *Bot) enqueue(ctx context.Context, sm *socketmode.Client, jobs lanes, j job) {

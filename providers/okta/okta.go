@@ -731,3 +731,12 @@ func nextLink(headers []string) string {
 	}
 	return ""
 }
+
+// ErrorCode returns Okta's error code (E0000007), or "HTTP_<status>" when
+// the answer had none; metrics count provider errors by it.
+func (e *APIError) ErrorCode() string {
+	if e.Code == "" {
+		return "HTTP_" + strconv.Itoa(e.Status)
+	}
+	return e.Code
+}
