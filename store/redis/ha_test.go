@@ -314,3 +314,55 @@ func TestClusterStore(t *testing.T) {
 		t.Errorf("all %d stores landed on one primary; the test did not exercise the cluster", n.Load())
 	}
 }
+
+// OpenConfig with Sentinel waits like OpenWith: while no sentinel answers
+// it retries (a Warn per attempt naming the master and the sentinels, no
+// password) and is not ready; once the group is up it returns a working
+// store and turns ready. A context that ends makes it give up.
+func TestOpenConfigSentinelWaits(t *testing.T) {
+	port := redistest.FreePort(t)
+	cfg := redis.Config{Prefix: "wait", Sentinel: &redis.SentinelConfig{Master: "mymaster",
+		Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Password: "s3cret", SentinelPassword: "s3cret"}}
+	var logs syncBuf
+	ready := new(redis.Readiness)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	_, err := redis.OpenConfig(ctx, cfg, redis.OpenOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Readiness: ready})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sentinel_master=mymaster") {
+		t.Fatalf("OpenConfig with no sentinel = %v; want it to give up naming the master", err)
+	}
+	if ready.Ready() {
+		t.Error("ready with no sentinel")
+	}
+	out := logs.String() + err.Error()
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("logs or error show the password: %s", out)
+	}
+	if n := strings.Count(logs.String(), `"attempt"`); n < 2 || !strings.Contains(logs.String(), `"sentinels":"127.0.0.1:`) {
+		t.Errorf("%d attempts logged, want several naming the sentinels:\n%s", n, logs.String())
+	}
+
+	g := redistest.StartSentinelGroup(t, "mymaster", 1, 5*time.Second, 10*time.Second)
+	cfg.Sentinel = &redis.SentinelConfig{Master: g.Master, Addrs: g.SentinelAddrs()}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	s, err := redis.OpenConfig(ctx2, cfg, redis.OpenOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Readiness: ready})
+	if err != nil {
+		t.Fatalf("OpenConfig(sentinel): %v", err)
+	}
+	defer s.Close()
+	if !ready.Ready() {
+		t.Error("not ready after OpenConfig returned")
+	}
+	r := &access.Request{ID: "r-sent23456", Requester: "alice@example.com", Role: "prod-admin", State: access.StatePending}
+	if err := s.Create(ctx2, r); err != nil {
+		t.Fatalf("Create through the sentinel-found primary: %v", err)
+	}
+	// The write went to the primary the sentinel names.
+	c := goredis.NewClient(&goredis.Options{Addr: g.Primary.Addr()})
+	defer c.Close()
+	if n, err := c.Exists(ctx2, "{wait}:req:r-sent23456").Result(); err != nil || n != 1 {
+		t.Errorf("request on the primary: %d, %v", n, err)
+	}
+}
