@@ -96,11 +96,11 @@ func TestRedisSentinelFailover(t *testing.T) {
 		return r, nil
 	}
 
-	// 60 grants ending every 200 ms from start+4s: the clock is set back
+	// 60 grants ending every 200 ms from start+6s: the clock is set back
 	// before each so that its minute ends at the wanted time.
 	const n, spacing = 60, 200 * time.Millisecond
 	start := time.Now()
-	t0 := start.Add(4 * time.Second)
+	t0 := start.Add(6 * time.Second)
 	ends := map[string]time.Time{}
 	for i := 0; i < n; i++ {
 		want := t0.Add(time.Duration(i) * spacing)
