@@ -149,7 +149,9 @@ func dueScore(t time.Time) int64 {
 //
 // KEYS: request, due, audit, old index keys (ARGV[7] of them), new index keys.
 // ARGV: expected version, new version, request JSON, id, due score or "",
-// created score, number of old index keys, event JSON...
+// created score, number of old index keys, the write's token, event JSON...
+// The token is kept with the request (field w): a retried run of the same
+// write that finds it knows its first run took effect (retrysafe.go).
 var writeScript = goredis.NewScript(writeLua)
 
 // writeLua is writeScript's source; fencedWriteScript (fence.go) runs it
@@ -158,7 +160,7 @@ const writeLua = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then v = '0' end
 if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'data', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'data', ARGV[3], 'w', ARGV[8])
 if ARGV[5] == '' then
   redis.call('ZREM', KEYS[2], ARGV[4])
 else
@@ -171,7 +173,7 @@ end
 for i = 4 + nold, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[6], ARGV[4])
 end
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   redis.call('XADD', KEYS[3], '*', 'e', ARGV[i])
 end
 return 1
@@ -184,6 +186,7 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 		return false, fmt.Errorf("encode: %w", err)
 	}
 	keys := []string{s.reqKey(r.ID), s.key("due"), s.key("audit")}
+	tok := writeToken()
 	nOld := 0
 	if old != nil {
 		keys = append(keys, s.indexKeys(old)...)
@@ -196,7 +199,7 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 	}
 	args := []any{
 		strconv.FormatInt(expected, 10), strconv.FormatInt(r.Version, 10), data, r.ID,
-		due, strconv.FormatInt(r.CreatedAt.UnixMilli(), 10), nOld,
+		due, strconv.FormatInt(r.CreatedAt.UnixMilli(), 10), nOld, tok,
 	}
 	for _, ev := range events {
 		ev.ID = ""
@@ -210,7 +213,7 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 	if err != nil {
 		return false, err
 	}
-	if n == 0 && s.landed(ctx, r.ID, r.Version, data) {
+	if n == 0 && s.landed(ctx, r.ID, r.Version, tok) {
 		return true, nil // a retry of this write, whose first run's reply was lost
 	}
 	return n == 1, nil

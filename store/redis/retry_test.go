@@ -323,3 +323,60 @@ func TestInboxPutReplyLostIsNotDuplicate(t *testing.T) {
 		t.Fatalf("a second delivery of the same event = %v, %v; want false (duplicate)", again, err)
 	}
 }
+
+// Two writers that race on one version and happen to produce the same
+// data (two concurrent decisions of the same approver at the same clock
+// reading) are not both successful: the loser of the compare-and-set must
+// run fn again on the winner's result (there, a second decision is
+// refused), not take the winner's write for its own lost reply.
+func TestIdenticalConcurrentUpdatesAreNotBothApplied(t *testing.T) {
+	s, _ := retryWorld(t)
+	ctx := context.Background()
+	r := &access.Request{ID: "r-samedata1", Requester: "alice@example.com", Role: "r", State: access.StatePending,
+		CreatedAt: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 9, 5, 0, 0, time.UTC) // one test-clock reading for both
+	var loaded sync.WaitGroup
+	loaded.Add(2)
+	var mu sync.Mutex
+	applied := 0
+	decide := func() error {
+		first := true
+		_, err := s.Update(ctx, r.ID, func(q *access.Request) ([]access.AuditEvent, error) {
+			if first {
+				first = false
+				loaded.Done()
+				loaded.Wait() // both have read version 1
+			}
+			if q.State != access.StatePending {
+				return nil, errors.New("already decided")
+			}
+			q.State = access.StateApproved
+			q.UpdatedAt = at
+			return nil, nil
+		})
+		if err == nil {
+			mu.Lock()
+			applied++
+			mu.Unlock()
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { _ = decide() })
+	}
+	wg.Wait()
+	if applied != 1 {
+		t.Fatalf("%d of two identical concurrent decisions succeeded, want 1", applied)
+	}
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 2 {
+		t.Fatalf("version %d, want 2 (one write)", got.Version)
+	}
+}

@@ -22,18 +22,19 @@ import (
 // owner's token is unique per lease and the claim script renews a claim
 // its owner already holds.
 
-// landed reports whether the request id is stored at version with exactly
-// data: a write whose reply was lost took effect. Different writers never
-// produce the same data at the same version (it holds their own UpdatedAt,
-// decisions and audit-bearing changes), so this is the writer's own write.
-func (s *Store) landed(ctx context.Context, id string, version int64, data []byte) bool {
-	vals, err := s.c.HMGet(ctx, s.reqKey(id), "v", "data").Result()
+// landed reports whether the request id is stored at version by the
+// write whose token is tok: a write whose reply was lost took effect. The
+// token is random per write, so two writers that happen to produce the
+// same data (two concurrent decisions by the same approver at the same
+// clock reading) are still told apart: only the one that wrote it landed.
+func (s *Store) landed(ctx context.Context, id string, version int64, tok string) bool {
+	vals, err := s.c.HMGet(ctx, s.reqKey(id), "v", "w").Result()
 	if err != nil {
 		return false
 	}
 	vs, _ := vals[0].(string)
 	stored, _ := vals[1].(string)
-	return vs == strconv.FormatInt(version, 10) && stored == string(data)
+	return vs == strconv.FormatInt(version, 10) && stored == tok
 }
 
 // writeToken returns a random token that names one write.
