@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/accessbot/accessbot/config"
 	"io"
 	"os"
 	"os/signal"
@@ -85,9 +86,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "accessbot %s: --config FILE is required\n", cmd)
 		return 2
 	}
-	loaded, err := LoadConfig(*cfgPath)
+	loaded, err := config.Load(*cfgPath)
 	if err != nil {
-		var ps Problems
+		var ps config.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *cfgPath, len(ps))
 			for _, p := range ps {

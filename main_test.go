@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/accessbot/accessbot/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,7 +257,7 @@ type stack struct {
 
 func newStack(t *testing.T, st access.Store) *stack {
 	t.Helper()
-	l, err := LoadConfig("manifests/examples/demo.yaml")
+	l, err := config.Load("manifests/examples/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/accessbot/accessbot/config"
 	"io"
 	"log/slog"
 	"sort"
@@ -18,7 +19,7 @@ import (
 
 // buildRealProviders adds the identity providers with credentials (AWS,
 // Okta) to provs.
-func buildRealProviders(ctx context.Context, cfg Config, log *slog.Logger, provs map[string]access.Provisioner) error {
+func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, provs map[string]access.Provisioner) error {
 	if a := cfg.Providers.AWS; a != nil {
 		p, err := aws.New(ctx, aws.Config{IdentityStoreID: a.IdentityStoreID, Region: a.Region,
 			UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN}, log)
@@ -39,7 +40,7 @@ func buildRealProviders(ctx context.Context, cfg Config, log *slog.Logger, provs
 }
 
 // buildServiceRotations adds the PagerDuty and Opsgenie rotations.
-func buildServiceRotations(l *Loaded, log *slog.Logger, router access.OnCallRouter) error {
+func buildServiceRotations(l *config.Loaded, log *slog.Logger, router access.OnCallRouter) error {
 	for name, rc := range l.Config.Rotations {
 		cacheFor, _ := optDuration(rc.CacheFor)
 		staleFor, _ := optDuration(rc.StaleFor)
@@ -75,7 +76,7 @@ func optDuration(s string) (time.Duration, error) {
 
 // addJobs registers the singleton jobs: the drift reconcile (when a
 // provider can list group members) and the rotation grants.
-func addJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *Loaded, provs map[string]access.Provisioner, log *slog.Logger) error {
+func addJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *config.Loaded, provs map[string]access.Provisioner, log *slog.Logger) error {
 	lists := false
 	for _, r := range l.Policy.Roles {
 		if _, ok := provs[r.Provider].(access.MemberLister); ok {
@@ -104,7 +105,7 @@ type checker interface {
 }
 
 // checkOnline asks every provider that can whether its groups exist.
-func checkOnline(ctx context.Context, l *Loaded, provs map[string]access.Provisioner, stdout, stderr io.Writer) int {
+func checkOnline(ctx context.Context, l *config.Loaded, provs map[string]access.Provisioner, stdout, stderr io.Writer) int {
 	code := 0
 	names := make([]string, 0, len(provs))
 	for n := range provs {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/accessbot/accessbot/config"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -69,7 +70,7 @@ roles:
     approvers: {users: [bob@example.com]}
     reconcile: remove
 `
-	l, err := LoadConfig(writeFile(t, cfgText))
+	l, err := config.Load(writeFile(t, cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestUnknownProviderUserRefusedUpFront(t *testing.T) {
 	org.AddAPIToken("tok")
 	g := org.AddGroup("g")
 	t.Setenv("ACCESSBOT_TEST_OKTA_TOKEN", "tok")
-	l, err := LoadConfig(writeFile(t, `
+	l, err := config.Load(writeFile(t, `
 chat: {console: {users: {zoe: zoe@example.com}}}
 providers: {okta: {org_url: "`+org.URL+`", api_token: "${ACCESSBOT_TEST_OKTA_TOKEN}"}}
 roles:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/accessbot/accessbot/config"
 	"log/slog"
 	"sort"
 	"sync"
@@ -31,7 +32,7 @@ func rotationJob(name string) string { return "rotation:" + name }
 // otherwise delay a handoff by up to the check interval; SyncRotation is
 // safe to race (shift grant ids are deterministic and every change is a
 // compare-and-set), so a shift is still granted once.
-func addRotationJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *Loaded, log *slog.Logger) error {
+func addRotationJobs(ctx context.Context, sched *scheduler.Scheduler, svc *access.Service, l *config.Loaded, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

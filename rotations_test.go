@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/accessbot/accessbot/config"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,9 +30,9 @@ import (
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
-func rotConfig(t *testing.T, text string) *Loaded {
+func rotConfig(t *testing.T, text string) *config.Loaded {
 	t.Helper()
-	l, err := ParseConfig([]byte(text), os.LookupEnv)
+	l, err := config.Parse([]byte(text), os.LookupEnv)
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
@@ -116,7 +117,7 @@ type rotReplica struct {
 	sched *scheduler.Scheduler
 }
 
-func newRotReplica(t *testing.T, l *Loaded, prefix, owner string, prov access.Provisioner, clock access.Clock) *rotReplica {
+func newRotReplica(t *testing.T, l *config.Loaded, prefix, owner string, prov access.Provisioner, clock access.Clock) *rotReplica {
 	t.Helper()
 	c := redistest.Client(t)
 	st := redisstore.New(c, prefix)

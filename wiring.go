@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/accessbot/accessbot/config"
 	"io"
 	"log/slog"
 	"maps"
@@ -29,7 +30,7 @@ import (
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	if cfg.Chat.Console != nil {
 		level = slog.LevelWarn // the console shows what happens; logs are for trouble
@@ -53,7 +54,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 
 // openStore opens the configured store; close releases it (and removes a
 // temporary bolt file).
-func openStore(ctx context.Context, cfg Config) (access.Store, *goredis.Client, func(), error) {
+func openStore(ctx context.Context, cfg config.Config) (access.Store, *goredis.Client, func(), error) {
 	// A one-shot command (audit) gives up after 5s rather than waiting.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -63,7 +64,7 @@ func openStore(ctx context.Context, cfg Config) (access.Store, *goredis.Client, 
 // openStoreWaiting is openStore for a replica: with Redis it waits, with
 // backoff and a Warn per failed attempt on log, until Redis answers or ctx
 // ends; ready (may be nil) turns true once it has.
-func openStoreWaiting(ctx context.Context, cfg Config, log *slog.Logger, ready ...*redisstore.Readiness) (access.Store, *goredis.Client, func(), error) {
+func openStoreWaiting(ctx context.Context, cfg config.Config, log *slog.Logger, ready ...*redisstore.Readiness) (access.Store, *goredis.Client, func(), error) {
 	if r := cfg.Store.Redis; r != nil {
 		if log == nil {
 			log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -175,7 +176,7 @@ func auditLine(e access.AuditEvent) string {
 // have all settled.
 var errInputDone = errors.New("input done")
 
-func cmdRun(ctx context.Context, l *Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdRun(ctx context.Context, l *config.Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := l.Config
 	log := newLogger(cfg, stderr)
 	// Redis may be down: wait for it rather than exit; Ctrl-C or SIGTERM
@@ -316,7 +317,7 @@ func waitSettled(ctx context.Context, st access.Store) error {
 	}
 }
 
-func buildProviders(ctx context.Context, cfg Config, log *slog.Logger, con *console.Console) (map[string]access.Provisioner, error) {
+func buildProviders(ctx context.Context, cfg config.Config, log *slog.Logger, con *console.Console) (map[string]access.Provisioner, error) {
 	provs := map[string]access.Provisioner{}
 	if cfg.Providers.DryRun != nil {
 		d := dryrun.New(log)
@@ -341,7 +342,7 @@ func buildProviders(ctx context.Context, cfg Config, log *slog.Logger, con *cons
 	return provs, nil
 }
 
-func buildOnCall(l *Loaded, log *slog.Logger) (access.OnCall, error) {
+func buildOnCall(l *config.Loaded, log *slog.Logger) (access.OnCall, error) {
 	router := access.OnCallRouter{}
 	for name, r := range l.Rotations {
 		router[name] = r
@@ -352,7 +353,7 @@ func buildOnCall(l *Loaded, log *slog.Logger) (access.OnCall, error) {
 	return router, nil
 }
 
-func cmdCheck(ctx context.Context, l *Loaded, online bool, stdout, stderr io.Writer) int {
+func cmdCheck(ctx context.Context, l *config.Loaded, online bool, stdout, stderr io.Writer) int {
 	// Nothing check prints may show a value that came from ${VAR}.
 	stdout, stderr = redacting{stdout, l.Redact}, redacting{stderr, l.Redact}
 	fmt.Fprintf(stdout, "config OK: %d role(s), %d rotation(s)\n", len(l.Policy.Roles), len(l.Policy.Rotations))
@@ -412,7 +413,7 @@ func approverSummary(r access.Role) string {
 	return strings.Join(parts, ", ")
 }
 
-func cmdAudit(ctx context.Context, l *Loaded, since, format string, stdout, stderr io.Writer) int {
+func cmdAudit(ctx context.Context, l *config.Loaded, since, format string, stdout, stderr io.Writer) int {
 	d, err := access.ParseDuration(since)
 	if err != nil {
 		fmt.Fprintf(stderr, "accessbot audit: --since %q is not a duration (e.g. 1h, 24h, 7d)\n", since)
