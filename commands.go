@@ -14,20 +14,6 @@ import (
 	"github.com/accessbot/accessbot/config"
 )
 
-// cmdRun runs the bot until ctx ends. Ctrl-C or SIGTERM while it waits
-// for Redis at start is a clean stop.
-func cmdRun(ctx context.Context, l *config.Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
-	a, err := app.New(ctx, l, app.Deps{Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	defer a.Close()
-	return a.Run(ctx)
-}
-
 func cmdCheck(ctx context.Context, l *config.Loaded, online bool, stdout, stderr io.Writer) int {
 	// Nothing check prints may show a value that came from ${VAR}.
 	stdout, stderr = redacting{stdout, l.Redact}, redacting{stderr, l.Redact}

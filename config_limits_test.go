@@ -3,9 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/accessbot/accessbot/config"
 	"strings"
 	"testing"
+
+	"github.com/accessbot/accessbot/config"
 )
 
 // TestCheckRefusesOverflowingDurations: max_duration goes through the same

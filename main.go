@@ -14,11 +14,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/accessbot/accessbot/config"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/accessbot/accessbot/app"
+	"github.com/accessbot/accessbot/config"
 )
 
 // Stamped at build time by deploy/build.sh (make build and the Dockerfile):
@@ -110,4 +112,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// cmdRun runs the bot until ctx ends. Ctrl-C or SIGTERM while it waits
+// for Redis at start is a clean stop.
+func cmdRun(ctx context.Context, l *config.Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
+	a, err := app.New(ctx, l, app.Deps{Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer a.Close()
+	return a.Run(ctx)
 }

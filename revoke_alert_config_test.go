@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/accessbot/accessbot/config"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accessbot/accessbot/config"
 )
 
 const revokeAlertBase = `

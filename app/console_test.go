@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"github.com/accessbot/accessbot/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/bot/console"
+	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/internal/redistest"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"

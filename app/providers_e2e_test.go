@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"github.com/accessbot/accessbot/config"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/aws/awsfake"
 	"github.com/accessbot/accessbot/providers/okta/oktafake"

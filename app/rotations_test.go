@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/accessbot/accessbot/config"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/bot/console"
+	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/internal/redistest"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
