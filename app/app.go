@@ -54,10 +54,23 @@ type Deps struct {
 	// OnCall, when set, replaces the configured rotations as the on-call
 	// source.
 	OnCall access.OnCall
+	// Transport, when set, is the chat transport instead of the configured
+	// one (the config's chat section is still validated).
+	Transport *Transport
 	// Owner names this replica in claims and locks; "" is random.
 	Owner string
 	// Version is shown at start (the CLI's stamped version).
 	Version string
+}
+
+// Transport is a chat transport given in Deps: how the service posts and
+// finds people, how it gets its handler (set once the handlers exist, which
+// need the transport first), and what runs it until ctx ends.
+type Transport struct {
+	Chat       handlers.Chat
+	Directory  handlers.Directory
+	SetHandler func(*handlers.Handler)
+	Run        func(ctx context.Context) error
 }
 
 // App is one running accessbot: store, service, scheduler, handlers and
@@ -148,6 +161,9 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 	var dir handlers.Directory
 	var setHandler func(*handlers.Handler)
 	switch {
+	case d.Transport != nil:
+		t := d.Transport
+		chat, dir, setHandler, a.runChat = t.Chat, t.Directory, t.SetHandler, t.Run
 	case a.console != nil:
 		chat, dir, setHandler = a.console, a.console, func(h *handlers.Handler) { a.console.SetHandler(h) }
 		a.runChat = a.runConsole
