@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/accessbot/accessbot/config"
 )
 
 // TestCheckRefusesOverflowingDurations: max_duration goes through the same
@@ -76,21 +78,21 @@ func TestLimitsConfig(t *testing.T) {
 		"roles:\n  prod-admin:\n    description: admin\n    provider: dryrun\n    group: g\n    max_duration: 4h\n" +
 		"    approvers: {users: [dave@example.com]}\n"
 	env := func(string) (string, bool) { return "", false }
-	l, err := ParseConfig([]byte(base), env)
+	l, err := config.Parse([]byte(base), env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.Limits.MaxPendingPerUser != 0 || l.Limits.CommandsPerMinute != 0 {
 		t.Fatalf("no limits section: %+v, want the service defaults (zero)", l.Limits)
 	}
-	l, err = ParseConfig([]byte(base+"limits: {pending_per_user: 7, commands_per_minute: 0}\n"), env)
+	l, err = config.Parse([]byte(base+"limits: {pending_per_user: 7, commands_per_minute: 0}\n"), env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.Limits.MaxPendingPerUser != 7 || l.Limits.CommandsPerMinute != -1 {
 		t.Fatalf("limits %+v, want 7 pending and no command limit", l.Limits)
 	}
-	_, err = ParseConfig([]byte(base+"limits: {pending_per_user: -2, per_minute: 3}\n"), env)
+	_, err = config.Parse([]byte(base+"limits: {pending_per_user: -2, per_minute: 3}\n"), env)
 	for _, want := range []string{"limits.pending_per_user: -2 is negative", "limits.per_minute: unknown key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)

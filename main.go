@@ -18,6 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/accessbot/accessbot/app"
+	"github.com/accessbot/accessbot/config"
 )
 
 // Stamped at build time by deploy/build.sh (make build and the Dockerfile):
@@ -85,9 +88,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "accessbot %s: --config FILE is required\n", cmd)
 		return 2
 	}
-	loaded, err := LoadConfig(*cfgPath)
+	loaded, err := config.Load(*cfgPath)
 	if err != nil {
-		var ps Problems
+		var ps config.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *cfgPath, len(ps))
 			for _, p := range ps {
@@ -109,4 +112,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// cmdRun runs the bot until ctx ends. Ctrl-C or SIGTERM while it waits
+// for Redis at start is a clean stop.
+func cmdRun(ctx context.Context, l *config.Loaded, stdin io.Reader, stdout, stderr io.Writer) error {
+	a, err := app.New(ctx, l, app.Deps{Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer a.Close()
+	return a.Run(ctx)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accessbot/accessbot/config"
 )
 
 const revokeAlertBase = `
@@ -25,11 +27,11 @@ roles:
 
 func TestRevokeAlertAfterConfig(t *testing.T) {
 	none := func(string) (string, bool) { return "", false }
-	l, err := ParseConfig([]byte(revokeAlertBase), none)
+	l, err := config.Parse([]byte(revokeAlertBase), none)
 	if err != nil || l.RevokeAlertAfter != 2*time.Minute {
 		t.Fatalf("default: %v %v", err, l)
 	}
-	l, err = ParseConfig([]byte(revokeAlertBase+"scheduler: {revoke_alert_after: 5m}\n"), none)
+	l, err = config.Parse([]byte(revokeAlertBase+"scheduler: {revoke_alert_after: 5m}\n"), none)
 	if err != nil || l.RevokeAlertAfter != 5*time.Minute {
 		t.Fatalf("5m: %v %v", err, l)
 	}

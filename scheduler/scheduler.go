@@ -140,6 +140,7 @@ type Scheduler struct {
 	wakeAt   time.Time            // earliest time asked for by Wake since Run last looked
 	running  bool
 	jobs     map[string]*job
+	shots    shots // one-shot timers (At, at.go)
 
 	onArm func(at time.Time) // tests: told each time Run arms its timer
 }
@@ -229,6 +230,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("scheduler: already running")
 	}
 	s.running = true
+	s.openShots()
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		jobs = append(jobs, j)
@@ -239,6 +241,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.running = false
 		s.mu.Unlock()
 	}()
+	// Last out: the handoff runs (At) may call RunJob and Wake.
+	defer s.closeShots()
 
 	c := cron.New(cron.WithLogger(cron.DiscardLogger), cron.WithChain())
 	c.Schedule(cron.Every(s.opts.Sweep), cron.FuncJob(func() {

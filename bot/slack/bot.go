@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -179,51 +178,26 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 
 func (c *Config) normalise() error {
 	var problems []string
+	for _, err := range c.Validate() {
+		fe := err.(*FieldError)
+		problems = append(problems, strings.TrimPrefix(fe.Path, prefix)+" "+fe.Msg)
+	}
 	c.AppToken = strings.TrimSpace(c.AppToken)
 	c.BotToken = strings.TrimSpace(c.BotToken)
-	switch {
-	case c.AppToken == "":
-		problems = append(problems, "app_token is empty (an app-level token xapp-… with connections:write)")
-	case !strings.HasPrefix(c.AppToken, "xapp-"):
-		problems = append(problems, "app_token is not an app-level token (it must start with xapp-)")
-	}
-	switch {
-	case c.BotToken == "":
-		problems = append(problems, "bot_token is empty (a bot token xoxb-…)")
-	case !strings.HasPrefix(c.BotToken, "xoxb-"):
-		problems = append(problems, "bot_token is not a bot token (it must start with xoxb-)")
-	}
 	if c.APIURL == "" {
 		c.APIURL = DefaultAPIURL
 	}
-	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		problems = append(problems, fmt.Sprintf("api_url %q is not an http(s) URL", c.APIURL))
-	} else if !strings.HasSuffix(c.APIURL, "/") {
-		problems = append(problems, fmt.Sprintf("api_url %q must end in \"/\" (like https://slack.com/api/)", c.APIURL))
-	}
-	switch {
-	case c.Workers == 0:
+	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
-	case c.Workers < 0:
-		problems = append(problems, fmt.Sprintf("workers %d must be positive", c.Workers))
 	}
-	switch {
-	case c.UrgentWorkers == 0:
+	if c.UrgentWorkers == 0 {
 		c.UrgentWorkers = DefaultUrgentWorkers
-	case c.UrgentWorkers < 0:
-		problems = append(problems, fmt.Sprintf("urgent_workers %d must be positive", c.UrgentWorkers))
 	}
-	switch {
-	case c.EventTimeout == 0:
+	if c.EventTimeout == 0 {
 		c.EventTimeout = DefaultEventTimeout
-	case c.EventTimeout < 0:
-		problems = append(problems, fmt.Sprintf("event_timeout %s must be positive", c.EventTimeout))
 	}
-	switch {
-	case c.InboxLease == 0:
+	if c.InboxLease == 0 {
 		c.InboxLease = DefaultInboxLease
-	case c.InboxLease < 30*time.Millisecond:
-		problems = append(problems, fmt.Sprintf("inbox_lease %s is too short (at least 30ms)", c.InboxLease))
 	}
 	var teams []string
 	for _, t := range c.AllowedTeams {

@@ -19,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,17 +126,13 @@ type userInfo struct {
 	disabled bool
 }
 
-var storeIDPattern = regexp.MustCompile(`^(d-[0-9a-f]{10}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
-
 // New builds a Provider from the default AWS configuration chain
 // (environment, shared profile, IRSA / web identity, instance role) unless
 // WithAWSConfig is given. It makes no API call; Check does.
 func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
-	if !storeIDPattern.MatchString(cfg.IdentityStoreID) {
-		return nil, fmt.Errorf("aws: identity_store_id %q: want d-1234567890 (10 hex digits) or a UUID", cfg.IdentityStoreID)
-	}
-	if cfg.InstanceARN != "" && (!strings.HasPrefix(cfg.InstanceARN, "arn:aws") || !strings.Contains(cfg.InstanceARN, ":instance/")) {
-		return nil, fmt.Errorf("aws: instance_arn %q: want arn:aws:sso:::instance/ssoins-...", cfg.InstanceARN)
+	if errs := cfg.Validate(); len(errs) > 0 {
+		fe := errs[0].(*FieldError)
+		return nil, fmt.Errorf("aws: %s %s", strings.TrimPrefix(fe.Path, prefix), fe.Msg)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

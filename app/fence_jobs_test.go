@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/accessbot/accessbot/internal/redistest"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
-	"github.com/accessbot/accessbot/scheduler"
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
@@ -23,9 +22,10 @@ import (
 // lease.
 type takeoverStore struct {
 	access.Store
-	mu       sync.Mutex
-	fences   []access.Fence
-	takeover func(ctx context.Context, f access.Fence)
+	access.Fencer // the store's own: New locks the jobs with it
+	mu            sync.Mutex
+	fences        []access.Fence
+	takeover      func(ctx context.Context, f access.Fence)
 }
 
 func (s *takeoverStore) arm(fn func(ctx context.Context, f access.Fence)) {
@@ -81,20 +81,12 @@ func TestJobWritesAreFenced(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	c := redistest.Client(t)
 	st := redisstore.New(c, prefix)
-	ts := &takeoverStore{Store: st}
+	ts := &takeoverStore{Store: st, Fencer: st}
 	prov := dryrun.New(nil)
 	clock := testclock.New(time.Date(2026, 11, 16, 12, 0, 0, 0, time.UTC))
-	oncall, err := buildOnCall(l, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	provs := map[string]access.Provisioner{"dryrun": prov}
-	svc, err := access.NewService(access.Deps{Store: ts, Policy: l.Policy, Providers: provs, OnCall: oncall, Clock: clock, Owner: "replica-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: scheduler.NewStoreLocker(st, "replica-a", nil)})
-	svc.SetWaker(sched)
+	var logs syncBuffer
+	deps := Deps{Store: ts, Providers: map[string]access.Provisioner{"dryrun": prov}, Clock: clock, Owner: "replica-a",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 
 	// Another replica takes the lock over: the claim lapsed (deleted, as
 	// its TTL would) and replica-b holds it now.
@@ -137,12 +129,14 @@ func TestJobWritesAreFenced(t *testing.T) {
 		job      = "rotation:sre"
 	)
 
-	// The start check: its first write finds the lock taken over.
-	var logs syncBuffer
+	// The start check (New runs it): its first write finds the lock taken
+	// over.
 	ts.arm(takeover)
-	if err := addJobs(ctx, sched, svc, l, provs, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+	a, err := New(ctx, l, deps)
+	if err != nil {
 		t.Fatal(err)
 	}
+	sched := a.Scheduler()
 	fences := ts.seen()
 	if len(fences) == 0 || fences[0].Key != "job:"+job || fences[0].Token <= 0 {
 		t.Fatalf("the sync's writes carried fences %+v, want the job lock's", fences)

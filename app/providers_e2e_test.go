@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
-	"github.com/accessbot/accessbot/bot/console"
-	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/aws/awsfake"
 	"github.com/accessbot/accessbot/providers/okta/oktafake"
-	"github.com/accessbot/accessbot/scheduler"
 	"github.com/accessbot/accessbot/store/bolt"
 )
 
@@ -69,15 +67,12 @@ roles:
     approvers: {users: [bob@example.com]}
     reconcile: remove
 `
-	l, err := LoadConfig(writeFile(t, cfgText))
+	l, err := config.Load(writeFile(t, cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	provs := map[string]access.Provisioner{}
-	if err := buildRealProviders(ctx, l.Config, nil, provs); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "e2e.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,15 +80,11 @@ roles:
 	defer st.Close()
 	out := &syncBuffer{}
 	clock := testclock.New(time.Now().UTC())
-	con := console.New(console.Config{Users: l.Config.Chat.Console.Users}, out)
-	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: provs, Clock: clock})
+	a, err := New(ctx, l, Deps{Clock: clock, Store: st, Stdout: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	con.SetHandler(handlers.New(svc, con, nil))
-	svc.SetNotifier(handlers.NewNotifier(con, nil))
-	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{})
-	svc.SetWaker(sched)
+	con, svc, sched := a.Console(), a.Service(), a.Scheduler()
 
 	for _, line := range []string{
 		"alice: /access prod-admin 30m fixing checkout",
@@ -159,7 +150,7 @@ func TestUnknownProviderUserRefusedUpFront(t *testing.T) {
 	org.AddAPIToken("tok")
 	g := org.AddGroup("g")
 	t.Setenv("ACCESSBOT_TEST_OKTA_TOKEN", "tok")
-	l, err := LoadConfig(writeFile(t, `
+	l, err := config.Load(writeFile(t, `
 chat: {console: {users: {zoe: zoe@example.com}}}
 providers: {okta: {org_url: "`+org.URL+`", api_token: "${ACCESSBOT_TEST_OKTA_TOKEN}"}}
 roles:
@@ -169,7 +160,7 @@ roles:
 		t.Fatal(err)
 	}
 	provs := map[string]access.Provisioner{}
-	if err := buildRealProviders(context.Background(), l.Config, nil, provs); err != nil {
+	if err := buildRealProviders(context.Background(), l.Config, nil, nil, provs); err != nil {
 		t.Fatal(err)
 	}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "u.db"))
@@ -192,41 +183,3 @@ roles:
 
 // TestCheckOnline: `accessbot check --online` asks the providers whether
 // the identity store and every group exist, and names what is missing.
-func TestCheckOnline(t *testing.T) {
-	idstore := awsfake.New()
-	defer idstore.Close()
-	g := idstore.AddGroup("prod-admins")
-	org := oktafake.New()
-	defer org.Close()
-	org.AddAPIToken("tok")
-	appGroup := org.AddGroupOfType("app-users", "APP_GROUP")
-	t.Setenv("AWS_ENDPOINT_URL_IDENTITYSTORE", idstore.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDACCESSBOTTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("ACCESSBOT_TEST_OKTA_TOKEN", "tok")
-	cfg := writeFile(t, `
-chat: {console: {users: {alice: alice@example.com}}}
-providers:
-  aws: {identity_store_id: `+idstore.IdentityStoreID()+`, region: us-east-1}
-  okta: {org_url: "`+org.URL+`", api_token: "${ACCESSBOT_TEST_OKTA_TOKEN}"}
-roles:
-  prod-admin: {description: d, provider: aws, group: `+g+`, max_duration: 1h, approvers: {users: [bob@example.com]}}
-  ghost: {description: d, provider: aws, group: 11111111-2222-3333-4444-555555555555, max_duration: 1h, approvers: {users: [bob@example.com]}}
-  app: {description: d, provider: okta, group: `+appGroup+`, max_duration: 1h, approvers: {users: [bob@example.com]}}
-`)
-	var out, errb strings.Builder
-	code := run(context.Background(), []string{"check", "--config", cfg, "--online"}, nil, &out, &errb)
-	if code != 1 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
-	}
-	all := out.String() + errb.String()
-	for _, want := range []string{"ghost", "11111111-2222-3333-4444-555555555555", "APP_GROUP"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("missing %q in\n%s", want, all)
-		}
-	}
-	t.Logf("check --online output:\n%s", all)
-}

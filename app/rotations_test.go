@@ -1,11 +1,9 @@
-package main
+package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,74 +14,24 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/bot/console"
-	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/internal/redistest"
 	"github.com/accessbot/accessbot/internal/testclock"
 	"github.com/accessbot/accessbot/providers/dryrun"
-	"github.com/accessbot/accessbot/providers/opsgenie"
 	"github.com/accessbot/accessbot/providers/opsgenie/ogfake"
-	"github.com/accessbot/accessbot/providers/pagerduty"
 	"github.com/accessbot/accessbot/providers/pagerduty/pdfake"
 	"github.com/accessbot/accessbot/scheduler"
 	"github.com/accessbot/accessbot/store/bolt"
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
-func rotConfig(t *testing.T, text string) *Loaded {
+func rotConfig(t *testing.T, text string) *config.Loaded {
 	t.Helper()
-	l, err := ParseConfig([]byte(text), os.LookupEnv)
+	l, err := config.Parse([]byte(text), os.LookupEnv)
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
 	return l
-}
-
-func TestCheckRotationMistakes(t *testing.T) {
-	cfg := `
-chat:
-  console:
-    users: {alice: alice@example.com}
-providers:
-  dryrun: {}
-rotations:
-  platform:
-    members: []
-    timezone: Mars/Olympus
-    handoff: "funday 25:00"
-    grant: [prod-read, nope]
-    grace: soon
-roles:
-  prod-read:
-    description: read
-    provider: dryrun
-    group: readers
-    max_duration: 1d
-    approvers: {rotation: platfrom, users: [dave@example.com]}
-`
-	var out, errb bytes.Buffer
-	p := filepath.Join(t.TempDir(), "accessbot.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code := run(context.Background(), []string{"check", "--config", p}, nil, &out, &errb); code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, errb.String())
-	}
-	for _, want := range []string{
-		"rotations.platform.members: no members",
-		`rotations.platform.timezone: unknown timezone "Mars/Olympus"`,
-		`rotations.platform.handoff: unknown weekday "funday"`,
-		"rotations.platform.handoff: hour 25 out of range",
-		`rotations.platform.grant[1]: unknown role "nope"`,
-		`rotations.platform.grace: "soon" is not a duration`,
-		`roles.prod-read.approvers.rotation: unknown rotation "platfrom"`,
-	} {
-		if !strings.Contains(errb.String(), want) {
-			t.Errorf("missing %q in:\n%s", want, errb.String())
-		}
-	}
-	if strings.Contains(errb.String(), "grant[0]") {
-		t.Errorf("a known role was reported:\n%s", errb.String())
-	}
 }
 
 const tenHandoffsConfig = `
@@ -116,22 +64,14 @@ type rotReplica struct {
 	sched *scheduler.Scheduler
 }
 
-func newRotReplica(t *testing.T, l *Loaded, prefix, owner string, prov access.Provisioner, clock access.Clock) *rotReplica {
-	t.Helper()
-	c := redistest.Client(t)
-	st := redisstore.New(c, prefix)
-	oncall, err := buildOnCall(l, nil)
+// newRotReplica builds one replica with New, which also runs its start
+// sync of the shift grants under the job lock.
+func newRotReplica(ctx context.Context, l *config.Loaded, st access.Store, owner string, prov access.Provisioner, clock access.Clock) (*rotReplica, error) {
+	a, err := New(ctx, l, Deps{Store: st, Providers: map[string]access.Provisioner{"dryrun": prov}, Clock: clock, Owner: owner})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: map[string]access.Provisioner{"dryrun": prov},
-		OnCall: oncall, Clock: clock, Owner: owner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: scheduler.NewStoreLocker(st, owner, nil)})
-	svc.SetWaker(sched)
-	return &rotReplica{svc: svc, sched: sched}
+	return &rotReplica{svc: a.Service(), sched: a.Scheduler()}, nil
 }
 
 // rotStep runs, on every replica at once, the sync job (under the Redis
@@ -190,13 +130,18 @@ func TestTwoReplicasTenHandoffs(t *testing.T) {
 	handoff := func(k int) time.Time { return time.Date(2026, 11, 16+k, 9, 0, 0, 0, time.UTC) }
 
 	// Both processes start at once; each runs the start sync under the lock.
-	a := newRotReplica(t, l, prefix, "replica-a", prov, clock)
-	b := newRotReplica(t, l, prefix, "replica-b", prov, clock)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	for _, r := range []*rotReplica{a, b} {
+	replicas := make([]*rotReplica, 2)
+	for i, owner := range []string{"replica-a", "replica-b"} {
+		st := redisstore.New(redistest.Client(t), prefix) // each its own client
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- addRotationJobs(ctx, r.sched, r.svc, l, nil) }()
+		go func() {
+			defer wg.Done()
+			r, err := newRotReplica(ctx, l, st, owner, prov, clock)
+			replicas[i] = r
+			errs <- err
+		}()
 	}
 	wg.Wait()
 	close(errs)
@@ -205,6 +150,7 @@ func TestTwoReplicasTenHandoffs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	a, b := replicas[0], replicas[1]
 	const job = "rotation:sre"
 	if !prov.IsMember("prod-readers", members[0]) {
 		t.Fatal("the current shift was not granted at start")
@@ -353,30 +299,13 @@ func newRotConsole(t *testing.T, ctx context.Context, cfg string, clock *testclo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &rotConsole{clock: clock, out: &syncBuffer{}, prov: dryrun.New(nil)}
-	cc := l.Config.Chat.Console
-	s.con = console.New(console.Config{Users: cc.Users, ApprovalsChannel: cc.ApprovalsChannel, SecurityChannel: cc.SecurityChannel}, s.out)
-	s.prov.Observe(func(c dryrun.Change) {
-		s.con.Printf("[dryrun] %s %s group %s (%s)", c.Op, c.Grant.User, c.Grant.Group, c.Grant.RequestID)
-	})
-	tapped := tapStore{Store: st, fn: func(e access.AuditEvent) { s.con.Printf("%s", auditLine(e)) }}
-	if oncall == nil {
-		if oncall, err = buildOnCall(l, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	provs := map[string]access.Provisioner{"dryrun": s.prov}
-	s.svc, err = access.NewService(access.Deps{Store: tapped, Policy: l.Policy, Providers: provs, OnCall: oncall, Clock: clock})
+	s := &rotConsole{clock: clock, out: &syncBuffer{}}
+	a, err := New(ctx, l, Deps{Clock: clock, Store: st, Stdout: s.out, OnCall: oncall})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.con.SetHandler(handlers.New(s.svc, s.con, nil))
-	s.svc.SetNotifier(handlers.NewNotifier(s.con, nil))
-	s.sched = scheduler.New(tapped, s.svc, clock, nil, scheduler.Options{Locker: scheduler.NewStoreLocker(st, "", nil)})
-	s.svc.SetWaker(s.sched)
-	if err := addJobs(ctx, s.sched, s.svc, l, provs, nil); err != nil {
-		t.Fatal(err)
-	}
+	s.prov = a.Provider("dryrun").(*dryrun.Provider)
+	s.svc, s.con, s.sched = a.Service(), a.Console(), a.Scheduler()
 	return s
 }
 
@@ -572,32 +501,11 @@ roles:
     max_duration: 1d
     approvers: {users: [%s]}
 `, alice, bob, carol, dave, pd.URL(), og.URL(), dave, dave, dave, dave)
-	l := rotConfig(t, cfg)
 	clock := testclock.New(h0)
-	router := access.OnCallRouter{}
-	for name, rc := range l.Config.Rotations {
-		cacheFor, _ := optDuration(rc.CacheFor)
-		staleFor, _ := optDuration(rc.StaleFor)
-		switch rc.Source {
-		case "pagerduty":
-			r, err := pagerduty.New(pagerduty.Config{APIURL: pd.URL(), Token: "pd-token", ScheduleIDs: rc.ScheduleIDs,
-				CacheFor: cacheFor, StaleFor: staleFor}, nil, pagerduty.WithClock(clock))
-			if err != nil {
-				t.Fatal(err)
-			}
-			router[name] = r
-		case "opsgenie":
-			r, err := opsgenie.New(opsgenie.Config{APIURL: og.URL(), APIKey: "og-key", ScheduleID: rc.ScheduleID,
-				CacheFor: cacheFor, StaleFor: staleFor, ShiftEnds: true}, nil, opsgenie.WithClock(clock))
-			if err != nil {
-				t.Fatal(err)
-			}
-			router[name] = r
-		}
-	}
+	// New builds the PagerDuty and Opsgenie rotations on the test clock.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := newRotConsole(t, ctx, cfg, clock, router)
+	s := newRotConsole(t, ctx, cfg, clock, nil)
 	jobs := []string{"rotation:og", "rotation:pd"}
 	approvers := func(role string) ([]string, error) {
 		return s.svc.Approvers(ctx, s.svc.Policy().Roles[role], alice)
@@ -753,39 +661,28 @@ func TestHandoffTimer(t *testing.T) {
 	defer st.Close()
 	clock := testclock.New(time.Date(2026, 11, 18, 10, 0, 0, 0, time.UTC))
 	prov := dryrun.New(nil)
-	oncall, err := buildOnCall(l, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := access.NewService(access.Deps{Store: st, Policy: l.Policy, Providers: map[string]access.Provisioner{"dryrun": prov},
-		OnCall: oncall, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	locker := scheduler.NewStoreLocker(st, "", nil)
-	sched := scheduler.New(st, svc, clock, nil, scheduler.Options{Locker: locker})
-	svc.SetWaker(sched)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := addRotationJobs(ctx, sched, svc, l, nil); err != nil {
+	a, err := New(ctx, l, Deps{Clock: clock, Store: st, Providers: map[string]access.Provisioner{"dryrun": prov}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !prov.IsMember("prod-readers", "bob@example.com") {
 		t.Fatal("start run did not grant the current shift")
 	}
+	locker := scheduler.NewStoreLocker(st, "", nil)
+	key := rotationJob("platform")
 
 	// The handoff has come (the clock is the test's, so the timer is
 	// armed here for "now"); another run holds the job lock.
 	handoff := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	clock.Set(handoff)
-	lock, err := locker.Obtain(ctx, "job:"+rotationJob("platform"), time.Hour)
+	lock, err := locker.Obtain(ctx, "job:"+key, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Release(context.Background())
-	h := &handoffRun{ctx: ctx, name: "platform", svc: svc, sched: sched, log: slog.New(slog.DiscardHandler)}
-	context.AfterFunc(ctx, h.stop)
-	h.arm(handoff)
+	a.armHandoff(ctx, "platform", handoff)
 	deadline := time.After(20 * time.Second)
 	for !prov.IsMember("prod-readers", "carol@example.com") {
 		select {
@@ -797,9 +694,8 @@ func TestHandoffTimer(t *testing.T) {
 	// It armed itself for the next handoff; ending ctx stops that timer.
 	next := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
 	for armed := false; !armed; {
-		h.mu.Lock()
-		armed = h.timer != nil && h.at.Equal(next)
-		h.mu.Unlock()
+		at, ok := a.sched.ArmedAt(key)
+		armed = ok && at.Equal(next)
 		if !armed {
 			select {
 			case <-deadline:
@@ -810,9 +706,8 @@ func TestHandoffTimer(t *testing.T) {
 	}
 	cancel()
 	for stopped := false; !stopped; {
-		h.mu.Lock()
-		stopped = h.timer == nil
-		h.mu.Unlock()
+		_, armed := a.sched.ArmedAt(key)
+		stopped = !armed
 		if !stopped {
 			select {
 			case <-deadline:
@@ -821,10 +716,8 @@ func TestHandoffTimer(t *testing.T) {
 			}
 		}
 	}
-	h.arm(next.Add(time.Hour))
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.timer != nil {
+	a.armHandoff(ctx, "platform", next.Add(time.Hour))
+	if _, armed := a.sched.ArmedAt(key); armed {
 		t.Fatal("armed after ctx ended")
 	}
 }

@@ -1,0 +1,259 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/bot/discord"
+	"github.com/accessbot/accessbot/bot/slack"
+	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/providers/okta"
+	"github.com/accessbot/accessbot/providers/static"
+)
+
+// Config is the whole config file. Every key is listed here; unknown keys
+// are errors, so a typo can never silently disable a rule.
+type Config struct {
+	Store      StoreConfig               `yaml:"store"`
+	Chat       ChatConfig                `yaml:"chat"`
+	Providers  ProvidersConfig           `yaml:"providers"`
+	Rotations  map[string]RotationConfig `yaml:"rotations"`
+	Roles      map[string]RoleConfig     `yaml:"roles"`
+	BreakGlass BreakGlassConfig          `yaml:"break_glass"`
+	Admins     []string                  `yaml:"admins"`
+	Scheduler  SchedulerConfig           `yaml:"scheduler"`
+	Limits     LimitsConfig              `yaml:"limits"`
+	Log        LogConfig                 `yaml:"log"`
+}
+
+// LimitsConfig bounds what one person can ask for, shared across replicas
+// through the store. Revoke, cancel, decisions and break-glass are never
+// limited.
+type LimitsConfig struct {
+	PendingPerUser    *int `yaml:"pending_per_user"`    // requests waiting for approval at once; default 5, 0: no limit
+	CommandsPerMinute *int `yaml:"commands_per_minute"` // default 20, 0: no limit
+}
+
+// StoreConfig picks the store: bolt (default) or redis.
+type StoreConfig struct {
+	Bolt  *BoltConfig  `yaml:"bolt"`
+	Redis *RedisConfig `yaml:"redis"`
+}
+
+// BoltConfig is the embedded store.
+type BoltConfig struct {
+	Path      string `yaml:"path"`      // default accessbot.db
+	Temporary bool   `yaml:"temporary"` // a fresh file in the temp dir, deleted on exit (demos)
+}
+
+// RedisConfig is the shared store for several replicas.
+type RedisConfig struct {
+	URL    string `yaml:"url"`
+	Prefix string `yaml:"prefix"` // default accessbot
+}
+
+// ChatConfig holds the transports; exactly one is used.
+type ChatConfig struct {
+	Console *ConsoleConfig  `yaml:"console"`
+	Slack   *SlackConfig    `yaml:"slack"`
+	Discord *discord.Config `yaml:"discord"` // validated by discord.Config.Validate
+}
+
+// ConsoleConfig is the terminal transport: chat user names and their identities.
+type ConsoleConfig struct {
+	Users            map[string]string `yaml:"users"` // name -> email
+	ApprovalsChannel string            `yaml:"approvals_channel"`
+	SecurityChannel  string            `yaml:"security_channel"`
+}
+
+// SlackConfig is the Slack Socket Mode transport.
+type SlackConfig struct {
+	AppToken         string   `yaml:"app_token"`
+	BotToken         string   `yaml:"bot_token"`
+	APIURL           string   `yaml:"api_url"`
+	ApprovalsChannel string   `yaml:"approvals_channel"`
+	SecurityChannel  string   `yaml:"security_channel"`
+	AllowedTeams     []string `yaml:"allowed_teams"`
+	Workers          int      `yaml:"workers"`
+	UrgentWorkers    int      `yaml:"urgent_workers"`
+	EventTimeout     string   `yaml:"event_timeout"`
+}
+
+// Bot is the Slack transport's Config for s (an event_timeout that does
+// not parse is 0, the default; the config check reports it).
+func (s SlackConfig) Bot() slack.Config {
+	timeout, _ := time.ParseDuration(s.EventTimeout)
+	return slack.Config{AppToken: s.AppToken, BotToken: s.BotToken, APIURL: s.APIURL,
+		ApprovalsChannel: s.ApprovalsChannel, SecurityChannel: s.SecurityChannel, AllowedTeams: s.AllowedTeams,
+		Workers: s.Workers, UrgentWorkers: s.UrgentWorkers, EventTimeout: timeout}
+}
+
+// ProvidersConfig holds the provisioners and on-call services.
+type ProvidersConfig struct {
+	DryRun    *DryRunConfig    `yaml:"dryrun"`
+	AWS       *AWSConfig       `yaml:"aws"`
+	Okta      *OktaConfig      `yaml:"okta"`
+	PagerDuty *PagerDutyConfig `yaml:"pagerduty"`
+	Opsgenie  *OpsgenieConfig  `yaml:"opsgenie"`
+}
+
+// DryRunConfig enables the recording provider (it has no settings).
+type DryRunConfig struct{}
+
+// AWSConfig is IAM Identity Center's Identity Store.
+type AWSConfig struct {
+	IdentityStoreID string `yaml:"identity_store_id"`
+	Region          string `yaml:"region"`
+	UserNameIsEmail bool   `yaml:"user_name_is_email"`
+	InstanceARN     string `yaml:"instance_arn"`
+}
+
+// Provider is the AWS provider's Config for a.
+func (a AWSConfig) Provider() aws.Config {
+	return aws.Config{IdentityStoreID: a.IdentityStoreID, Region: a.Region,
+		UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN}
+}
+
+// OktaConfig is an Okta org.
+type OktaConfig struct {
+	OrgURL         string   `yaml:"org_url"`
+	APIToken       string   `yaml:"api_token"`
+	ClientID       string   `yaml:"client_id"`
+	PrivateKeyFile string   `yaml:"private_key"`
+	KeyID          string   `yaml:"key_id"`
+	Scopes         []string `yaml:"scopes"`
+}
+
+// Provider is the Okta provider's Config for o.
+func (o OktaConfig) Provider() okta.Config {
+	return okta.Config{OrgURL: o.OrgURL, APIToken: o.APIToken, ClientID: o.ClientID,
+		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes}
+}
+
+// PagerDutyConfig is the PagerDuty REST API.
+type PagerDutyConfig struct {
+	APIURL string `yaml:"api_url"`
+	Token  string `yaml:"token"`
+}
+
+// OpsgenieConfig is the Opsgenie API.
+type OpsgenieConfig struct {
+	APIURL string `yaml:"api_url"`
+	APIKey string `yaml:"api_key"`
+}
+
+// RotationConfig is one on-call rotation.
+type RotationConfig struct {
+	Source    string           `yaml:"source"` // static (default) | pagerduty | opsgenie
+	Timezone  string           `yaml:"timezone"`
+	Handoff   string           `yaml:"handoff"`
+	Shift     string           `yaml:"shift"`
+	Start     string           `yaml:"start"`
+	Members   []string         `yaml:"members"`
+	Overrides []OverrideConfig `yaml:"overrides"`
+	Grant     []string         `yaml:"grant"`
+	Grace     string           `yaml:"grace"`
+	// pagerduty
+	ScheduleIDs         []string `yaml:"schedule_ids"`
+	EscalationPolicyIDs []string `yaml:"escalation_policy_ids"`
+	EscalationLevels    []int    `yaml:"escalation_levels"`
+	// opsgenie
+	ScheduleID string `yaml:"schedule_id"`
+	// pagerduty and opsgenie
+	CacheFor string `yaml:"cache_for"`
+	StaleFor string `yaml:"stale_for"`
+}
+
+// OverrideConfig swaps the on-call person for a time window.
+type OverrideConfig struct {
+	From   string `yaml:"from"`
+	Until  string `yaml:"until"`
+	Member string `yaml:"member"`
+}
+
+// RoleConfig is one requestable role.
+type RoleConfig struct {
+	Description     string          `yaml:"description"`
+	Provider        string          `yaml:"provider"`
+	Group           string          `yaml:"group"`
+	MaxDuration     string          `yaml:"max_duration"`
+	DefaultDuration string          `yaml:"default_duration"`
+	Approvers       ApproversConfig `yaml:"approvers"`
+	Approvals       int             `yaml:"approvals"`
+	SelfApprove     bool            `yaml:"self_approve"`
+	BreakGlass      bool            `yaml:"break_glass"`
+	PendingTTL      string          `yaml:"pending_ttl"`
+	Reconcile       string          `yaml:"reconcile"`
+}
+
+// ApproversConfig names who approves a role.
+type ApproversConfig struct {
+	Rotation  string   `yaml:"rotation"`
+	Rotations []string `yaml:"rotations"`
+	Users     []string `yaml:"users"`
+}
+
+// BreakGlassConfig lists who may take break-glass access and who acknowledges it.
+type BreakGlassConfig struct {
+	Allowed       []string `yaml:"allowed"`
+	Acknowledgers []string `yaml:"acknowledgers"`
+}
+
+// SchedulerConfig tunes the expiry engine.
+type SchedulerConfig struct {
+	Sweep     string `yaml:"sweep"`     // default 15s
+	Reconcile string `yaml:"reconcile"` // drift check interval, default 5m
+	// RevokeAlertAfter is how long a revocation may keep failing before
+	// the security channel is told (default 2m).
+	RevokeAlertAfter string `yaml:"revoke_alert_after"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+	Format string `yaml:"format"` // text | json (default: text on the console, json otherwise)
+}
+
+// Problem is one thing wrong with the config, at a key path.
+type Problem struct {
+	Path string
+	Msg  string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Msg }
+
+// Problems is every problem found; it is an error when not empty.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (ps *Problems) add(path, format string, args ...any) {
+	*ps = append(*ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Loaded is a validated config with what was built from it.
+type Loaded struct {
+	Config    Config
+	Policy    *access.Policy
+	Rotations map[string]*static.Rotation // static rotations, by name
+	Sweep     time.Duration
+	Reconcile time.Duration
+	Limits    access.Options // the per-user limits (MaxPendingPerUser, CommandsPerMinute)
+	// RevokeAlertAfter is scheduler.revoke_alert_after (default 2m).
+	RevokeAlertAfter time.Duration
+
+	env expansions // what ${VAR} expanded to, for Redact
+}
+
+// Redact replaces every value that came from ${VAR} expansion in s by its
+// ${VAR} reference. Output of commands that show the config goes through
+// it, so that no secret from the environment is ever printed.
+func (l *Loaded) Redact(s string) string { return l.env.replacer().Replace(s) }

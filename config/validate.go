@@ -1,0 +1,119 @@
+package config
+
+import (
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/bot/discord"
+	"github.com/accessbot/accessbot/bot/slack"
+	"github.com/accessbot/accessbot/providers/aws"
+)
+
+// validateRest checks the sections buildPolicy does not read.
+func validateRest(cfg Config, ps *Problems) {
+	if cfg.Store.Bolt != nil && cfg.Store.Redis != nil {
+		ps.add("store", "choose one of bolt and redis, not both")
+	}
+	if r := cfg.Store.Redis; r != nil && r.URL == "" {
+		ps.add("store.redis.url", "missing (e.g. redis://127.0.0.1:6379/0)")
+	}
+	if b := cfg.Store.Bolt; b != nil && b.Temporary && b.Path != "" {
+		ps.add("store.bolt.temporary", "temporary stores pick their own file; remove path or temporary")
+	}
+	switch n := boolInt(cfg.Chat.Console != nil) + boolInt(cfg.Chat.Slack != nil) + boolInt(cfg.Chat.Discord != nil); {
+	case n > 1:
+		ps.add("chat", "choose one transport: console, slack or discord")
+	case n == 0:
+		ps.add("chat", "missing: configure chat.console, chat.slack or chat.discord")
+	}
+	// Each adapter validates its own section (one source of the checks).
+	if d := cfg.Chat.Discord; d != nil {
+		addFieldErrors(ps, d.Validate())
+	}
+	if c := cfg.Chat.Console; c != nil {
+		if len(c.Users) == 0 {
+			ps.add("chat.console.users", "missing: map console user names to emails, e.g. alice: alice@example.com")
+		}
+		for name, email := range c.Users {
+			if msg := identityProblem(email); msg != "" {
+				ps.add("chat.console.users."+name, "%s", msg)
+				continue
+			}
+			if a, err := mail.ParseAddress(email); err != nil || !access.SameIdentity(a.Address, email) {
+				ps.add("chat.console.users."+name, "%q is not an email address", email)
+			}
+		}
+	}
+	if s := cfg.Chat.Slack; s != nil {
+		addFieldErrors(ps, s.Bot().Validate())
+		if s.SecurityChannel == "" {
+			ps.add("chat.slack.security_channel", "missing: break-glass use and failing revocations are announced there")
+		}
+		if s.EventTimeout != "" {
+			if _, err := time.ParseDuration(s.EventTimeout); err != nil {
+				ps.add("chat.slack.event_timeout", "%q is not a duration (e.g. 30s)", s.EventTimeout)
+			}
+		}
+	}
+	if a := cfg.Providers.AWS; a != nil {
+		addFieldErrors(ps, a.Provider().Validate())
+	}
+	if o := cfg.Providers.Okta; o != nil {
+		if o.OrgURL == "" {
+			ps.add("providers.okta.org_url", "missing (e.g. https://acme.okta.com)")
+		}
+		if (o.APIToken == "") == (o.ClientID == "") {
+			ps.add("providers.okta", "set exactly one of api_token or client_id + private_key")
+		}
+		if o.ClientID != "" && o.PrivateKeyFile == "" {
+			ps.add("providers.okta.private_key", "missing: the PEM file of the service app's private key")
+		}
+	}
+	if p := cfg.Providers.PagerDuty; p != nil && p.Token == "" {
+		ps.add("providers.pagerduty.token", "missing; set it from the environment, e.g. ${PAGERDUTY_TOKEN}")
+	}
+	if o := cfg.Providers.Opsgenie; o != nil && o.APIKey == "" {
+		ps.add("providers.opsgenie.api_key", "missing; set it from the environment, e.g. ${OPSGENIE_API_KEY}")
+	}
+	switch cfg.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", "unknown level %q (debug, info, warn, error)", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "", "text", "json":
+	default:
+		ps.add("log.format", "unknown format %q (text, json)", cfg.Log.Format)
+	}
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}
+
+// addFieldErrors adds an adapter's problems, each at its own key path.
+func addFieldErrors(ps *Problems, errs []error) {
+	for _, err := range errs {
+		var (
+			d *discord.FieldError
+			s *slack.FieldError
+			a *aws.FieldError
+		)
+		switch {
+		case errors.As(err, &d):
+			ps.add(d.Path, "%s", d.Msg)
+		case errors.As(err, &s):
+			ps.add(s.Path, "%s", s.Msg)
+		case errors.As(err, &a):
+			ps.add(a.Path, "%s", a.Msg)
+		default:
+			ps.add("(file)", "%v", err)
+		}
+	}
+}
