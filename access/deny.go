@@ -9,13 +9,6 @@ import (
 // A Deny click denies at once (Decide with approve=false); the reason, which
 // is optional, may come afterwards from the approver who denied.
 
-// ActDenyReason is the audit action of a reason added to a denial after it.
-const ActDenyReason Action = "deny_reason"
-
-// EvDenyReason tells that the reason of a denial was added: the cards show
-// it and the requester is told.
-const EvDenyReason EventType = "deny_reason"
-
 // AddDenyReason records why request id was denied, after the denial: one
 // compare-and-set that sets the reason of the deny decision and writes an
 // ActDenyReason audit event, then updates the cards and tells the

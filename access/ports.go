@@ -140,32 +140,6 @@ type Event struct {
 	ID string
 }
 
-// EventType names an Event.
-type EventType string
-
-// The event types.
-const (
-	EvSubmitted   EventType = "submitted" // post approval card, tell requester it is pending
-	EvApproval    EventType = "approval"  // one approval of several recorded
-	EvDenied      EventType = "denied"
-	EvCancelled   EventType = "cancelled"
-	EvTimedOut    EventType = "timed_out"
-	EvActive      EventType = "active"      // granted until EndsAt
-	EvFailed      EventType = "failed"      // grant failed
-	EvEnded       EventType = "ended"       // access removed
-	EvExtended    EventType = "extended"    // target grant's end moved (Request is the target)
-	EvBreakGlass  EventType = "break_glass" // announce in the security channel
-	EvAcked       EventType = "acknowledged"
-	EvRevokeAlert EventType = "revoke_alert" // revocation failing for too long: security channel
-	// EvRevokeRecovered: a revocation (or clean-up) announced with
-	// EvRevokeAlert finally went through: security channel.
-	EvRevokeRecovered EventType = "revoke_recovered"
-	// EvUserGone: the provider no longer knows the user whose access had
-	// to end, so there was no membership left to remove; the grant was
-	// recorded as ended. Security channel.
-	EvUserGone EventType = "user_gone"
-)
-
 // Clock is the time source; tests inject a fixed or stepping clock.
 type Clock interface {
 	Now() time.Time

@@ -52,18 +52,6 @@ func (d Drift) Empty() bool {
 	return len(d.Unexpected) == 0 && len(d.Missing) == 0 && len(d.Errors) == 0
 }
 
-// EvDrift reports a group whose members and grants disagree (security channel).
-const EvDrift EventType = "drift"
-
-// ActDriftReapplied is audited on a grant whose membership reconcile added
-// again. Unexpected members have no request: they are logged and reported.
-const ActDriftReapplied Action = "drift_reapplied"
-
-// ActDriftRemoved is audited (with no request id) for each member without a
-// grant that reconcile removed because a role of the group says
-// `reconcile: remove`.
-const ActDriftRemoved Action = "drift_removed"
-
 type groupKey struct{ provider, group string }
 
 // Reconcile compares every managed group's members (providers that can

@@ -33,28 +33,6 @@ const (
 	endTolerance = time.Second
 )
 
-// Events of the shift grants.
-const (
-	// EvRotationProblem: a rotation's shift grants cannot be kept as they
-	// should (nobody on call, an on-call person without an email, the
-	// on-call source failing). Reason says what; Request only carries the
-	// rotation name. Announced in the security channel once per problem.
-	EvRotationProblem EventType = "rotation_problem"
-	// EvRotationOK: the problem last announced (Reason) has cleared.
-	EvRotationOK EventType = "rotation_ok"
-	// EvHandoffIn: the requester of Request has just come on call; Reason
-	// is the sentence to tell them.
-	EvHandoffIn EventType = "handoff_in"
-	// EvHandoffOut: the requester of Request has just handed over; Request
-	// is their shift grant with its (grace) end; Reason is the sentence.
-	EvHandoffOut EventType = "handoff_out"
-)
-
-// ActShiftMoved is audited when a shift grant's end moves because the
-// shift changed (an override, a schedule change, the person is no longer
-// on call, a rolling window extended).
-const ActShiftMoved Action = "shift_moved"
-
 // RotationOptions tunes the shift grants of one rotation.
 type RotationOptions struct {
 	// Grace is how long after a handoff the outgoing person keeps the
