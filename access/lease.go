@@ -34,9 +34,9 @@ var errLeaseLost = errors.New("access: lease lost")
 func (s *Service) lease(ctx context.Context, key string) (lctx context.Context, release func(), ok bool, err error) {
 	token := s.owner + ":" + NewID()[2:]
 	var held int64 // the fencing token of this holding, where the store hands them out
-	if f, isFencer := s.store.(Fencer); isFencer {
+	if s.fencer != nil {
 		var l Lease
-		l, ok, err = f.ClaimFenced(ctx, key, token, s.opt.LeaseTTL)
+		l, ok, err = s.fencer.ClaimFenced(ctx, key, token, s.opt.LeaseTTL)
 		if ok && l.Lapsed != nil {
 			s.log.WarnContext(ctx, "lease taken over from a holder whose lease lapsed (it died, paused or lost the store)",
 				"lease", key, "previous_owner", l.Lapsed.Owner, "previous_token", l.Lapsed.Token, "token", l.Token)
@@ -80,7 +80,6 @@ func (s *Service) renew(ctx context.Context, key, token string, held int64, lose
 	t := time.NewTicker(every)
 	defer t.Stop()
 	renewed := time.Now() // the lease lasts at least ttl from here
-	f, isFencer := s.store.(Fencer)
 	for {
 		select {
 		case <-stop:
@@ -91,9 +90,9 @@ func (s *Service) renew(ctx context.Context, key, token string, held int64, lose
 		rctx, cancel := context.WithTimeout(ctx, every)
 		var ok bool
 		var err error
-		if isFencer {
+		if s.fencer != nil {
 			var l Lease
-			l, ok, err = f.ClaimFenced(rctx, key, token, ttl)
+			l, ok, err = s.fencer.ClaimFenced(rctx, key, token, ttl)
 			if ok && l.Token != held {
 				// The lease lapsed and this renewal acquired it anew:
 				// someone may have held it in between, so the work

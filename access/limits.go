@@ -72,9 +72,9 @@ func (s *Service) Throttle(ctx context.Context, identity string) error {
 	window := now.Truncate(time.Minute)
 	key := fmt.Sprintf("cmds:%s:%d", id, window.Unix())
 	var n int64
-	if c, ok := s.store.(Counter); ok {
+	if s.counter != nil {
 		var err error
-		n, err = c.Incr(ctx, key, 2*time.Minute)
+		n, err = s.counter.Incr(ctx, key, 2*time.Minute)
 		if err != nil {
 			s.log.WarnContext(ctx, "command count failed; not limiting", "user", id, "err", err)
 			return nil

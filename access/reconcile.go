@@ -69,7 +69,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 	groups := map[groupKey][]Role{}
 	for _, name := range s.policy.RoleNames() {
 		r := s.policy.Roles[name]
-		if _, ok := s.providers[r.Provider].(MemberLister); ok {
+		if _, ok := s.listers[r.Provider]; ok {
 			k := groupKey{r.Provider, r.Group}
 			groups[k] = append(groups[k], r)
 		}
@@ -97,7 +97,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) (Drift, error) {
 	p := s.providers[k.provider]
 	actx, acancel := s.attempt(ctx)
-	members, err := p.(MemberLister).Members(actx, k.group)
+	members, err := s.listers[k.provider].Members(actx, k.group)
 	acancel()
 	if err != nil {
 		return Drift{}, fmt.Errorf("access: reconcile %s group %s: %w", k.provider, k.group, err)

@@ -133,6 +133,13 @@ type Service struct {
 	mu    sync.RWMutex
 	waker Waker
 
+	// Optional capabilities of the store and the providers, found once
+	// by NewService: nil (absent) when the store or provider lacks them.
+	fencer   Fencer                  // fencing tokens with claims (lease.go)
+	counter  Counter                 // shared command counts (limits.go)
+	checkers map[string]UserChecker  // provider -> user check before a request is posted
+	listers  map[string]MemberLister // provider -> drift check (reconcile.go)
+
 	rot rotationState // shift grants: per-rotation options and announced problems (rotation.go)
 
 	cmds localCounter // per-user command counts when the store is no Counter (limits.go)
@@ -151,6 +158,17 @@ func NewService(d Deps) (*Service, error) {
 	s := &Service{
 		store: d.Store, policy: d.Policy, providers: d.Providers, oncall: d.OnCall,
 		notifier: d.Notifier, clock: d.Clock, log: d.Logger, owner: d.Owner, opt: d.Options.withDefaults(),
+	}
+	s.fencer, _ = d.Store.(Fencer)
+	s.counter, _ = d.Store.(Counter)
+	s.checkers, s.listers = map[string]UserChecker{}, map[string]MemberLister{}
+	for name, p := range d.Providers {
+		if uc, ok := p.(UserChecker); ok {
+			s.checkers[name] = uc
+		}
+		if ml, ok := p.(MemberLister); ok {
+			s.listers[name] = ml
+		}
 	}
 	if s.clock == nil {
 		s.clock = SystemClock{}

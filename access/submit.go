@@ -60,7 +60,7 @@ func clip(s string, n int) string {
 
 // checkUser asks the role's provider whether the user exists, when it can tell.
 func (s *Service) checkUser(ctx context.Context, role Role, identity string) error {
-	uc, ok := s.providers[role.Provider].(UserChecker)
+	uc, ok := s.checkers[role.Provider]
 	if !ok {
 		return nil
 	}

@@ -69,7 +69,7 @@ func (s *Service) busy(ctx context.Context, id string, still func(r *Request) bo
 // for longer than a live worker would, so that worker died or lost its
 // lease and this one takes the work over.
 func (s *Service) tookOver(ctx context.Context, r *Request) {
-	if _, isFencer := s.store.(Fencer); isFencer {
+	if s.fencer != nil {
 		return // lease said so for certain when it took the lapsed lease
 	}
 	if r.Attempts > 0 || !r.RetryAt.IsZero() {

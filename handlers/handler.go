@@ -19,15 +19,39 @@ import (
 // before it is parsed (a reason may be at most access.MaxReasonLen).
 const MaxCommandLen = 4 * access.MaxReasonLen
 
+// Service is what the handlers ask of the access workflow;
+// *access.Service implements it. Errors are the ones documented there
+// (sentinels, *access.StateError, *access.Refusal), which the handlers word
+// for people.
+type Service interface {
+	Policy() *access.Policy
+	Throttle(ctx context.Context, identity string) error
+	Submit(ctx context.Context, in access.SubmitInput) (*access.Request, error)
+	BreakGlass(ctx context.Context, in access.SubmitInput) (*access.Request, error)
+	Get(ctx context.Context, id string) (*access.Request, error)
+	Mine(ctx context.Context, requester string) ([]*access.Request, error)
+	Approvers(ctx context.Context, role access.Role, requester string) ([]string, error)
+	Decide(ctx context.Context, id, approver string, approve bool, reason string) (*access.Request, error)
+	AddDenyReason(ctx context.Context, id, by, reason string) (*access.Request, error)
+	CanAddDenyReason(ctx context.Context, id, by string) error
+	Cancel(ctx context.Context, id, by string) (*access.Request, error)
+	Revoke(ctx context.Context, id, by, reason string) (*access.Request, error)
+	Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*access.Request, error)
+	Acknowledge(ctx context.Context, id, by string) (*access.Request, error)
+	Shifts(ctx context.Context, rotation string) (cur, next access.Shift, err error)
+}
+
+var _ Service = (*access.Service)(nil)
+
 // Handler serves /access commands, button presses and form submissions.
 type Handler struct {
-	svc *access.Service
+	svc Service
 	dir Directory
 	log *slog.Logger
 }
 
 // New returns a Handler for the service, resolving chat users through dir.
-func New(svc *access.Service, dir Directory, log *slog.Logger) *Handler {
+func New(svc Service, dir Directory, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
