@@ -10,7 +10,7 @@ import (
 // BreakGlass grants a role at once, without approval, to a user on the
 // break-glass list for a role that allows it. The grant is flagged,
 // announced in the security channel and waits for a security
-// acknowledgement (Acknowledge). Refusals are *UserError values.
+// acknowledgement (Acknowledge). Refusals are *Refusal values.
 func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, error) {
 	role, d, reason, err := s.validate(in)
 	if err != nil {
@@ -18,10 +18,10 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	}
 	requester := normID(in.Requester)
 	if !s.policy.MayBreakGlass(requester) {
-		return nil, userErr(ErrNotAllowed, "you are not on the break-glass list; ask for %s with `/access %s <duration> <reason>` instead", role.Name, role.Name)
+		return nil, &Refusal{Code: RefuseNotBreakGlassUser, Err: ErrNotAllowed, Role: role.Name}
 	}
 	if !role.BreakGlass {
-		return nil, userErr(ErrNotAllowed, "%s does not allow break-glass access; ask for it with `/access %s <duration> <reason>`", role.Name, role.Name)
+		return nil, &Refusal{Code: RefuseNoBreakGlass, Err: ErrNotAllowed, Role: role.Name}
 	}
 	if err := s.overlap(ctx, requester, role); err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 // Acknowledge records the security team's acknowledgement of a
 // break-glass grant. The user themself cannot acknowledge; when the policy
 // names acknowledgers only they (and admins) can. Acknowledging twice is a
-// *UserError naming who did first.
+// *Refusal naming who did first.
 func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, error) {
 	by = normID(by)
 	now := s.clock.Now()
@@ -71,18 +71,18 @@ func (s *Service) Acknowledge(ctx context.Context, id, by string) (*Request, err
 		// about the request (its kind, who acknowledged it).
 		if !s.policy.MayAcknowledge(by, r.Requester) {
 			if by == r.Requester {
-				return nil, userErr(ErrSelfApproval, "you cannot acknowledge your own break-glass access")
+				return nil, &Refusal{Code: RefuseSelfAcknowledge, Err: ErrSelfApproval, ID: r.ID}
 			}
 			if !s.involved(r, by) {
 				return nil, uninvolved(r.ID)
 			}
-			return nil, userErr(ErrNotAllowed, "only the security team (%s) can acknowledge break-glass access", strings.Join(s.policy.Acknowledgers, ", "))
+			return nil, &Refusal{Code: RefuseNotAcknowledger, Err: ErrNotAllowed, ID: r.ID, People: s.policy.Acknowledgers}
 		}
 		if r.Kind != KindBreakGlass {
-			return nil, userErr(ErrNotAllowed, "request %s is not a break-glass grant; there is nothing to acknowledge", r.ID)
+			return nil, &Refusal{Code: RefuseNotBreakGlass, Err: ErrNotAllowed, ID: r.ID}
 		}
 		if r.AckBy != "" {
-			return nil, userErr(ErrAlreadyDecided, "%s already acknowledged request %s", r.AckBy, r.ID)
+			return nil, &Refusal{Code: RefuseAcknowledged, Err: ErrAlreadyDecided, ID: r.ID, User: r.AckBy}
 		}
 		r.AckBy = by
 		r.AckAt = now

@@ -9,7 +9,7 @@ import (
 
 // Decide records approver's decision on a pending request. Authorisation is
 // checked inside the compare-and-set, against the approvers at decision
-// time: refusals are *UserError wrapping ErrSelfApproval or ErrNotAllowed,
+// time: refusals are *Refusal wrapping ErrSelfApproval or ErrNotAllowed,
 // or a *StateError (ErrAlreadyDecided, ErrTimedOut) when the request is no
 // longer pending; none of them changes anything. A deny by any eligible
 // approver ends the request; the Needed-th distinct approval approves it and
@@ -17,7 +17,7 @@ import (
 func (s *Service) Decide(ctx context.Context, id, approver string, approve bool, reason string) (*Request, error) {
 	approver = normID(approver)
 	if approver == "" {
-		return nil, userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are")
+		return nil, &Refusal{Code: RefuseDecideNoIdentity, Err: ErrNoIdentity}
 	}
 	cur, err := s.Get(ctx, id)
 	if err != nil {
@@ -25,10 +25,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	}
 	role, ok := s.policy.Role(cur.Role)
 	if !ok {
-		return nil, userErr(ErrUnknownRole, "role %s is no longer configured; nobody can decide request %s", cur.Role, cur.ID)
+		return nil, &Refusal{Code: RefuseRoleGone, Err: ErrUnknownRole, ID: cur.ID, Role: cur.Role}
 	}
 	if len([]rune(reason)) > MaxReasonLen {
-		return nil, userErr(ErrReasonTooLong, "the reason is too long; the limit is %d characters", MaxReasonLen)
+		return nil, &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Limit: MaxReasonLen}
 	}
 	reason = strings.TrimSpace(reason)
 	now := s.clock.Now()
@@ -38,7 +38,7 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 		// Someone who is neither involved nor an approver now learns
 		// nothing about the request's state (a deny reason, who decided).
 		if !contains(eligible, approver) && !s.involved(r, approver) {
-			return nil, userErr(ErrNotAllowed, "you are not an approver of %s right now, so you cannot decide request %s", r.Role, r.ID)
+			return nil, &Refusal{Code: RefuseNotApprover, Err: ErrNotAllowed, ID: r.ID, Role: r.Role}
 		}
 		if r.State != StatePending {
 			return nil, stateErr(r, "pending")
@@ -47,13 +47,13 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 			return nil, &StateError{ID: r.ID, State: StateTimedOut, Want: "pending", Err: ErrTimedOut}
 		}
 		if approver == r.Requester && !role.SelfApprove {
-			return nil, userErr(ErrSelfApproval, "you cannot approve or deny your own request for %s; it needs another approver", r.Role)
+			return nil, &Refusal{Code: RefuseSelfDecide, Err: ErrSelfApproval, ID: r.ID, Role: r.Role}
 		}
 		if !contains(eligible, approver) {
-			return nil, userErr(ErrNotAllowed, "you are not an approver of %s right now; who may decide: %s", r.Role, listOrNobody(eligible))
+			return nil, &Refusal{Code: RefuseNotApproverNow, Err: ErrNotAllowed, ID: r.ID, Role: r.Role, People: eligible}
 		}
 		if r.DecidedBy(approver) {
-			return nil, userErr(ErrAlreadyDecided, "you already approved request %s; it needs %d approval(s), %d so far", r.ID, r.Needed, r.Approvals())
+			return nil, &Refusal{Code: RefuseApprovedAlready, Err: ErrAlreadyDecided, ID: r.ID, Limit: r.Needed, Count: r.Approvals()}
 		}
 		r.Decisions = append(r.Decisions, Decision{By: approver, Approve: approve, Reason: reason, At: now})
 		r.UpdatedAt = now
@@ -89,13 +89,6 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	return s.provision(ctx, r.ID)
 }
 
-func listOrNobody(l []string) string {
-	if len(l) == 0 {
-		return "nobody"
-	}
-	return strings.Join(l, ", ")
-}
-
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 	by = normID(by)
@@ -105,7 +98,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*Request, error) {
 			if !s.involved(r, by) {
 				return nil, uninvolved(r.ID)
 			}
-			return nil, userErr(ErrNotAllowed, "only %s can cancel request %s", r.Requester, r.ID)
+			return nil, &Refusal{Code: RefuseCancelNotYours, Err: ErrNotAllowed, ID: r.ID, User: r.Requester}
 		}
 		if r.State != StatePending {
 			return nil, stateErr(r, "pending")

@@ -21,13 +21,13 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 		if !s.involved(cur, by) {
 			return nil, uninvolved(cur.ID)
 		}
-		return nil, userErr(ErrNotAllowed, "only %s can extend request %s", cur.Requester, cur.ID)
+		return nil, &Refusal{Code: RefuseExtendNotYours, Err: ErrNotAllowed, ID: cur.ID, User: cur.Requester}
 	}
 	if cur.State != StateActive {
-		return nil, userErr(ErrNotActive, "request %s is %s, not active, so there is nothing to extend", cur.ID, cur.State)
+		return nil, &Refusal{Code: RefuseNothingToExtend, Err: ErrNotActive, ID: cur.ID, State: cur.State}
 	}
 	if cur.Kind == KindRotation {
-		return nil, userErr(ErrNotAllowed, "request %s is an on-call shift grant; it ends at the handoff and cannot be extended", cur.ID)
+		return nil, &Refusal{Code: RefuseShiftGrant, Err: ErrNotAllowed, ID: cur.ID}
 	}
 	role, d, reason, err := s.validate(SubmitInput{Requester: by, Role: cur.Role, Duration: d, Reason: reason})
 	if err != nil {
@@ -35,9 +35,8 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 	}
 	now := s.clock.Now()
 	if newEnd := cur.EndsAt.Add(d); newEnd.Sub(now) > role.MaxDuration {
-		return nil, userErr(ErrTooLong, "extending by %s would give %s until %s, more than the maximum of %s from now; ask for at most %s",
-			FormatDuration(d), role.Name, newEnd.UTC().Format("15:04 MST"), FormatDuration(role.MaxDuration),
-			FormatDuration((role.MaxDuration - cur.EndsAt.Sub(now)).Truncate(time.Minute)))
+		return nil, &Refusal{Code: RefuseExtendTooLong, Err: ErrTooLong, ID: cur.ID, Role: role.Name, Duration: d, At: newEnd,
+			Max: role.MaxDuration, Left: (role.MaxDuration - cur.EndsAt.Sub(now)).Truncate(time.Minute)}
 	}
 	if err := s.pendingExtension(ctx, by, role, cur.ID); err != nil {
 		return nil, err

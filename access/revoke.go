@@ -267,11 +267,11 @@ func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, 
 			if !s.involved(cur, by) {
 				return nil, uninvolved(cur.ID)
 			}
-			return nil, userErr(ErrNotAllowed, "only %s, an approver of %s or an admin can revoke request %s", cur.Requester, cur.Role, cur.ID)
+			return nil, &Refusal{Code: RefuseRevokeNotYours, Err: ErrNotAllowed, ID: cur.ID, Role: cur.Role, User: cur.Requester}
 		}
 	}
 	if len([]rune(reason)) > MaxReasonLen {
-		return nil, userErr(ErrReasonTooLong, "the reason is too long; the limit is %d characters", MaxReasonLen)
+		return nil, &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Limit: MaxReasonLen}
 	}
 	return s.endGrant(ctx, cur.ID, EndRevoked, by, strings.TrimSpace(reason))
 }

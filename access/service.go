@@ -237,13 +237,13 @@ func (s *Service) event(r *Request, act Action, actor string, from, to State, re
 // refusal never tells an unrelated person whose request it is, why it was
 // denied or who decides it.
 func noRequest(id string) error {
-	return userErr(ErrNotFound, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+	return &Refusal{Code: RefuseNoRequest, Err: ErrNotFound, ID: strings.TrimSpace(id)}
 }
 
 // uninvolved is the refusal to someone who may not learn anything about
 // the request: it reads exactly like noRequest, but wraps ErrNotAllowed.
 func uninvolved(id string) error {
-	return userErr(ErrNotAllowed, "there is no request %s that you can act on", clip(strings.TrimSpace(id), 40))
+	return &Refusal{Code: RefuseNoRequest, Err: ErrNotAllowed, ID: strings.TrimSpace(id)}
 }
 
 // involved reports whether who may learn about r's details: its

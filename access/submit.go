@@ -18,34 +18,34 @@ type SubmitInput struct {
 
 func (s *Service) validate(in SubmitInput) (Role, time.Duration, string, error) {
 	if normID(in.Requester) == "" {
-		return Role{}, 0, "", userErr(ErrNoIdentity, "your chat account has no email address mapped, so accessbot cannot tell who you are; ask an admin to link it")
+		return Role{}, 0, "", &Refusal{Code: RefuseNoIdentity, Err: ErrNoIdentity}
 	}
 	if err := CheckIdentity(in.Requester); err != nil {
-		return Role{}, 0, "", userErr(ErrBadIdentity, "the email address of your chat account has characters other than plain ASCII, so accessbot cannot tell who you are; ask an admin to change it")
+		return Role{}, 0, "", &Refusal{Code: RefuseBadIdentity, Err: ErrBadIdentity, User: in.Requester}
 	}
 	role, ok := s.policy.Role(in.Role)
 	if !ok {
 		if strings.TrimSpace(in.Role) == "" {
-			return Role{}, 0, "", userErr(ErrUnknownRole, "name a role; try `/access roles` to see what you may request")
+			return Role{}, 0, "", &Refusal{Code: RefuseNoRole, Err: ErrUnknownRole}
 		}
-		return Role{}, 0, "", userErr(ErrUnknownRole, "there is no role %q; try `/access roles` to see what you may request", clip(in.Role, 60))
+		return Role{}, 0, "", &Refusal{Code: RefuseUnknownRole, Err: ErrUnknownRole, Role: in.Role}
 	}
 	d := in.Duration
 	if d == 0 {
 		d = role.DefaultDuration
 	}
 	if d < MinDuration {
-		return Role{}, 0, "", userErr(ErrBadDuration, "the duration %s is too short; the minimum is %s", FormatDuration(d), FormatDuration(MinDuration))
+		return Role{}, 0, "", &Refusal{Code: RefuseTooShort, Err: ErrBadDuration, Duration: d, Max: MinDuration}
 	}
 	if d > role.MaxDuration {
-		return Role{}, 0, "", userErr(ErrTooLong, "%s may be held for at most %s; you asked for %s", role.Name, FormatDuration(role.MaxDuration), FormatDuration(d))
+		return Role{}, 0, "", &Refusal{Code: RefuseTooLong, Err: ErrTooLong, Role: role.Name, Duration: d, Max: role.MaxDuration}
 	}
 	reason := strings.TrimSpace(in.Reason)
 	if reason == "" {
-		return Role{}, 0, "", userErr(ErrNoReason, "give a reason, e.g. `/access %s %s fixing the checkout outage`", role.Name, FormatDuration(d))
+		return Role{}, 0, "", &Refusal{Code: RefuseNoReason, Err: ErrNoReason, Role: role.Name, Duration: d}
 	}
 	if n := len([]rune(reason)); n > MaxReasonLen {
-		return Role{}, 0, "", userErr(ErrReasonTooLong, "the reason is %d characters long; the limit is %d", n, MaxReasonLen)
+		return Role{}, 0, "", &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Count: n, Limit: MaxReasonLen}
 	}
 	return role, d, reason, nil
 }
@@ -71,9 +71,9 @@ func (s *Service) checkUser(ctx context.Context, role Role, identity string) err
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrUnknownUser):
-		return userErr(ErrUnknownUser, "%s has no account in %s, so %s cannot be granted; ask an admin to create it", identity, role.Provider, role.Name)
+		return &Refusal{Code: RefuseUnknownUser, Err: ErrUnknownUser, User: identity, Provider: role.Provider, Role: role.Name}
 	case errors.Is(err, ErrUserDisabled):
-		return userErr(ErrUserDisabled, "the %s account of %s is disabled, so %s cannot be granted", role.Provider, identity, role.Name)
+		return &Refusal{Code: RefuseUserDisabled, Err: ErrUserDisabled, User: identity, Provider: role.Provider, Role: role.Name}
 	default:
 		// Unknown: go on. The grant itself fails cleanly for a missing user;
 		// a hung provider must not swallow the request.
@@ -95,10 +95,9 @@ func (s *Service) overlap(ctx context.Context, requester string, role Role) erro
 		}
 		switch r.State {
 		case StatePending:
-			return userErr(ErrDuplicate, "you already asked for %s (request %s is waiting for approval); cancel it with `/access cancel %s` first", role.Name, r.ID, r.ID)
+			return &Refusal{Code: RefuseAlreadyPending, Err: ErrDuplicate, ID: r.ID, Role: role.Name}
 		case StateActive, StateApproved:
-			return userErr(ErrDuplicate, "you already hold %s until %s (request %s); ask for more time with `/access extend %s <duration> <reason>`",
-				role.Name, r.EndsAt.UTC().Format("15:04 MST"), r.ID, r.ID)
+			return &Refusal{Code: RefuseAlreadyHeld, Err: ErrDuplicate, ID: r.ID, Role: role.Name, At: r.EndsAt}
 		}
 	}
 	return nil
@@ -166,7 +165,7 @@ func (s *Service) writeCtx(ctx context.Context) (context.Context, context.Cancel
 
 // Submit validates a request against the policy, stores it as pending with
 // its audit event and asks the approvers. Validation failures are
-// *UserError values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
+// *Refusal values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
 // ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
 // ErrUnknownUser, ErrUserDisabled, ErrNoIdentity) and change nothing.
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
@@ -187,10 +186,10 @@ func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) 
 func (s *Service) create(ctx context.Context, kind Kind, target, requester string, role Role, d time.Duration, reason string) (*Request, error) {
 	approvers, _ := s.Approvers(ctx, role, requester)
 	if len(approvers) == 0 {
-		return nil, userErr(ErrNoApprovers, "nobody can approve %s right now (no named approver and nobody on call), so the request was not sent; ask an admin", role.Name)
+		return nil, &Refusal{Code: RefuseNoApprovers, Err: ErrNoApprovers, Role: role.Name}
 	}
 	if len(approvers) < role.Approvals {
-		return nil, userErr(ErrNoApprovers, "%s needs %d approvals but only %d approver(s) are available right now, so the request was not sent", role.Name, role.Approvals, len(approvers))
+		return nil, &Refusal{Code: RefuseTooFewApprovers, Err: ErrNoApprovers, Role: role.Name, Limit: role.Approvals, Count: len(approvers)}
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
@@ -244,7 +243,7 @@ const guardWait = 3 * time.Second
 // (Store.Claim "submit:<requester>" with an owner unique to this call, as a
 // claim is re-entrant for its owner). Replicas sharing the store serialise
 // on it too. When the guard stays taken for guardWait the answer is a
-// *UserError wrapping ErrConflict ("try again").
+// *Refusal wrapping ErrConflict ("try again").
 func (s *Service) guarded(ctx context.Context, requester string, fn func() error) error {
 	key := "submit:" + requester
 	owner := s.owner + "/" + NewID()
@@ -267,7 +266,7 @@ func (s *Service) guarded(ctx context.Context, requester string, fn func() error
 		case <-ctx.Done():
 		}
 		t.Stop()
-		return userErr(ErrConflict, "another request of yours is being stored right now; nothing was sent, try again in a moment")
+		return &Refusal{Code: RefuseBusy, Err: ErrConflict}
 	}
 	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), key, owner) }()
 	return fn()
@@ -284,7 +283,7 @@ func (s *Service) pendingLimit(ctx context.Context, requester string) error {
 		return fmt.Errorf("access: list requests of %s: %w", requester, err)
 	}
 	if len(pend) >= s.opt.MaxPendingPerUser {
-		return userErr(ErrRateLimited, "you already have %d requests waiting for approval, the most one person may have; wait for a decision or cancel one with `/access cancel <request-id>` (see `/access list`)", len(pend))
+		return &Refusal{Code: RefuseTooManyPending, Err: ErrRateLimited, Count: len(pend), Limit: s.opt.MaxPendingPerUser}
 	}
 	return nil
 }
@@ -297,7 +296,7 @@ func (s *Service) pendingExtension(ctx context.Context, requester string, role R
 	}
 	for _, p := range pend {
 		if p.Kind == KindExtension && p.Target == target {
-			return userErr(ErrDuplicate, "an extension of %s is already waiting for approval (request %s)", target, p.ID)
+			return &Refusal{Code: RefuseExtensionPending, Err: ErrDuplicate, ID: p.ID, Other: target}
 		}
 	}
 	return nil
