@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -41,15 +40,7 @@ func (s *Service) BreakGlass(ctx context.Context, in SubmitInput) (*Request, err
 	// per-requester guard, with a deadline of their own.
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	err = s.guarded(wctx, requester, func() error {
-		if err := s.overlap(wctx, requester, role); err != nil {
-			return err
-		}
-		if err := s.store.Create(wctx, r, ev); err != nil {
-			return fmt.Errorf("access: store request: %w", err)
-		}
-		return nil
-	})
+	err = s.createGuarded(wctx, r, ev, func() error { return s.overlap(wctx, requester, role) })
 	if err != nil {
 		return nil, err
 	}

@@ -28,12 +28,9 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	if p == nil {
 		return s.failGrant(ctx, r, fmt.Sprintf("provider %q is not configured", r.Provider), nil, release)
 	}
-	mctx, mrelease, ok, err := s.leaseMember(wctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return s.busy(ctx, id, approved)
+	mctx, mrelease, cur, err := s.startMemberWork(ctx, wctx, r, approved)
+	if err != nil || mrelease == nil {
+		return cur, err
 	}
 	defer mrelease()
 	g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}

@@ -148,12 +148,9 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			return nil, err
 		}
 	}
-	mctx, mrelease, ok, err := s.leaseMember(wctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return s.busy(ctx, id, (*Request).needsRemoval)
+	mctx, mrelease, cur, err := s.startMemberWork(ctx, wctx, r, (*Request).needsRemoval)
+	if err != nil || mrelease == nil {
+		return cur, err
 	}
 	defer mrelease()
 	// Another live grant of the same group for the same person (a newer

@@ -208,7 +208,7 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	// The limit and duplicate checks and the write are one step per
 	// requester: without the guard, concurrent submits or extends all pass
 	// the checks before any of them is stored.
-	err := s.guarded(wctx, requester, func() error {
+	err := s.createGuarded(wctx, r, ev, func() error {
 		if kind == KindExtension {
 			if err := s.pendingExtension(wctx, requester, role, target); err != nil {
 				return err
@@ -216,13 +216,7 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 		} else if err := s.overlap(wctx, requester, role); err != nil {
 			return err
 		}
-		if err := s.pendingLimit(wctx, requester); err != nil {
-			return err
-		}
-		if err := s.store.Create(wctx, r, ev); err != nil {
-			return fmt.Errorf("access: store request: %w", err)
-		}
-		return nil
+		return s.pendingLimit(wctx, requester)
 	})
 	if err != nil {
 		return nil, err
@@ -270,6 +264,21 @@ func (s *Service) guarded(ctx context.Context, requester string, fn func() error
 	}
 	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), key, owner) }()
 	return fn()
+}
+
+// createGuarded stores r with its audit event ev when check passes, both
+// under r's requester's guard (guarded): concurrent commands of one person
+// then cannot all pass the check before any of them is stored.
+func (s *Service) createGuarded(ctx context.Context, r *Request, ev AuditEvent, check func() error) error {
+	return s.guarded(ctx, r.Requester, func() error {
+		if err := check(); err != nil {
+			return err
+		}
+		if err := s.store.Create(ctx, r, ev); err != nil {
+			return fmt.Errorf("access: store request: %w", err)
+		}
+		return nil
+	})
 }
 
 // pendingLimit refuses a new request when the requester already has

@@ -141,6 +141,24 @@ func (s *Service) startWork(ctx context.Context, id string, wants func(*Request)
 	return r, wctx, release, nil
 }
 
+// startMemberWork leases r's membership (leaseMember) for the work that
+// holds r's work lease (wctx). When the membership stays busy with
+// another call, the work is left for a retry a moment later (busy, while
+// r still wants it) and mrelease is nil, cur the request as it is then.
+// Else the caller holds the membership until it calls mrelease; mctx is
+// that lease's context.
+func (s *Service) startMemberWork(ctx, wctx context.Context, r *Request, wants func(*Request) bool) (mctx context.Context, mrelease func(), cur *Request, err error) {
+	mctx, mrelease, ok, err := s.leaseMember(wctx, r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !ok {
+		cur, err = s.busy(ctx, r.ID, wants)
+		return nil, nil, cur, err
+	}
+	return mctx, mrelease, nil, nil
+}
+
 // failedAttempt counts a failed provider call on r, inside Store.Update:
 // one more attempt, failing since now unless it was already, the error,
 // and the next try after a capped backoff.
