@@ -142,11 +142,18 @@ const (
 	RefuseNoDenyDecision     RefusalCode = "no_deny_decision"     // ID has no deny decision (ErrNotAllowed)
 )
 
+// Error describes the refusal for logs: its code and sentinel, the
+// request and, for a user the provider cannot grant to, who and where
+// (as Request.Failure says it). People are shown the handlers' wording.
 func (e *Refusal) Error() string {
-	if e.ID != "" {
-		return fmt.Sprintf("access: refused (%s) for request %q: %v", e.Code, e.ID, e.Err)
+	what := fmt.Sprint(e.Err)
+	if s, ok := accountProblem(e.Err, e.User, e.Provider); ok {
+		what = s
 	}
-	return fmt.Sprintf("access: refused (%s): %v", e.Code, e.Err)
+	if e.ID != "" {
+		return fmt.Sprintf("access: refused (%s) for request %q: %s", e.Code, e.ID, what)
+	}
+	return fmt.Sprintf("access: refused (%s): %s", e.Code, what)
 }
 
 func (e *Refusal) Unwrap() error { return e.Err }

@@ -168,14 +168,24 @@ func (s *Service) undoLateGrant(ctx context.Context, p Provisioner, g Grant) (*R
 	return r, nil
 }
 
+// describeProviderErr says why a grant failed (Request.Failure).
 func describeProviderErr(r *Request, err error) string {
-	switch {
-	case errors.Is(err, ErrUnknownUser):
-		return fmt.Sprintf("%s has no account in %s", r.Requester, r.Provider)
-	case errors.Is(err, ErrUserDisabled):
-		return fmt.Sprintf("the %s account of %s is disabled", r.Provider, r.Requester)
+	if s, ok := accountProblem(err, r.Requester, r.Provider); ok {
+		return s
 	}
 	return fmt.Sprintf("%s refused to add %s to %s: %v", r.Provider, r.Requester, r.Group, err)
+}
+
+// accountProblem describes err when it says that user has no usable
+// account in provider (ErrUnknownUser, ErrUserDisabled).
+func accountProblem(err error, user, provider string) (string, bool) {
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return fmt.Sprintf("%s has no account in %s", user, provider), true
+	case errors.Is(err, ErrUserDisabled):
+		return fmt.Sprintf("the %s account of %s is disabled", provider, user), true
+	}
+	return "", false
 }
 
 // failGrant ends an approved request as failed. When the provider was
