@@ -26,6 +26,20 @@ const (
 	ActAnnounced    Action = "announced"    // a security announcement was delivered (Detail: which, where)
 	ActGrantUndone  Action = "grant_undone" // a grant landed after its request ended and was removed again
 	ActCleanedUp    Action = "cleaned_up"   // a pending clean-up removal went through
+	// ActDenyReason: a reason added to a denial after it.
+	ActDenyReason Action = "deny_reason"
+	// ActDriftReapplied is audited on a grant whose membership reconcile
+	// added again. Unexpected members have no request: they are logged and
+	// reported.
+	ActDriftReapplied Action = "drift_reapplied"
+	// ActDriftRemoved is audited (with no request id) for each member
+	// without a grant that reconcile removed because a role of the group
+	// says `reconcile: remove`.
+	ActDriftRemoved Action = "drift_removed"
+	// ActShiftMoved is audited when a shift grant's end moves because the
+	// shift changed (an override, a schedule change, the person is no
+	// longer on call, a rolling window extended).
+	ActShiftMoved Action = "shift_moved"
 )
 
 // AuditEvent is one line of the audit log. Stores write it in the same

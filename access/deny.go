@@ -9,28 +9,21 @@ import (
 // A Deny click denies at once (Decide with approve=false); the reason, which
 // is optional, may come afterwards from the approver who denied.
 
-// ActDenyReason is the audit action of a reason added to a denial after it.
-const ActDenyReason Action = "deny_reason"
-
-// EvDenyReason tells that the reason of a denial was added: the cards show
-// it and the requester is told.
-const EvDenyReason EventType = "deny_reason"
-
 // AddDenyReason records why request id was denied, after the denial: one
 // compare-and-set that sets the reason of the deny decision and writes an
 // ActDenyReason audit event, then updates the cards and tells the
 // requester. Only the approver who denied may, once, and only while the
-// request is denied; otherwise it returns a *UserError (ErrNotAllowed,
+// request is denied; otherwise it returns a *Refusal (ErrNotAllowed,
 // ErrAlreadyDecided, ErrNoReason, ErrReasonTooLong, ErrNotFound) and
 // changes nothing.
 func (s *Service) AddDenyReason(ctx context.Context, id, by, reason string) (*Request, error) {
 	by = normID(by)
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
-		return nil, userErr(ErrNoReason, "say why you denied request %s", clip(id, 40))
+		return nil, &Refusal{Code: RefuseDenyNoReason, Err: ErrNoReason, ID: id}
 	}
 	if n := len([]rune(reason)); n > MaxReasonLen {
-		return nil, userErr(ErrReasonTooLong, "the reason is %d characters long; the limit is %d", n, MaxReasonLen)
+		return nil, &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Count: n, Limit: MaxReasonLen}
 	}
 	now := s.clock.Now()
 	r, err := s.store.Update(ctx, strings.TrimSpace(id), func(r *Request) ([]AuditEvent, error) {
@@ -44,7 +37,7 @@ func (s *Service) AddDenyReason(ctx context.Context, id, by, reason string) (*Re
 		return []AuditEvent{s.event(r, ActDenyReason, by, StateDenied, StateDenied, reason)}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, userErr(ErrNotFound, "there is no request %s", clip(id, 40))
+		return nil, &Refusal{Code: RefuseNoSuchRequest, Err: ErrNotFound, ID: id}
 	}
 	if err != nil {
 		return nil, err
@@ -69,19 +62,19 @@ func (s *Service) CanAddDenyReason(ctx context.Context, id, by string) error {
 // reason. The refusals name neither the denier nor the reason.
 func denial(r *Request, by string) (int, error) {
 	if r.State != StateDenied {
-		return -1, userErr(ErrNotAllowed, "request %s was not denied; there is no denial to give a reason for", r.ID)
+		return -1, &Refusal{Code: RefuseNotDenied, Err: ErrNotAllowed, ID: r.ID}
 	}
 	for i, d := range r.Decisions {
 		if d.Approve {
 			continue
 		}
 		if d.By != by {
-			return -1, userErr(ErrNotAllowed, "only the approver who denied request %s can give the reason", r.ID)
+			return -1, &Refusal{Code: RefuseNotDenier, Err: ErrNotAllowed, ID: r.ID}
 		}
 		if d.Reason != "" {
-			return -1, userErr(ErrAlreadyDecided, "the reason for denying request %s is already recorded", r.ID)
+			return -1, &Refusal{Code: RefuseDenyReasonRecorded, Err: ErrAlreadyDecided, ID: r.ID}
 		}
 		return i, nil
 	}
-	return -1, userErr(ErrNotAllowed, "request %s has no deny decision to give a reason for", r.ID)
+	return -1, &Refusal{Code: RefuseNoDenyDecision, Err: ErrNotAllowed, ID: r.ID}
 }

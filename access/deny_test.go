@@ -48,7 +48,7 @@ func TestDenyNowReasonLater(t *testing.T) {
 		if _, err := e.svc.AddDenyReason(ctx, r.ID, c.by, c.reason); !errors.Is(err, c.want) {
 			t.Errorf("%s adds %.20q: %v, want %v", c.by, c.reason, err, c.want)
 		}
-		var ue *access.UserError
+		var ue *access.Refusal
 		if err := e.svc.CanAddDenyReason(ctx, r.ID, c.by); c.want == access.ErrNotAllowed && !errors.As(err, &ue) {
 			t.Errorf("%s may add a reason: %v", c.by, err)
 		}

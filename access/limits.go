@@ -56,7 +56,7 @@ func (c *localCounter) incr(key string, now time.Time, ttl time.Duration) int64 
 }
 
 // Throttle counts one command of identity and refuses it with a
-// *UserError wrapping ErrRateLimited when the person gave more than
+// *Refusal wrapping ErrRateLimited when the person gave more than
 // Options.CommandsPerMinute in the current minute (of the service clock),
 // counted across replicas when the store is a Counter. Commands that take
 // access away or answer a request (revoke, cancel, approve, deny,
@@ -72,9 +72,9 @@ func (s *Service) Throttle(ctx context.Context, identity string) error {
 	window := now.Truncate(time.Minute)
 	key := fmt.Sprintf("cmds:%s:%d", id, window.Unix())
 	var n int64
-	if c, ok := s.store.(Counter); ok {
+	if s.counter != nil {
 		var err error
-		n, err = c.Incr(ctx, key, 2*time.Minute)
+		n, err = s.counter.Incr(ctx, key, 2*time.Minute)
 		if err != nil {
 			s.log.WarnContext(ctx, "command count failed; not limiting", "user", id, "err", err)
 			return nil
@@ -83,8 +83,7 @@ func (s *Service) Throttle(ctx context.Context, identity string) error {
 		n = s.cmds.incr(key, now, 2*time.Minute)
 	}
 	if n > int64(limit) {
-		return userErr(ErrRateLimited, "you gave more than %d commands in a minute; nothing was done, try again after %s",
-			limit, window.Add(time.Minute).UTC().Format("15:04:05 MST"))
+		return &Refusal{Code: RefuseThrottled, Err: ErrRateLimited, Limit: limit, At: window.Add(time.Minute)}
 	}
 	return nil
 }

@@ -310,9 +310,3 @@ func (s *Service) rerender(ctx context.Context, n Notifier, cur *Request, render
 		seen, rendered, cur = next.Version, cur.Version, next
 	}
 }
-
-// EvRefresh asks the notifier to render the messages in Request.Messages
-// again for the request's current state, telling nobody anything new:
-// deliver sends it when the request changed while those messages were
-// being posted.
-const EvRefresh EventType = "refresh"

@@ -5,10 +5,9 @@ import (
 	"time"
 )
 
-// Store persists requests, their due index, the audit log and seen event ids.
-// Implementations: store/bolt (one replica) and store/redis (several).
-// store/storetest is the conformance suite every implementation must pass.
-type Store interface {
+// Requests stores requests: create, read, list and change them with a
+// compare-and-set that writes their audit events in the same step.
+type Requests interface {
 	// Create stores a new request with its audit events in one atomic step.
 	// It fails with ErrExists when the id is taken.
 	Create(ctx context.Context, r *Request, events ...AuditEvent) error
@@ -28,31 +27,57 @@ type Store interface {
 
 	// List returns requests matching the filter, newest first.
 	List(ctx context.Context, f Filter) ([]*Request, error)
+}
 
+// DueIndex is the index of when each request next needs work (its DueAt),
+// written by Requests.Create and Requests.Update; the expiry engine reads it.
+type DueIndex interface {
 	// Due returns up to limit request ids whose DueAt is at or before t,
 	// earliest first.
 	Due(ctx context.Context, t time.Time, limit int) ([]string, error)
 
 	// NextDue returns the earliest DueAt in the index, false when it is empty.
 	NextDue(ctx context.Context) (time.Time, bool, error)
+}
 
+// Claims are exclusive, expiring claims on keys.
+type Claims interface {
 	// Claim takes an exclusive, expiring claim on work for id (revoking,
 	// granting) so that two replicas never call the provider for the same
 	// request at once. It returns false when someone else holds the claim.
 	// Release gives it back early (only if owner still holds it).
 	Claim(ctx context.Context, id, owner string, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, id, owner string) error
+}
 
+// AuditLog reads the audit log and appends to it what goes with no
+// request's state change.
+type AuditLog interface {
 	// Audit returns audit events at or after since, oldest first.
 	Audit(ctx context.Context, since time.Time) ([]AuditEvent, error)
 
 	// AppendAudit appends audit events that go with no request's state
 	// change (a drift removal of a member who had no grant), all or none.
 	AppendAudit(ctx context.Context, events ...AuditEvent) error
+}
 
+// Dedup remembers incoming event ids.
+type Dedup interface {
 	// Seen records an incoming event id (a chat envelope id) and reports
 	// whether it was seen before within ttl. The first caller gets false.
 	Seen(ctx context.Context, eventID string, ttl time.Duration) (bool, error)
+}
+
+// Store is all of them in one implementation: store/bolt (one replica)
+// and store/redis (several). store/storetest is the conformance suite
+// every implementation must pass. Optional capabilities (Fencer, Counter,
+// Inbox) are separate interfaces, found once when a Service is built.
+type Store interface {
+	Requests
+	DueIndex
+	Claims
+	AuditLog
+	Dedup
 
 	// Close releases the store's resources.
 	Close() error
@@ -139,32 +164,6 @@ type Event struct {
 	// events told directly (EvDrift, rotation problems, EvRefresh).
 	ID string
 }
-
-// EventType names an Event.
-type EventType string
-
-// The event types.
-const (
-	EvSubmitted   EventType = "submitted" // post approval card, tell requester it is pending
-	EvApproval    EventType = "approval"  // one approval of several recorded
-	EvDenied      EventType = "denied"
-	EvCancelled   EventType = "cancelled"
-	EvTimedOut    EventType = "timed_out"
-	EvActive      EventType = "active"      // granted until EndsAt
-	EvFailed      EventType = "failed"      // grant failed
-	EvEnded       EventType = "ended"       // access removed
-	EvExtended    EventType = "extended"    // target grant's end moved (Request is the target)
-	EvBreakGlass  EventType = "break_glass" // announce in the security channel
-	EvAcked       EventType = "acknowledged"
-	EvRevokeAlert EventType = "revoke_alert" // revocation failing for too long: security channel
-	// EvRevokeRecovered: a revocation (or clean-up) announced with
-	// EvRevokeAlert finally went through: security channel.
-	EvRevokeRecovered EventType = "revoke_recovered"
-	// EvUserGone: the provider no longer knows the user whose access had
-	// to end, so there was no membership left to remove; the grant was
-	// recorded as ended. Security channel.
-	EvUserGone EventType = "user_gone"
-)
 
 // Clock is the time source; tests inject a fixed or stepping clock.
 type Clock interface {

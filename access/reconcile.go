@@ -52,18 +52,6 @@ func (d Drift) Empty() bool {
 	return len(d.Unexpected) == 0 && len(d.Missing) == 0 && len(d.Errors) == 0
 }
 
-// EvDrift reports a group whose members and grants disagree (security channel).
-const EvDrift EventType = "drift"
-
-// ActDriftReapplied is audited on a grant whose membership reconcile added
-// again. Unexpected members have no request: they are logged and reported.
-const ActDriftReapplied Action = "drift_reapplied"
-
-// ActDriftRemoved is audited (with no request id) for each member without a
-// grant that reconcile removed because a role of the group says
-// `reconcile: remove`.
-const ActDriftRemoved Action = "drift_removed"
-
 type groupKey struct{ provider, group string }
 
 // Reconcile compares every managed group's members (providers that can
@@ -81,7 +69,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 	groups := map[groupKey][]Role{}
 	for _, name := range s.policy.RoleNames() {
 		r := s.policy.Roles[name]
-		if _, ok := s.providers[r.Provider].(MemberLister); ok {
+		if _, ok := s.listers[r.Provider]; ok {
 			k := groupKey{r.Provider, r.Group}
 			groups[k] = append(groups[k], r)
 		}
@@ -109,7 +97,7 @@ func (s *Service) Reconcile(ctx context.Context) ([]Drift, error) {
 func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) (Drift, error) {
 	p := s.providers[k.provider]
 	actx, acancel := s.attempt(ctx)
-	members, err := p.(MemberLister).Members(actx, k.group)
+	members, err := s.listers[k.provider].Members(actx, k.group)
 	acancel()
 	if err != nil {
 		return Drift{}, fmt.Errorf("access: reconcile %s group %s: %w", k.provider, k.group, err)

@@ -33,28 +33,6 @@ const (
 	endTolerance = time.Second
 )
 
-// Events of the shift grants.
-const (
-	// EvRotationProblem: a rotation's shift grants cannot be kept as they
-	// should (nobody on call, an on-call person without an email, the
-	// on-call source failing). Reason says what; Request only carries the
-	// rotation name. Announced in the security channel once per problem.
-	EvRotationProblem EventType = "rotation_problem"
-	// EvRotationOK: the problem last announced (Reason) has cleared.
-	EvRotationOK EventType = "rotation_ok"
-	// EvHandoffIn: the requester of Request has just come on call; Reason
-	// is the sentence to tell them.
-	EvHandoffIn EventType = "handoff_in"
-	// EvHandoffOut: the requester of Request has just handed over; Request
-	// is their shift grant with its (grace) end; Reason is the sentence.
-	EvHandoffOut EventType = "handoff_out"
-)
-
-// ActShiftMoved is audited when a shift grant's end moves because the
-// shift changed (an override, a schedule change, the person is no longer
-// on call, a rolling window extended).
-const ActShiftMoved Action = "shift_moved"
-
 // RotationOptions tunes the shift grants of one rotation.
 type RotationOptions struct {
 	// Grace is how long after a handoff the outgoing person keeps the
@@ -158,118 +136,184 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 	if len(rot.Grant) == 0 {
 		return time.Time{}, nil
 	}
-	opt := s.rotationOptions(name)
+	p := &shiftSync{s: s, name: name, rot: rot, opt: s.rotationOptions(name)}
+	if err := p.askOnCall(ctx); err != nil {
+		return time.Time{}, err
+	}
+	p.whoGetsWhat()
+	if err := p.readGrants(ctx); err != nil {
+		return time.Time{}, err
+	}
+	p.endOffCall(ctx)
+	p.startOrKeep(ctx)
+	p.tellOutgoing(ctx)
+	s.rotationProblems(ctx, name, p.problems)
+	if p.rolling {
+		return time.Time{}, errors.Join(p.errs...)
+	}
+	return p.shift.End, errors.Join(p.errs...)
+}
+
+// shiftSync is one run of SyncRotation, its steps in order: askOnCall,
+// whoGetsWhat, readGrants, endOffCall, startOrKeep, tellOutgoing. Each step
+// reads what the steps before it found.
+type shiftSync struct {
+	s    *Service
+	name string
+	rot  Rotation
+	opt  RotationOptions
+
+	now     time.Time
+	shift   Shift // who is on call now (askOnCall)
+	rolling bool  // the shift's end is unknown: grants get a rolling window
+
+	onCall   map[string]bool // identities on call (whoGetsWhat)
+	people   []string        // the same, in the source's order
+	roles    []Role          // the rotation's configured Grant roles
+	wanted   map[string]bool // their names
+	problems []rotationProblem
+
+	held map[shiftKey]*Request // the live shift grant of each (person, role) on call (readGrants)
+	off  []*Request            // live shift grants nobody on call should hold
+
+	outgoing map[string]*Request // each outgoing person's latest-ending grant (endOffCall)
+	outNames []string            // their identities, sorted
+	incoming []*Request          // the first grant of each person who came on call (startOrKeep)
+
+	errs []error // failures that let the other steps go on
+}
+
+type shiftKey struct{ person, role string }
+
+// askOnCall asks the source who is on call now. When there is no source,
+// or it fails, the problem is announced and nothing else is done.
+func (p *shiftSync) askOnCall(ctx context.Context) error {
+	s, name := p.s, p.name
 	if s.oncall == nil {
 		s.rotationProblems(ctx, name, []rotationProblem{{"source", "no on-call source is configured, so nobody gets the shift grants"}})
-		return time.Time{}, fmt.Errorf("access: rotation %s: no on-call source configured", name)
+		return fmt.Errorf("access: rotation %s: no on-call source configured", name)
 	}
-	now := s.clock.Now()
-	shift, err := s.oncall.OnCall(ctx, name, now)
+	p.now = s.clock.Now()
+	shift, err := s.oncall.OnCall(ctx, name, p.now)
 	if err != nil {
 		if ctx.Err() != nil {
-			return time.Time{}, ctx.Err()
+			return ctx.Err()
 		}
 		s.rotationProblems(ctx, name, []rotationProblem{{"source",
 			"the on-call source cannot be asked, so handoffs are not seen; every shift grant runs to the end last known (" + err.Error() + ")"}})
-		return time.Time{}, fmt.Errorf("access: rotation %s: ask who is on call: %w", name, err)
+		return fmt.Errorf("access: rotation %s: ask who is on call: %w", name, err)
 	}
+	p.shift = shift
+	p.rolling = shift.End.IsZero() || p.opt.RollingEnds
+	return nil
+}
 
-	var problems []rotationProblem
-	onCall := map[string]bool{}
-	var people []string
-	for _, p := range shift.People {
-		id := normID(p)
+// whoGetsWhat lists the people on call who can hold a grant (those with
+// an email address) and the rotation's roles that are configured; the
+// others are problems.
+func (p *shiftSync) whoGetsWhat() {
+	p.onCall = map[string]bool{}
+	for _, person := range p.shift.People {
+		id := normID(person)
 		if !isEmail(id) {
-			problems = append(problems, rotationProblem{"no_email:" + id,
-				fmt.Sprintf("%q is on call but has no email address, so they get no shift grant", clip(p, 80))})
+			p.problems = append(p.problems, rotationProblem{"no_email:" + id,
+				fmt.Sprintf("%q is on call but has no email address, so they get no shift grant", clip(person, 80))})
 			continue
 		}
-		if !onCall[id] {
-			onCall[id] = true
-			people = append(people, id)
+		if !p.onCall[id] {
+			p.onCall[id] = true
+			p.people = append(p.people, id)
 		}
 	}
-	if len(shift.People) == 0 {
-		problems = append(problems, rotationProblem{"nobody", "nobody is on call, so nobody holds " + strings.Join(rot.Grant, ", ")})
+	if len(p.shift.People) == 0 {
+		p.problems = append(p.problems, rotationProblem{"nobody", "nobody is on call, so nobody holds " + strings.Join(p.rot.Grant, ", ")})
 	}
-	var roles []Role
-	wanted := map[string]bool{}
-	for _, g := range rot.Grant {
-		role, ok := s.policy.Role(g)
+	p.wanted = map[string]bool{}
+	for _, g := range p.rot.Grant {
+		role, ok := p.s.policy.Role(g)
 		if !ok {
-			problems = append(problems, rotationProblem{"unknown_role:" + g, fmt.Sprintf("grants role %q, which is not configured", g)})
+			p.problems = append(p.problems, rotationProblem{"unknown_role:" + g, fmt.Sprintf("grants role %q, which is not configured", g)})
 			continue
 		}
-		if !wanted[role.Name] {
-			wanted[role.Name] = true
-			roles = append(roles, role)
+		if !p.wanted[role.Name] {
+			p.wanted[role.Name] = true
+			p.roles = append(p.roles, role)
 		}
 	}
+}
 
-	rolling := shift.End.IsZero() || opt.RollingEnds
-	endFor := func(cur time.Time) time.Time {
-		if !rolling {
-			return shift.End.Add(opt.Grace)
-		}
-		if cur.After(now.Add(RollingWindow/2)) && !cur.After(now.Add(RollingWindow)) {
-			return cur // enough left; extending every check would flood the audit log
-		}
-		return now.Add(RollingWindow)
+// endFor is the end a shift grant should have, given its current end
+// (zero for a new grant).
+func (p *shiftSync) endFor(cur time.Time) time.Time {
+	if !p.rolling {
+		return p.shift.End.Add(p.opt.Grace)
 	}
+	if cur.After(p.now.Add(RollingWindow/2)) && !cur.After(p.now.Add(RollingWindow)) {
+		return cur // enough left; extending every check would flood the audit log
+	}
+	return p.now.Add(RollingWindow)
+}
 
-	live, err := s.store.List(ctx, Filter{States: []State{StateApproved, StateActive}})
+// readGrants sorts the rotation's live shift grants into those held by
+// someone on call for a wanted role and those nobody should hold.
+func (p *shiftSync) readGrants(ctx context.Context) error {
+	live, err := p.s.store.List(ctx, Filter{States: []State{StateApproved, StateActive}})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("access: rotation %s: list live grants: %w", name, err)
+		return fmt.Errorf("access: rotation %s: list live grants: %w", p.name, err)
 	}
-	type key struct{ person, role string }
-	held := map[key]*Request{}
-	var off []*Request
+	p.held = map[shiftKey]*Request{}
 	for _, r := range live { // newest first: a duplicate (a race without the lock) is the older one
-		if r.Kind != KindRotation || r.Rotation != name {
+		if r.Kind != KindRotation || r.Rotation != p.name {
 			continue
 		}
-		k := key{r.Requester, r.Role}
-		if onCall[r.Requester] && wanted[r.Role] && held[k] == nil {
-			held[k] = r
+		k := shiftKey{r.Requester, r.Role}
+		if p.onCall[r.Requester] && p.wanted[r.Role] && p.held[k] == nil {
+			p.held[k] = r
 			continue
 		}
-		off = append(off, r)
+		p.off = append(p.off, r)
 	}
+	return nil
+}
 
-	var errs []error
-	// People no longer on call (and duplicates, and roles no longer
-	// granted): end at most one grace from now.
-	outgoing := map[string]*Request{}
-	var outNames []string
-	for _, r := range off {
-		got, err := s.moveShiftEnd(ctx, r.ID, "no longer on call for "+name, func(x *Request) time.Time {
-			if lim := now.Add(opt.Grace); lim.Before(x.EndsAt) {
+// endOffCall ends the grants of people no longer on call (and
+// duplicates, and roles no longer granted) at most one grace from now,
+// and notes who goes off call.
+func (p *shiftSync) endOffCall(ctx context.Context) {
+	p.outgoing = map[string]*Request{}
+	for _, r := range p.off {
+		got, err := p.s.moveShiftEnd(ctx, r.ID, "no longer on call for "+p.name, func(x *Request) time.Time {
+			if lim := p.now.Add(p.opt.Grace); lim.Before(x.EndsAt) {
 				return lim
 			}
 			return x.EndsAt
 		})
 		if err != nil {
-			errs = append(errs, err)
+			p.errs = append(p.errs, err)
 			continue
 		}
-		if got == nil || onCall[r.Requester] {
+		if got == nil || p.onCall[r.Requester] {
 			continue
 		}
-		if prev, ok := outgoing[got.Requester]; !ok || got.EndsAt.After(prev.EndsAt) {
+		if prev, ok := p.outgoing[got.Requester]; !ok || got.EndsAt.After(prev.EndsAt) {
 			if !ok {
-				outNames = append(outNames, got.Requester)
+				p.outNames = append(p.outNames, got.Requester)
 			}
-			outgoing[got.Requester] = got
+			p.outgoing[got.Requester] = got
 		}
 	}
-	sort.Strings(outNames)
+	sort.Strings(p.outNames)
+}
 
-	// People on call: keep or start their grants.
+// startOrKeep keeps the grants of people on call (moving their end with
+// the shift) and starts the missing ones.
+func (p *shiftSync) startOrKeep(ctx context.Context) {
+	name, shift := p.name, p.shift
 	shiftText := "shift of " + name
-	if !opt.RollingEnds && !shift.Start.IsZero() {
+	if !p.opt.RollingEnds && !shift.Start.IsZero() {
 		shiftText += " from " + shift.Start.UTC().Format(time.RFC3339)
 	}
-	if !rolling {
+	if !p.rolling {
 		shiftText += " until " + shift.End.UTC().Format(time.RFC3339)
 	}
 	// The incoming person's handoff DM is owed by the write that creates
@@ -277,24 +321,23 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 	// tells them, once.
 	handoffIn := func(id string) string {
 		msg := fmt.Sprintf("You are on call for %s", name)
-		if !rolling {
+		if !p.rolling {
 			msg += " until " + stampUTC(shift.End)
 		}
-		if len(outNames) > 0 {
-			msg += ", taking over from " + strings.Join(outNames, ", ")
+		if len(p.outNames) > 0 {
+			msg += ", taking over from " + strings.Join(p.outNames, ", ")
 		}
-		return msg + fmt.Sprintf(". You hold %s for the shift (request %s).", strings.Join(rot.Grant, ", "), id)
+		return msg + fmt.Sprintf(". You hold %s for the shift (request %s).", strings.Join(p.rot.Grant, ", "), id)
 	}
-	var incoming []*Request
-	for _, person := range people {
-		for i, role := range roles {
-			if g := held[key{person, role.Name}]; g != nil {
+	for _, person := range p.people {
+		for i, role := range p.roles {
+			if g := p.held[shiftKey{person, role.Name}]; g != nil {
 				why := "shift of " + name + " changed"
-				if rolling {
+				if p.rolling {
 					why = "still on call for " + name
 				}
-				if _, err := s.moveShiftEnd(ctx, g.ID, why, func(x *Request) time.Time { return endFor(x.EndsAt) }); err != nil {
-					errs = append(errs, err)
+				if _, err := p.s.moveShiftEnd(ctx, g.ID, why, func(x *Request) time.Time { return p.endFor(x.EndsAt) }); err != nil {
+					p.errs = append(p.errs, err)
 				}
 				continue
 			}
@@ -302,38 +345,35 @@ func (s *Service) SyncRotation(ctx context.Context, name string) (next time.Time
 			if i > 0 {
 				tell = nil
 			}
-			r, err := s.startShiftGrant(ctx, name, shift.Start, shiftText, role, person, endFor(time.Time{}), outNames, tell)
+			r, err := p.s.startShiftGrant(ctx, name, shift.Start, shiftText, role, person, p.endFor(time.Time{}), p.outNames, tell)
 			if err != nil {
-				errs = append(errs, err)
+				p.errs = append(p.errs, err)
 			}
 			if r != nil && i == 0 {
-				incoming = append(incoming, r)
+				p.incoming = append(p.incoming, r)
 			}
 		}
 	}
+}
 
-	// Tell the outgoing side of a handoff, once: only the replica that
-	// created an incoming person's first grant gets here with it. Who
-	// took over is known only now, so the DM is recorded on the outgoing
-	// grant by a write of its own (oweLater).
-	if len(incoming) > 0 {
-		var inNames []string
-		for _, r := range incoming {
-			inNames = append(inNames, r.Requester)
-		}
-		for _, p := range outNames {
-			r := outgoing[p]
-			msg := fmt.Sprintf("You handed %s over to %s. Your %s access stays until %s so nothing is cut off mid-incident, then it is removed.",
-				name, strings.Join(inNames, ", "), strings.Join(rot.Grant, ", "), stampUTC(r.EndsAt))
-			s.deliver(ctx, s.oweLater(ctx, r.ID, EvHandoffOut, msg))
-		}
+// tellOutgoing tells the outgoing side of a handoff, once: only the
+// replica that created an incoming person's first grant gets here with
+// it. Who took over is known only now, so the DM is recorded on the
+// outgoing grant by a write of its own (oweLater).
+func (p *shiftSync) tellOutgoing(ctx context.Context) {
+	if len(p.incoming) == 0 {
+		return
 	}
-
-	s.rotationProblems(ctx, name, problems)
-	if rolling {
-		return time.Time{}, errors.Join(errs...)
+	var inNames []string
+	for _, r := range p.incoming {
+		inNames = append(inNames, r.Requester)
 	}
-	return shift.End, errors.Join(errs...)
+	for _, who := range p.outNames {
+		r := p.outgoing[who]
+		msg := fmt.Sprintf("You handed %s over to %s. Your %s access stays until %s so nothing is cut off mid-incident, then it is removed.",
+			p.name, strings.Join(inNames, ", "), strings.Join(p.rot.Grant, ", "), stampUTC(r.EndsAt))
+		p.s.deliver(ctx, p.s.oweLater(ctx, r.ID, EvHandoffOut, msg))
+	}
 }
 
 // maxShiftGens bounds how often one shift's grant is made again after

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -154,21 +155,33 @@ func TestSubmitValidation(t *testing.T) {
 		name string
 		in   access.SubmitInput
 		want error
-		text string
+		// what the refusal says (its wording: handlers.TestRefusalWording)
+		says access.Refusal
 	}{
-		{"unknown role", access.SubmitInput{Requester: "alice@example.com", Role: "prod-god", Duration: time.Hour, Reason: "x"}, access.ErrUnknownRole, `no role "prod-god"`},
-		{"too long", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: 5 * time.Hour, Reason: "x"}, access.ErrTooLong, "at most 4h"},
-		{"too short", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Second, Reason: "x"}, access.ErrBadDuration, "minimum is 1m"},
-		{"no reason", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "  "}, access.ErrNoReason, "give a reason"},
-		{"reason too long", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: long}, access.ErrReasonTooLong, "1001 characters"},
-		{"no identity", access.SubmitInput{Requester: "", Role: "prod-admin", Duration: time.Hour, Reason: "x"}, access.ErrNoIdentity, "no email"},
+		{"unknown role", access.SubmitInput{Requester: "alice@example.com", Role: "prod-god", Duration: time.Hour, Reason: "x"}, access.ErrUnknownRole,
+			access.Refusal{Code: access.RefuseUnknownRole, Role: "prod-god"}},
+		{"too long", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: 5 * time.Hour, Reason: "x"}, access.ErrTooLong,
+			access.Refusal{Code: access.RefuseTooLong, Role: "prod-admin", Duration: 5 * time.Hour, Max: 4 * time.Hour}},
+		{"too short", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Second, Reason: "x"}, access.ErrBadDuration,
+			access.Refusal{Code: access.RefuseTooShort, Duration: time.Second, Max: time.Minute}},
+		{"no reason", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "  "}, access.ErrNoReason,
+			access.Refusal{Code: access.RefuseNoReason, Role: "prod-admin", Duration: time.Hour}},
+		{"reason too long", access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: long}, access.ErrReasonTooLong,
+			access.Refusal{Code: access.RefuseReasonTooLong, Count: 1001, Limit: access.MaxReasonLen}},
+		{"no identity", access.SubmitInput{Requester: "", Role: "prod-admin", Duration: time.Hour, Reason: "x"}, access.ErrNoIdentity,
+			access.Refusal{Code: access.RefuseNoIdentity}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := e.svc.Submit(context.Background(), c.in)
-			var ue *access.UserError
-			if !errors.Is(err, c.want) || !errors.As(err, &ue) || !strings.Contains(ue.Msg, c.text) {
-				t.Fatalf("got %v, want %v containing %q", err, c.want, c.text)
+			var rf *access.Refusal
+			if !errors.Is(err, c.want) || !errors.As(err, &rf) {
+				t.Fatalf("got %v, want a refusal wrapping %v", err, c.want)
+			}
+			got := *rf
+			got.Err = nil
+			if !reflect.DeepEqual(got, c.says) {
+				t.Fatalf("refusal %+v, want %+v", got, c.says)
 			}
 		})
 	}
@@ -349,7 +362,8 @@ func TestOverlapRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := e.svc.Submit(ctx, access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "x"})
-	if !errors.Is(err, access.ErrDuplicate) || !strings.Contains(err.Error(), "extend") {
+	var rf *access.Refusal // it suggests extending (handlers.TestRefusalWording)
+	if !errors.Is(err, access.ErrDuplicate) || !errors.As(err, &rf) || rf.Code != access.RefuseAlreadyHeld || rf.ID != r.ID {
 		t.Fatalf("request while active: %v", err)
 	}
 }

@@ -19,15 +19,39 @@ import (
 // before it is parsed (a reason may be at most access.MaxReasonLen).
 const MaxCommandLen = 4 * access.MaxReasonLen
 
+// Service is what the handlers ask of the access workflow;
+// *access.Service implements it. Errors are the ones documented there
+// (sentinels, *access.StateError, *access.Refusal), which the handlers word
+// for people.
+type Service interface {
+	Policy() *access.Policy
+	Throttle(ctx context.Context, identity string) error
+	Submit(ctx context.Context, in access.SubmitInput) (*access.Request, error)
+	BreakGlass(ctx context.Context, in access.SubmitInput) (*access.Request, error)
+	Get(ctx context.Context, id string) (*access.Request, error)
+	Mine(ctx context.Context, requester string) ([]*access.Request, error)
+	Approvers(ctx context.Context, role access.Role, requester string) ([]string, error)
+	Decide(ctx context.Context, id, approver string, approve bool, reason string) (*access.Request, error)
+	AddDenyReason(ctx context.Context, id, by, reason string) (*access.Request, error)
+	CanAddDenyReason(ctx context.Context, id, by string) error
+	Cancel(ctx context.Context, id, by string) (*access.Request, error)
+	Revoke(ctx context.Context, id, by, reason string) (*access.Request, error)
+	Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*access.Request, error)
+	Acknowledge(ctx context.Context, id, by string) (*access.Request, error)
+	Shifts(ctx context.Context, rotation string) (cur, next access.Shift, err error)
+}
+
+var _ Service = (*access.Service)(nil)
+
 // Handler serves /access commands, button presses and form submissions.
 type Handler struct {
-	svc *access.Service
+	svc Service
 	dir Directory
 	log *slog.Logger
 }
 
 // New returns a Handler for the service, resolving chat users through dir.
-func New(svc *access.Service, dir Directory, log *slog.Logger) *Handler {
+func New(svc Service, dir Directory, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -49,12 +73,12 @@ func (h *Handler) identity(ctx context.Context, chatUser string) (string, error)
 	id, err := h.dir.Identity(ctx, chatUser)
 	if err != nil {
 		if errors.Is(err, access.ErrNoIdentity) {
-			return "", &access.UserError{Msg: "your chat account has no email address that accessbot can use, so it cannot tell who you are; ask an admin to link your account", Err: access.ErrNoIdentity}
+			return "", &userError{Msg: "your chat account has no email address that accessbot can use, so it cannot tell who you are; ask an admin to link your account", Err: access.ErrNoIdentity}
 		}
 		return "", err
 	}
 	if access.CheckIdentity(id) != nil {
-		return "", &access.UserError{Msg: "the email address of your chat account has characters other than plain ASCII letters, digits and punctuation, so accessbot cannot tell for sure who you are; ask an admin to change it", Err: access.ErrBadIdentity}
+		return "", &userError{Msg: "the email address of your chat account has characters other than plain ASCII letters, digits and punctuation, so accessbot cannot tell for sure who you are; ask an admin to change it", Err: access.ErrBadIdentity}
 	}
 	return access.NormalizeIdentity(id), nil
 }
@@ -251,10 +275,10 @@ func (h *Handler) RoleOptions(_ context.Context, _ string, query string) []RoleO
 func parseDuration(s string) (time.Duration, error) {
 	d, err := access.ParseDuration(s)
 	if errors.Is(err, access.ErrTooLong) {
-		return 0, &access.UserError{Msg: fmt.Sprintf("%q is longer than %s, the longest duration accepted; ask for what you need, like 2h", clipText(s, 30), access.FormatDuration(access.MaxParsedDuration)), Err: access.ErrBadDuration}
+		return 0, &userError{Msg: fmt.Sprintf("%q is longer than %s, the longest duration accepted; ask for what you need, like 2h", clipText(s, 30), access.FormatDuration(access.MaxParsedDuration)), Err: access.ErrBadDuration}
 	}
 	if err != nil {
-		return 0, &access.UserError{Msg: fmt.Sprintf("%q is not a duration; use a number and a unit, like 30m, 2h, 1d or 1h30m", clipText(s, 30)), Err: access.ErrBadDuration}
+		return 0, &userError{Msg: fmt.Sprintf("%q is not a duration; use a number and a unit, like 30m, 2h, 1d or 1h30m", clipText(s, 30)), Err: access.ErrBadDuration}
 	}
 	return d, nil
 }
@@ -563,17 +587,16 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	}
 	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: role.Name, Duration: d, Reason: reason})
 	if err != nil {
-		var ue *access.UserError
-		if errors.As(err, &ue) {
+		if msg, ok := shownText(err); ok {
 			switch {
 			case errors.Is(err, access.ErrBadDuration), errors.Is(err, access.ErrTooLong):
-				return Reply{}, FormErrors{FieldDuration: ue.Msg}
+				return Reply{}, FormErrors{FieldDuration: msg}
 			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong):
-				return Reply{}, FormErrors{FieldReason: ue.Msg}
+				return Reply{}, FormErrors{FieldReason: msg}
 			case errors.Is(err, access.ErrNoIdentity), errors.Is(err, access.ErrRateLimited), errors.Is(err, access.ErrConflict):
 				return h.fail(ctx, err), nil
 			default:
-				return Reply{}, FormErrors{FieldRole: ue.Msg}
+				return Reply{}, FormErrors{FieldRole: msg}
 			}
 		}
 		return h.fail(ctx, err), nil
@@ -585,9 +608,8 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 // fail maps an error to fixed user text; raw internal errors are logged,
 // never shown.
 func (h *Handler) fail(ctx context.Context, err error) Reply {
-	var ue *access.UserError
-	if errors.As(err, &ue) {
-		return problem("%s", ue.Msg)
+	if msg, ok := shownText(err); ok {
+		return problem("%s", msg)
 	}
 	var se *access.StateError
 	if errors.As(err, &se) {
