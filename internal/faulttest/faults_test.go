@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -76,6 +77,31 @@ type post struct {
 
 // recChat is a handlers.Chat (and Directory: chat user ids are the
 // identities) that records every message.
+// logBuf keeps the replicas' log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the lines that mention id.
+func (l *logBuf) lines(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if strings.Contains(line, id) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 type recChat struct {
 	clock *testclock.Clock
 
@@ -152,6 +178,7 @@ type call struct {
 	Op        string // Grant, Revoke, CheckUser
 	RequestID string
 	At        time.Time // test clock when it began
+	Done      time.Time // test clock when it returned (a held call can span steps)
 	Replica   int
 	Began     time.Time // real time when it began
 	Took      time.Duration
@@ -178,7 +205,7 @@ func (r *recProv) do(op, id string, f func() error) error {
 		log = r.log
 	}
 	log.mu.Lock()
-	log.calls = append(log.calls, call{Op: op, RequestID: id, At: at, Replica: r.n, Began: start, Took: time.Since(start), Err: err})
+	log.calls = append(log.calls, call{Op: op, RequestID: id, At: at, Done: r.clock.Now(), Replica: r.n, Began: start, Took: time.Since(start), Err: err})
 	log.mu.Unlock()
 	return err
 }
@@ -226,6 +253,7 @@ type stack struct {
 	svc    *access.Service
 	sched  *scheduler.Scheduler
 	chat   *recChat
+	logs   logBuf // the replicas' logs, shown for a request whose check failed
 	h      *handlers.Handler
 	scheds []*scheduler.Scheduler // one per replica; sched is the first
 
@@ -375,6 +403,7 @@ func newStack(t *testing.T, storeKind string, switched bool, replicas int) *stac
 	s.chat = &recChat{clock: s.clock}
 	replica := func(n int, st access.Store, prov map[string]*recProv) (*access.Service, *scheduler.Scheduler) {
 		svc, err := access.NewService(access.Deps{Store: st, Policy: pol, Clock: s.clock, Owner: fmt.Sprintf("replica-%d", n),
+			Logger:    slog.New(slog.NewTextHandler(&s.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", n),
 			Providers: map[string]access.Provisioner{"aws": prov["aws"], "okta": prov["okta"]},
 			Options: access.Options{AttemptTimeout: attemptTO, RevokeAlertAfter: alertAfter, GrantRetryFor: grantRetryFor,
 				MaxBackoff: maxBackoff, CheckUserTimeout: checkUserTO, OnCallTimeout: checkUserTO,
@@ -741,7 +770,7 @@ func runScenario(t *testing.T, sc scenario) {
 		// Every failed attempt audited: each failed Grant is a grant_retry
 		// (or the final grant_failed), each failed Revoke a revoke_retry.
 		var failedGrants, failedRevokes []call
-		var removedAt time.Time
+		var removedAt, removedDone time.Time
 		for _, c := range calls {
 			switch {
 			case c.Op == "Grant" && c.Err != nil:
@@ -749,7 +778,7 @@ func runScenario(t *testing.T, sc scenario) {
 			case c.Op == "Revoke" && c.Err != nil:
 				failedRevokes = append(failedRevokes, c)
 			case c.Op == "Revoke":
-				removedAt = c.At
+				removedAt, removedDone = c.At, c.Done
 			}
 		}
 		failedCalls += len(failedGrants) + len(failedRevokes)
@@ -808,8 +837,12 @@ func runScenario(t *testing.T, sc scenario) {
 					if !strings.Contains(al[0].Msg.Title, r.Requester) || !strings.Contains(al[0].Msg.Text, r.Group) {
 						t.Errorf("%s: the alert does not say who and which group: %+v", r.ID, al[0].Msg)
 					}
-					if rec[0].At.Before(removedAt) || rec[0].At.Sub(removedAt) > step {
-						t.Errorf("%s: all-clear at +%s, removed at +%s", r.ID, rec[0].At.Sub(t0), removedAt.Sub(t0))
+					// The all-clear follows the removal's answer: a call
+					// that began during the fault may return only when it
+					// ends, steps later.
+					if rec[0].At.Before(removedDone) || rec[0].At.Sub(removedDone) > step {
+						t.Errorf("%s: all-clear at +%s, removal began at +%s and returned at +%s; its log:\n%s",
+							r.ID, rec[0].At.Sub(t0), removedAt.Sub(t0), removedDone.Sub(t0), s.logs.lines(r.ID))
 					}
 				}
 			} else if len(al) != 0 || len(rec) != 0 {
