@@ -90,7 +90,7 @@ func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
 		cancel()
 		if err != nil {
 			g.errs++
-			g.m.log.Warn("metrics: read gauges from the store", "err", err)
+			g.m.log.WarnContext(ctx, "metrics: read gauges from the store", "err", err)
 		} else {
 			g.snap = s
 		}

@@ -119,7 +119,7 @@ func Dial(ctx context.Context, rawURL string, o OpenOptions) (*goredis.Client, e
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("redis: connect to %s: gave up after %d attempt(s): %w (last error: %v)", shown, attempt, ctx.Err(), err)
 		}
-		log.Warn("redis store not reachable; retrying", "url", shown, "attempt", attempt,
+		log.WarnContext(ctx, "redis store not reachable; retrying", "url", shown, "attempt", attempt,
 			"next_try_in", wait.String(), "err", err.Error())
 		t := time.NewTimer(wait)
 		select {
@@ -135,7 +135,7 @@ func Dial(ctx context.Context, rawURL string, o OpenOptions) (*goredis.Client, e
 		c.AddHook(readinessHook{o.Readiness})
 	}
 	o.Readiness.set()
-	log.Info("store ready", "store", "redis", "url", shown)
+	log.InfoContext(ctx, "store ready", "store", "redis", "url", shown)
 	return c, nil
 }
 

@@ -168,7 +168,7 @@ func waitFor(ctx context.Context, probe goredis.UniversalClient, key string, des
 		if ctx.Err() != nil {
 			return fmt.Errorf("redis: connect to %s: gave up after %d attempt(s): %w (last error: %v)", shown, attempt, ctx.Err(), err)
 		}
-		log.Warn("redis store not reachable; retrying", append(desc, "attempt", attempt,
+		log.WarnContext(ctx, "redis store not reachable; retrying", append(desc, "attempt", attempt,
 			"next_try_in", wait.String(), "err", err.Error())...)
 		t := time.NewTimer(wait)
 		select {
@@ -180,7 +180,7 @@ func waitFor(ctx context.Context, probe goredis.UniversalClient, key string, des
 		wait = min(2*wait, hi)
 	}
 	o.Readiness.set()
-	log.Info("store ready", append([]any{"store", "redis"}, desc...)...)
+	log.InfoContext(ctx, "store ready", append([]any{"store", "redis"}, desc...)...)
 	return nil
 }
 
