@@ -252,3 +252,60 @@ func (w *world) lastLine(r *replica, s string) string {
 func (w *world) logCountOf(r *replica, s string) int {
 	return strings.Count(w.logTail(r), s)
 }
+
+// TestSecondSigtermExitsAtOnce: a replica finishing a slow click after
+// SIGTERM (its shutdown_timeout is a minute) exits at once, with 130, on a
+// second SIGTERM.
+func TestSecondSigtermExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorldWith(t, 1, "shutdown_timeout: 60s\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, b := w.reps[0], w.reps[1]
+	b.stop() // every event goes to a
+	u := w.users[0]
+	if _, err := w.slack.SlashCommand(ctx, slackfake.Command{User: u.slackID, Channel: chGeneral, Text: role + " 1h second signal"}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for id == "" && ctx.Err() == nil {
+		for _, m := range w.slack.Messages(chApprovals) {
+			if v := approveValue(m.Blocks); v != "" {
+				id = v
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.aws.SetDelay(8 * time.Second) // the grant of the click hangs
+	if _, err := w.slack.Click(ctx, slackfake.Click{User: approverID, Channel: chApprovals, ActionID: handlers.ActionApprove, Value: id}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the click reaches the Identity Store call
+	a.mu.Lock()
+	proc, done := a.cmd, a.done
+	a.mu.Unlock()
+	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatalf("replica a exited on the first SIGTERM though a click was in flight and shutdown_timeout is 60s\n%s", w.logTail(a))
+	case <-time.After(1500 * time.Millisecond):
+	}
+	second := time.Now()
+	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("replica a still running 2s after a second SIGTERM\n%s", w.logTail(a))
+	}
+	if code := proc.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit code %d after a second SIGTERM, want 130", code)
+	}
+	if !strings.Contains(w.logTail(a), "second terminated: exiting now") {
+		t.Errorf("replica a did not say why it exited; its log ends:\n%s", w.logTail(a))
+	}
+	t.Logf("replica a exited %v after the second SIGTERM", time.Since(second).Round(time.Millisecond))
+}
