@@ -264,20 +264,17 @@ func (a *App) Run(ctx context.Context) error {
 	// A stop (SIGTERM): the chat transport stops taking events and
 	// finishes or hands back the rest within shutdown_timeout; the
 	// scheduler's work in progress is cut short and its leases released.
-	stopping := make(chan time.Time, 1)
-	go func() {
-		select {
-		case <-ctx.Done():
-			stopping <- time.Now()
-			a.log.Info("accessbot stopping", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
-		case <-gctx.Done():
-		}
-	}()
+	var stopAt time.Time
+	stopped := make(chan struct{})
+	noStop := context.AfterFunc(ctx, func() {
+		defer close(stopped)
+		stopAt = time.Now()
+		a.log.Info("accessbot stopping", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
+	})
 	err := g.Wait()
-	select {
-	case at := <-stopping:
-		a.log.Info("accessbot stopped", "took", time.Since(at).Round(time.Millisecond).String())
-	default:
+	if !noStop() {
+		<-stopped
+		a.log.Info("accessbot stopped", "took", time.Since(stopAt).Round(time.Millisecond).String())
 	}
 	if errors.Is(err, errInputDone) || (err != nil && ctx.Err() != nil) || errors.Is(err, context.Canceled) {
 		return nil
