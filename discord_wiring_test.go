@@ -35,6 +35,7 @@ roles:
     group: prod-admins
     max_duration: 4h
     approvers: {users: [bob@example.com]}
+metrics: {listen: "127.0.0.1:0"}  # not the default :9090, which another test may hold
 `
 }
 

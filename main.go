@@ -31,10 +31,24 @@ var (
 	date    = "unknown"
 )
 
+// main runs the command until it ends or a signal stops it: the first
+// SIGTERM or Ctrl-C stops it gracefully (run stops taking new events and
+// finishes or hands back the rest within shutdown_timeout); a second one
+// exits at once.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		cancel()
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "accessbot: second %v: exiting now\n", s)
+		os.Exit(130)
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	os.Exit(code)
 }
 

@@ -43,6 +43,7 @@ roles:
     max_duration: 4h
     approvers: {users: [bob@example.com]}
 log: {level: warn, format: json}
+metrics: {listen: "127.0.0.1:0"}  # not the default :9090, which another test may hold
 `
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb lockedBuf

@@ -8,9 +8,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,7 +26,9 @@ import (
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/config"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/metrics"
 	"github.com/accessbot/accessbot/scheduler"
+	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
 // Deps are what App takes from outside the config. The zero value is
@@ -89,9 +93,13 @@ type App struct {
 	console   *console.Console // nil unless chat.console
 	runChat   func(ctx context.Context) error
 
-	// A metrics/health HTTP server (metrics.listen: /metrics, /healthz,
-	// /readyz) is added here and started in Run's errgroup next to the
-	// scheduler and the chat transport.
+	// The metrics/health HTTP server (metrics.listen: /metrics, /healthz,
+	// /readyz) starts in New, before the store is opened, so the probes
+	// answer (not ready) while Redis is still awaited; Close stops it.
+	metrics     *metrics.Metrics // nil when metrics.listen is off
+	metricsAddr net.Addr
+	stopMetrics context.CancelFunc
+	metricsDone chan error
 
 	closeStore func()
 }
@@ -126,12 +134,31 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 		}
 	}()
 
+	var ready *redisstore.Readiness
+	if l.MetricsListen != "" {
+		if err := a.startMetrics(ctx, l.MetricsListen); err != nil {
+			return nil, err
+		}
+		if cfg.Store.Redis != nil && d.Store == nil {
+			ready = new(redisstore.Readiness)
+			a.metrics.AddCheck("store connected", func(context.Context) error {
+				if !ready.Ready() {
+					return errors.New("not connected")
+				}
+				return nil
+			})
+		}
+	}
+
 	st := d.Store
 	if st == nil {
 		// Redis may be down: wait for it rather than fail.
-		if st, a.closeStore, err = openStoreWaiting(ctx, cfg, a.log); err != nil {
+		if st, a.closeStore, err = openStoreWaiting(ctx, cfg, a.log, ready); err != nil {
 			return nil, err
 		}
+	}
+	if a.metrics != nil {
+		st = a.metrics.WrapStore(st) // keeps Fencer, Counter, Inbox
 	}
 	// Singleton jobs lock with the store's own fenced claims (before the
 	// console's tap hides the capability).
@@ -145,6 +172,9 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 
 	if a.providers, err = a.buildProviders(ctx); err != nil {
 		return nil, err
+	}
+	if a.metrics != nil {
+		a.providers = a.metrics.WrapProviders(a.providers)
 	}
 	oncall := d.OnCall
 	if oncall == nil {
@@ -168,15 +198,23 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 		chat, dir, setHandler = a.console, a.console, func(h *handlers.Handler) { a.console.SetHandler(h) }
 		a.runChat = a.runConsole
 	case cfg.Chat.Slack != nil:
-		b, err := slack.New(cfg.Chat.Slack.Bot(), nil, st, a.log)
+		bc := cfg.Chat.Slack.Bot()
+		bc.ShutdownTimeout = l.ShutdownTimeout
+		b, err := slack.New(bc, nil, st, a.log)
 		if err != nil {
 			return nil, err
+		}
+		if a.metrics != nil {
+			b.SetHooks(slack.Hooks(a.metrics.Chat("slack")))
 		}
 		chat, dir, setHandler, a.runChat = b, b, func(h *handlers.Handler) { b.SetHandler(h) }, b.Run
 	case cfg.Chat.Discord != nil:
 		b, err := discord.New(*cfg.Chat.Discord, nil, st, a.log, nil)
 		if err != nil {
 			return nil, err
+		}
+		if a.metrics != nil {
+			b.SetHooks(discord.Hooks(a.metrics.Chat("discord")))
 		}
 		chat, dir, setHandler, a.runChat = b, b, func(h *handlers.Handler) { b.SetHandler(h) }, b.Run
 	default:
@@ -194,6 +232,9 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 	setHandler(a.handler)
 
 	sopts := scheduler.Options{Sweep: l.Sweep}
+	if a.metrics != nil {
+		sopts.Hooks = scheduler.Hooks{Loop: a.metrics.Heartbeat, Lock: a.metrics.LeaderChanged}
+	}
 	if fencer != nil {
 		sopts.Locker = scheduler.NewStoreLocker(fencer, d.Owner, a.log)
 	}
@@ -220,16 +261,68 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.sched.Run(gctx) })
 	g.Go(func() error { return a.runChat(gctx) })
 	a.log.InfoContext(ctx, "accessbot running", "version", a.deps.Version, "roles", len(a.cfg.Policy.Roles), "rotations", len(a.cfg.Policy.Rotations))
+	// A stop (SIGTERM): the chat transport stops taking events and
+	// finishes or hands back the rest within shutdown_timeout; the
+	// scheduler's work in progress is cut short and its leases released.
+	var stopAt time.Time
+	stopped := make(chan struct{})
+	noStop := context.AfterFunc(ctx, func() {
+		defer close(stopped)
+		stopAt = time.Now()
+		a.log.Info("accessbot stopping", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
+	})
 	err := g.Wait()
+	if !noStop() {
+		<-stopped
+		a.log.Info("accessbot stopped", "took", time.Since(stopAt).Round(time.Millisecond).String())
+	}
 	if errors.Is(err, errInputDone) || (err != nil && ctx.Err() != nil) || errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
 }
 
-// Close releases the store New opened (a store passed in Deps stays open).
-// It is safe to call more than once.
+// startMetrics binds addr and serves /metrics, /healthz and /readyz on
+// it until Close. The config is loaded and valid by now.
+func (a *App) startMetrics(ctx context.Context, addr string) error {
+	a.metrics = metrics.New(metrics.Options{Roles: a.cfg.Policy.RoleNames(), Clock: a.deps.Clock, Logger: a.log})
+	srv := a.metrics.Server(addr)
+	bound, err := srv.Listen()
+	if err != nil {
+		return fmt.Errorf("metrics.listen: %v", err)
+	}
+	a.metricsAddr = bound
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopMetrics, a.metricsDone = cancel, make(chan error, 1)
+	go func() {
+		err := srv.Run(sctx)
+		if err != nil {
+			a.log.Error("metrics server stopped", "err", err.Error())
+		}
+		a.metricsDone <- err
+	}()
+	a.metrics.ConfigLoaded()
+	a.log.InfoContext(ctx, "serving /metrics, /healthz and /readyz", "addr", bound.String())
+	return nil
+}
+
+// MetricsAddr is the address /metrics, /healthz and /readyz are served
+// on (the bound port when metrics.listen asked for port 0); nil when
+// metrics.listen is off.
+func (a *App) MetricsAddr() net.Addr { return a.metricsAddr }
+
+// Metrics is the collectors and health state; nil when metrics.listen is
+// off.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+// Close stops the metrics server and releases the store New opened (a
+// store passed in Deps stays open). It is safe to call more than once.
 func (a *App) Close() error {
+	if a.stopMetrics != nil {
+		a.stopMetrics()
+		<-a.metricsDone
+		a.stopMetrics = nil
+	}
 	if a.closeStore != nil {
 		a.closeStore()
 		a.closeStore = nil

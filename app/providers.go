@@ -145,6 +145,9 @@ func (a *App) addJobs(ctx context.Context) error {
 		spec := "@every " + a.cfg.Reconcile.String()
 		err := a.sched.AddJob("reconcile", spec, func(ctx context.Context) error {
 			drift, err := a.svc.Reconcile(ctx)
+			if a.metrics != nil {
+				a.metrics.ObserveReconcile(drift, err)
+			}
 			if err == nil && len(drift) == 0 {
 				a.log.DebugContext(ctx, "reconcile: every managed group matches its grants")
 			}

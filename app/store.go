@@ -21,21 +21,23 @@ import (
 func OpenStore(ctx context.Context, cfg config.Config) (st access.Store, close func(), err error) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return openStoreWaiting(pctx, cfg, nil)
+	return openStoreWaiting(pctx, cfg, nil, nil)
 }
 
 // openStoreWaiting opens the store for a replica: with Redis it waits, with
 // backoff and a Warn per failed attempt on log, until Redis answers or ctx
 // ends. The store package names the URL without its password and picks the
-// default key prefix.
-func openStoreWaiting(ctx context.Context, cfg config.Config, log *slog.Logger) (access.Store, func(), error) {
+// default key prefix. store.redis (one server, Sentinel or Cluster) is
+// opened by redisstore.OpenConfig; ready, when not nil, turns ready once
+// Redis answers and follows its outages after that.
+func openStoreWaiting(ctx context.Context, cfg config.Config, log *slog.Logger, ready *redisstore.Readiness) (access.Store, func(), error) {
 	if r := cfg.Store.Redis; r != nil {
 		if log == nil {
 			log = slog.New(slog.NewTextHandler(io.Discard, nil))
 		}
-		s, err := redisstore.OpenWith(ctx, r.URL, r.Prefix, redisstore.OpenOptions{Logger: log})
+		s, err := redisstore.OpenConfig(ctx, *r, redisstore.OpenOptions{Logger: log, Readiness: ready})
 		if err != nil {
-			return nil, nil, fmt.Errorf("store.redis.url: %v", err)
+			return nil, nil, fmt.Errorf("%s: %v", redisstore.Path, err)
 		}
 		return s, func() { s.Close() }, nil
 	}

@@ -29,6 +29,7 @@ providers:
   dryrun: {}
 roles:
   prod-read: {description: read, provider: dryrun, group: readers, max_duration: 1d, approvers: {users: [dave@example.com]}}
+metrics: {listen: "127.0.0.1:0"}
 `)
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {

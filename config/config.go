@@ -11,6 +11,7 @@ import (
 	"github.com/accessbot/accessbot/providers/aws"
 	"github.com/accessbot/accessbot/providers/okta"
 	"github.com/accessbot/accessbot/providers/static"
+	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
 // Config is the whole config file. Every key is listed here; unknown keys
@@ -26,6 +27,18 @@ type Config struct {
 	Scheduler  SchedulerConfig           `yaml:"scheduler"`
 	Limits     LimitsConfig              `yaml:"limits"`
 	Log        LogConfig                 `yaml:"log"`
+	Metrics    MetricsConfig             `yaml:"metrics"`
+	// ShutdownTimeout is how long a replica told to stop (SIGTERM) may
+	// finish the events it acknowledged before it hands the rest back to
+	// the other replicas (default 20s).
+	ShutdownTimeout string `yaml:"shutdown_timeout"`
+}
+
+// MetricsConfig is the HTTP server of /metrics, /healthz and /readyz.
+type MetricsConfig struct {
+	// Listen is host:port (":9090", "127.0.0.1:9090"); default ":9090",
+	// except with the console transport, where metrics are off unless set.
+	Listen string `yaml:"listen"`
 }
 
 // LimitsConfig bounds what one person can ask for, shared across replicas
@@ -38,20 +51,14 @@ type LimitsConfig struct {
 
 // StoreConfig picks the store: bolt (default) or redis.
 type StoreConfig struct {
-	Bolt  *BoltConfig  `yaml:"bolt"`
-	Redis *RedisConfig `yaml:"redis"`
+	Bolt  *BoltConfig        `yaml:"bolt"`
+	Redis *redisstore.Config `yaml:"redis"` // validated by redisstore.Config.Validate
 }
 
 // BoltConfig is the embedded store.
 type BoltConfig struct {
 	Path      string `yaml:"path"`      // default accessbot.db
 	Temporary bool   `yaml:"temporary"` // a fresh file in the temp dir, deleted on exit (demos)
-}
-
-// RedisConfig is the shared store for several replicas.
-type RedisConfig struct {
-	URL    string `yaml:"url"`
-	Prefix string `yaml:"prefix"` // default accessbot
 }
 
 // ChatConfig holds the transports; exactly one is used.
@@ -249,6 +256,11 @@ type Loaded struct {
 	Limits    access.Options // the per-user limits (MaxPendingPerUser, CommandsPerMinute)
 	// RevokeAlertAfter is scheduler.revoke_alert_after (default 2m).
 	RevokeAlertAfter time.Duration
+	// MetricsListen is where /metrics, /healthz and /readyz are served;
+	// "" is off (the console demo without metrics.listen).
+	MetricsListen string
+	// ShutdownTimeout is shutdown_timeout (default 20s).
+	ShutdownTimeout time.Duration
 
 	env expansions // what ${VAR} expanded to, for Redact
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -88,12 +89,52 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Loaded, error) {
 			l.RevokeAlertAfter = d
 		}
 	}
+	l.MetricsListen = cfg.Metrics.Listen
+	if l.MetricsListen == "" && cfg.Chat.Console == nil {
+		l.MetricsListen = DefaultMetricsListen
+	}
+	if v := cfg.Metrics.Listen; v != "" {
+		if msg := listenProblem(v); msg != "" {
+			ps.add("metrics.listen", "%q %s", v, msg)
+		}
+	}
+	l.ShutdownTimeout = DefaultShutdownTimeout
+	if v := cfg.ShutdownTimeout; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			ps.add("shutdown_timeout", "%q is not a duration between 1s and 10m (e.g. 20s)", v)
+		} else {
+			l.ShutdownTimeout = d
+		}
+	}
 	validateRest(cfg, &ps)
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 		return nil, env.redact(ps)
 	}
 	return l, nil
+}
+
+// Defaults of metrics.listen (off on the console) and shutdown_timeout.
+const (
+	DefaultMetricsListen   = ":9090"
+	DefaultShutdownTimeout = 20 * time.Second
+)
+
+// listenProblem says what is wrong with a metrics.listen value, "" when
+// nothing is: it must be host:port with a numeric port (0 picks a free one).
+func listenProblem(v string) string {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "is not host:port (e.g. :9090 or 127.0.0.1:9090)"
+	}
+	if strings.ContainsAny(host, " /") {
+		return "has a bad host (e.g. :9090 or 127.0.0.1:9090)"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "needs a port number from 0 to 65535 (e.g. :9090)"
+	}
+	return ""
 }
 
 func asTypeError(err error, te **yaml.TypeError) bool {

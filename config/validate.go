@@ -10,6 +10,7 @@ import (
 	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/providers/aws"
+	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
 // validateRest checks the sections buildPolicy does not read.
@@ -17,8 +18,8 @@ func validateRest(cfg Config, ps *Problems) {
 	if cfg.Store.Bolt != nil && cfg.Store.Redis != nil {
 		ps.add("store", "choose one of bolt and redis, not both")
 	}
-	if r := cfg.Store.Redis; r != nil && r.URL == "" {
-		ps.add("store.redis.url", "missing (e.g. redis://127.0.0.1:6379/0)")
+	if r := cfg.Store.Redis; r != nil {
+		addFieldErrors(ps, r.Validate())
 	}
 	if b := cfg.Store.Bolt; b != nil && b.Temporary && b.Path != "" {
 		ps.add("store.bolt.temporary", "temporary stores pick their own file; remove path or temporary")
@@ -104,6 +105,7 @@ func addFieldErrors(ps *Problems, errs []error) {
 			d *discord.FieldError
 			s *slack.FieldError
 			a *aws.FieldError
+			r *redisstore.FieldError
 		)
 		switch {
 		case errors.As(err, &d):
@@ -112,6 +114,8 @@ func addFieldErrors(ps *Problems, errs []error) {
 			ps.add(s.Path, "%s", s.Msg)
 		case errors.As(err, &a):
 			ps.add(a.Path, "%s", a.Msg)
+		case errors.As(err, &r):
+			ps.add(r.Path, "%s", r.Msg)
 		default:
 			ps.add("(file)", "%v", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goslack "github.com/slack-go/slack"
@@ -83,6 +84,14 @@ type Config struct {
 	// stored event whose handler stopped renewing (died); default 10 s.
 	// Used when the Deduper given to New is also an access.Inbox.
 	InboxLease time.Duration
+	// ShutdownTimeout, when positive, makes Run stop gracefully when its
+	// context ends: it closes the Socket Mode connection at once (Slack
+	// then delivers to the other replicas), lets the workers finish the
+	// events already acknowledged for up to ShutdownTimeout, and hands the
+	// inbox entries it still holds back to the other replicas (see
+	// shutdown.go). Zero stops at once and leaves held entries to their
+	// leases.
+	ShutdownTimeout time.Duration
 }
 
 // Handler is what the transport needs from the handlers package
@@ -116,6 +125,8 @@ type Bot struct {
 	inbox access.Inbox
 	owner string
 	held  holdings
+	// handedBack counts entries handed back on a graceful stop (shutdown.go).
+	handedBack atomic.Int64
 
 	mu      sync.RWMutex
 	handler Handler
@@ -279,6 +290,20 @@ func (b *Bot) Run(ctx context.Context) error {
 		bulk:   make(chan job, b.cfg.Workers*queuePerWorker),
 		urgent: make(chan job, b.cfg.UrgentWorkers*queuePerWorker),
 	}
+	// The readers (the socket, intake, take-over) stop when ctx ends; the
+	// workers and the lease renewals run on wctx, which a graceful stop
+	// keeps for up to ShutdownTimeout (shutdown.go).
+	wctx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var producers sync.WaitGroup
+	produce := func(f func()) {
+		producers.Add(1)
+		g.Go(func() error {
+			defer producers.Done()
+			f()
+			return nil
+		})
+	}
 
 	g.Go(func() error {
 		err := sm.RunContext(gctx)
@@ -288,69 +313,63 @@ func (b *Bot) Run(ctx context.Context) error {
 		return fmt.Errorf("slack: socket mode: %w", err)
 	})
 	intake := make(chan job)
-	g.Go(func() error {
-		b.readEvents(gctx, sm, jobs, intake)
-		return nil
-	})
+	produce(func() { b.readEvents(gctx, sm, jobs, intake) })
 	if b.inbox != nil {
 		for range intakeWorkers {
-			g.Go(func() error {
+			produce(func() {
 				for {
 					select {
 					case <-gctx.Done():
-						return nil
+						return
 					case j := <-intake:
 						b.admit(gctx, sm, jobs, j)
 					}
 				}
 			})
 		}
-		g.Go(func() error {
-			b.renewLeases(gctx)
-			return nil
-		})
-		g.Go(func() error {
-			b.takeOver(gctx, sm, jobs)
-			return nil
-		})
+		produce(func() { b.takeOver(gctx, sm, jobs) })
+	}
+	readersDone := make(chan struct{})
+	go func() {
+		<-gctx.Done()
+		producers.Wait()
+		close(readersDone)
+	}()
+	var workers sync.WaitGroup
+	renewDone := make(chan struct{})
+	if b.inbox != nil {
+		go func() {
+			defer close(renewDone)
+			b.renewLeases(wctx)
+		}()
+	} else {
+		close(renewDone)
 	}
 	// Urgent workers take urgent events only; the others take either,
 	// urgent ones first.
-	for range b.cfg.UrgentWorkers {
-		g.Go(func() error {
+	for i := range b.cfg.UrgentWorkers + b.cfg.Workers {
+		urgentOnly := i < b.cfg.UrgentWorkers
+		workers.Go(func() {
 			for {
-				select {
-				case <-gctx.Done():
-					return nil
-				case j := <-jobs.urgent:
-					b.work(gctx, sm, h, j)
+				j, ok := b.next(gctx, wctx, jobs, urgentOnly, readersDone)
+				if !ok {
+					return
 				}
+				b.work(wctx, sm, h, j)
 			}
 		})
 	}
-	for range b.cfg.Workers {
-		g.Go(func() error {
-			for {
-				select {
-				case <-gctx.Done():
-					return nil
-				case j := <-jobs.urgent:
-					b.work(gctx, sm, h, j)
-					continue
-				default:
-				}
-				select {
-				case <-gctx.Done():
-					return nil
-				case j := <-jobs.urgent:
-					b.work(gctx, sm, h, j)
-				case j := <-jobs.bulk:
-					b.work(gctx, sm, h, j)
-				}
-			}
-		})
-	}
+	workersDone := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(workersDone)
+	}()
+	b.awaitStop(ctx, gctx, stopWork, workersDone)
+	<-workersDone
+	stopWork()
+	<-renewDone
 	err := g.Wait()
+	b.handBack()
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
@@ -466,7 +485,11 @@ func (b *Bot) enqueue(ctx context.Context, sm *socketmode.Client, jobs lanes, j 
 	select {
 	case q <- j:
 	case <-ctx.Done():
-		b.held.drop(j.entry) // left to its lease
+		if b.graceful() && j.entry != "" {
+			b.handBackOne(j.entry)
+		} else {
+			b.held.drop(j.entry) // left to its lease
+		}
 	}
 }
 

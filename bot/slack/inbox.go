@@ -215,9 +215,14 @@ func (b *Bot) admit(ctx context.Context, sm *socketmode.Client, jobs lanes, j jo
 }
 
 // finish ends the inbox entry of a handled job. After the bot was stopped
-// the entry is left to its lease: the handling may have been cut short.
+// the entry is left to its lease, or handed back on a graceful stop
+// (shutdown.go): the handling may have been cut short.
 func (b *Bot) finish(ctx context.Context, j job) {
 	if j.entry == "" {
+		return
+	}
+	if ctx.Err() != nil && b.graceful() {
+		b.handBackOne(j.entry)
 		return
 	}
 	b.held.drop(j.entry)

@@ -156,7 +156,10 @@ type world struct {
 	restarts []string // redis restarts, described
 }
 
-func newWorld(t *testing.T, nUsers int) *world {
+func newWorld(t *testing.T, nUsers int) *world { t.Helper(); return newWorldWith(t, nUsers, "") }
+
+// newWorldWith is newWorld with extra top-level config lines.
+func newWorldWith(t *testing.T, nUsers int, extra string) *world {
 	t.Helper()
 	w := &world{t: t, bin: binary(t), dir: t.TempDir(), byEmail: map[string]user{}, byAWS: map[string]user{},
 		clicks: map[string]*clickRecord{}}
@@ -208,7 +211,8 @@ roles:
     max_duration: 4h
     approvers: {users: [%s]}
 log: {level: info, format: json}
-`, w.redis.URL(), storePrefix, w.slack.APIURL(), chApprovals, chSecurity, w.aws.IdentityStoreID(), role, w.group, approver)
+metrics: {listen: "127.0.0.1:0"}
+%s`, w.redis.URL(), storePrefix, w.slack.APIURL(), chApprovals, chSecurity, w.aws.IdentityStoreID(), role, w.group, approver, extra)
 	w.cfg = filepath.Join(w.dir, "accessbot.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

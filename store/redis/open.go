@@ -41,6 +41,9 @@ func OpenConfig(ctx context.Context, cfg Config, o OpenOptions) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
+	if o.Readiness != nil {
+		c.AddHook(readinessHook{o.Readiness})
+	}
 	s := New(c, cfg.Prefix)
 	s.ownClient = true
 	probe, err := cfg.newClient(true)
