@@ -10,6 +10,9 @@ import (
 	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/providers/okta"
+	"github.com/accessbot/accessbot/providers/opsgenie"
+	"github.com/accessbot/accessbot/providers/pagerduty"
 )
 
 // validateRest checks the sections buildPolicy does not read.
@@ -62,21 +65,14 @@ func validateRest(cfg Config, ps *Problems) {
 		addFieldErrors(ps, a.Provider().Validate())
 	}
 	if o := cfg.Providers.Okta; o != nil {
-		if o.OrgURL == "" {
-			ps.add("providers.okta.org_url", "missing (e.g. https://acme.okta.com)")
-		}
-		if (o.APIToken == "") == (o.ClientID == "") {
-			ps.add("providers.okta", "set exactly one of api_token or client_id + private_key")
-		}
-		if o.ClientID != "" && o.PrivateKeyFile == "" {
-			ps.add("providers.okta.private_key", "missing: the PEM file of the service app's private key")
-		}
+		addFieldErrors(ps, o.Provider().Validate())
 	}
-	if p := cfg.Providers.PagerDuty; p != nil && p.Token == "" {
-		ps.add("providers.pagerduty.token", "missing; set it from the environment, e.g. ${PAGERDUTY_TOKEN}")
+	// Once here, not per rotation: the rotations share these sections.
+	if p := cfg.Providers.PagerDuty; p != nil {
+		addFieldErrors(ps, p.Provider().ValidateAPI())
 	}
-	if o := cfg.Providers.Opsgenie; o != nil && o.APIKey == "" {
-		ps.add("providers.opsgenie.api_key", "missing; set it from the environment, e.g. ${OPSGENIE_API_KEY}")
+	if o := cfg.Providers.Opsgenie; o != nil {
+		addFieldErrors(ps, o.Provider().ValidateAPI())
 	}
 	switch cfg.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -104,6 +100,9 @@ func addFieldErrors(ps *Problems, errs []error) {
 			d *discord.FieldError
 			s *slack.FieldError
 			a *aws.FieldError
+			o *okta.FieldError
+			p *pagerduty.FieldError
+			g *opsgenie.FieldError
 		)
 		switch {
 		case errors.As(err, &d):
@@ -112,6 +111,12 @@ func addFieldErrors(ps *Problems, errs []error) {
 			ps.add(s.Path, "%s", s.Msg)
 		case errors.As(err, &a):
 			ps.add(a.Path, "%s", a.Msg)
+		case errors.As(err, &o):
+			ps.add(o.Path, "%s", o.Msg)
+		case errors.As(err, &p):
+			ps.add(p.Path, "%s", p.Msg)
+		case errors.As(err, &g):
+			ps.add(g.Path, "%s", g.Msg)
 		default:
 			ps.add("(file)", "%v", err)
 		}
