@@ -85,8 +85,6 @@ func (a *App) buildOnCall() (access.OnCall, error) {
 		router[name] = r
 	}
 	for name, rc := range a.cfg.Config.Rotations {
-		cacheFor, _ := optDuration(rc.CacheFor) // validated by the config check
-		staleFor, _ := optDuration(rc.StaleFor)
 		log := a.log.With("rotation", name)
 		switch rc.Source {
 		case "pagerduty":
@@ -97,10 +95,7 @@ func (a *App) buildOnCall() (access.OnCall, error) {
 			if a.deps.Clock != nil {
 				opts = append(opts, pagerduty.WithClock(a.deps.Clock))
 			}
-			pd := a.cfg.Config.Providers.PagerDuty
-			r, err := pagerduty.New(pagerduty.Config{APIURL: pd.APIURL, Token: pd.Token, ScheduleIDs: rc.ScheduleIDs,
-				EscalationPolicyIDs: rc.EscalationPolicyIDs, EscalationLevels: rc.EscalationLevels,
-				CacheFor: cacheFor, StaleFor: staleFor}, log, opts...)
+			r, err := pagerduty.New(rc.PagerDuty(name, *a.cfg.Config.Providers.PagerDuty), log, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("rotations.%s: %w", name, err)
 			}
@@ -113,9 +108,9 @@ func (a *App) buildOnCall() (access.OnCall, error) {
 			if a.deps.Clock != nil {
 				opts = append(opts, opsgenie.WithClock(a.deps.Clock))
 			}
-			og := a.cfg.Config.Providers.Opsgenie
-			r, err := opsgenie.New(opsgenie.Config{APIURL: og.APIURL, APIKey: og.APIKey, ScheduleID: rc.ScheduleID,
-				CacheFor: cacheFor, StaleFor: staleFor, ShiftEnds: true}, log, opts...)
+			c := rc.Opsgenie(name, *a.cfg.Config.Providers.Opsgenie)
+			c.ShiftEnds = true
+			r, err := opsgenie.New(c, log, opts...)
 			if err != nil {
 				return nil, fmt.Errorf("rotations.%s: %w", name, err)
 			}

@@ -10,6 +10,8 @@ import (
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/providers/aws"
 	"github.com/accessbot/accessbot/providers/okta"
+	"github.com/accessbot/accessbot/providers/opsgenie"
+	"github.com/accessbot/accessbot/providers/pagerduty"
 	"github.com/accessbot/accessbot/providers/static"
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
@@ -149,6 +151,48 @@ type PagerDutyConfig struct {
 type OpsgenieConfig struct {
 	APIURL string `yaml:"api_url"`
 	APIKey string `yaml:"api_key"`
+}
+
+// Provider is the PagerDuty Config of the providers.pagerduty section
+// alone (no rotation); its ValidateAPI checks the section.
+func (p PagerDutyConfig) Provider() pagerduty.Config {
+	return pagerduty.Config{APIURL: p.APIURL, Token: p.Token}
+}
+
+// Provider is the Opsgenie Config of the providers.opsgenie section alone
+// (no rotation); its ValidateAPI checks the section.
+func (o OpsgenieConfig) Provider() opsgenie.Config {
+	return opsgenie.Config{APIURL: o.APIURL, APIKey: o.APIKey}
+}
+
+// PagerDuty is the PagerDuty Config of rotation name (source pagerduty)
+// with the API settings of p. A cache_for or stale_for that does not parse
+// is 0, the default; the config check reports it.
+func (rc RotationConfig) PagerDuty(name string, p PagerDutyConfig) pagerduty.Config {
+	c := p.Provider()
+	c.Name, c.ScheduleIDs, c.EscalationPolicyIDs, c.EscalationLevels = name, rc.ScheduleIDs, rc.EscalationPolicyIDs, rc.EscalationLevels
+	c.CacheFor, c.StaleFor = optDuration(rc.CacheFor), optDuration(rc.StaleFor)
+	return c
+}
+
+// Opsgenie is the Opsgenie Config of rotation name (source opsgenie) with
+// the API settings of o. A cache_for or stale_for that does not parse is
+// 0, the default; the config check reports it.
+func (rc RotationConfig) Opsgenie(name string, o OpsgenieConfig) opsgenie.Config {
+	c := o.Provider()
+	c.Name, c.ScheduleID = name, rc.ScheduleID
+	c.CacheFor, c.StaleFor = optDuration(rc.CacheFor), optDuration(rc.StaleFor)
+	return c
+}
+
+// optDuration parses an optional duration; "" and one that does not parse
+// are 0.
+func optDuration(s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, _ := access.ParseDuration(s)
+	return d
 }
 
 // RotationConfig is one on-call rotation.

@@ -122,20 +122,24 @@ func buildRotation(cfg Config, name string, rc RotationConfig, ps *Problems) (ac
 				ps.add(path+"."+k.name, "only for pagerduty or opsgenie rotations; this one is static")
 			}
 		}
+	// The adapters check the rotation's own keys; the providers sections
+	// are checked once, in validateRest.
 	case "pagerduty":
-		if cfg.Providers.PagerDuty == nil {
+		var api PagerDutyConfig
+		if p := cfg.Providers.PagerDuty; p != nil {
+			api = *p
+		} else {
 			ps.add(path+".source", "pagerduty rotations need providers.pagerduty (token)")
 		}
-		if len(rc.ScheduleIDs) == 0 && len(rc.EscalationPolicyIDs) == 0 {
-			ps.add(path, "a pagerduty rotation needs schedule_ids or escalation_policy_ids")
-		}
+		addFieldErrors(ps, rc.PagerDuty(name, api).ValidateRotation())
 	case "opsgenie":
-		if cfg.Providers.Opsgenie == nil {
+		var api OpsgenieConfig
+		if o := cfg.Providers.Opsgenie; o != nil {
+			api = *o
+		} else {
 			ps.add(path+".source", "opsgenie rotations need providers.opsgenie (api_key)")
 		}
-		if rc.ScheduleID == "" {
-			ps.add(path+".schedule_id", "an opsgenie rotation needs schedule_id")
-		}
+		addFieldErrors(ps, rc.Opsgenie(name, api).ValidateRotation())
 	default:
 		ps.add(path+".source", "unknown source %q (use static, pagerduty or opsgenie)", rc.Source)
 	}

@@ -10,6 +10,9 @@ import (
 	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/providers/aws"
+	"github.com/accessbot/accessbot/providers/okta"
+	"github.com/accessbot/accessbot/providers/opsgenie"
+	"github.com/accessbot/accessbot/providers/pagerduty"
 	redisstore "github.com/accessbot/accessbot/store/redis"
 )
 
@@ -63,21 +66,14 @@ func validateRest(cfg Config, ps *Problems) {
 		addFieldErrors(ps, a.Provider().Validate())
 	}
 	if o := cfg.Providers.Okta; o != nil {
-		if o.OrgURL == "" {
-			ps.add("providers.okta.org_url", "missing (e.g. https://acme.okta.com)")
-		}
-		if (o.APIToken == "") == (o.ClientID == "") {
-			ps.add("providers.okta", "set exactly one of api_token or client_id + private_key")
-		}
-		if o.ClientID != "" && o.PrivateKeyFile == "" {
-			ps.add("providers.okta.private_key", "missing: the PEM file of the service app's private key")
-		}
+		addFieldErrors(ps, o.Provider().Validate())
 	}
-	if p := cfg.Providers.PagerDuty; p != nil && p.Token == "" {
-		ps.add("providers.pagerduty.token", "missing; set it from the environment, e.g. ${PAGERDUTY_TOKEN}")
+	// Once here, not per rotation: the rotations share these sections.
+	if p := cfg.Providers.PagerDuty; p != nil {
+		addFieldErrors(ps, p.Provider().ValidateAPI())
 	}
-	if o := cfg.Providers.Opsgenie; o != nil && o.APIKey == "" {
-		ps.add("providers.opsgenie.api_key", "missing; set it from the environment, e.g. ${OPSGENIE_API_KEY}")
+	if o := cfg.Providers.Opsgenie; o != nil {
+		addFieldErrors(ps, o.Provider().ValidateAPI())
 	}
 	switch cfg.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -106,6 +102,9 @@ func addFieldErrors(ps *Problems, errs []error) {
 			s *slack.FieldError
 			a *aws.FieldError
 			r *redisstore.FieldError
+			o *okta.FieldError
+			p *pagerduty.FieldError
+			g *opsgenie.FieldError
 		)
 		switch {
 		case errors.As(err, &d):
@@ -116,6 +115,12 @@ func addFieldErrors(ps *Problems, errs []error) {
 			ps.add(a.Path, "%s", a.Msg)
 		case errors.As(err, &r):
 			ps.add(r.Path, "%s", r.Msg)
+		case errors.As(err, &o):
+			ps.add(o.Path, "%s", o.Msg)
+		case errors.As(err, &p):
+			ps.add(p.Path, "%s", p.Msg)
+		case errors.As(err, &g):
+			ps.add(g.Path, "%s", g.Msg)
 		default:
 			ps.add("(file)", "%v", err)
 		}

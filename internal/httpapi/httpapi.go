@@ -151,24 +151,25 @@ func (c *Client) Get(ctx context.Context, op string, u *url.URL, out any) error 
 }
 
 // BaseURL parses an API base URL (def when raw is empty) and reports one
-// that is not an http(s) URL with a host to bad as the api_url key.
-func BaseURL(raw, def string, bad func(format string, args ...any)) *url.URL {
+// that is not an http(s) URL with a host to bad under the key api_url.
+func BaseURL(raw, def string, bad func(key, format string, args ...any)) *url.URL {
 	raw = cmp.Or(raw, def)
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("api_url %q is not an http(s) URL", raw)
+		bad("api_url", "%q is not an http(s) URL", raw)
 		return &url.URL{}
 	}
 	return u
 }
 
 // CheckSecret reports a credential that is empty or holds white space to
-// bad, named by its config key; the value is never part of the message.
-func CheckSecret(key, v string, bad func(format string, args ...any)) {
+// bad under its config key; env names the variable to suggest for an empty
+// one. The value is never part of the message.
+func CheckSecret(key, env, v string, bad func(key, format string, args ...any)) {
 	if strings.TrimSpace(v) == "" {
-		bad("%s is empty", key)
+		bad(key, "is empty; set it from the environment, e.g. ${%s}", env)
 	} else if strings.ContainsAny(v, " \t\r\n") {
-		bad("%s contains white space (check how it is quoted)", key)
+		bad(key, "contains white space (check how it is quoted)")
 	}
 }
 

@@ -287,7 +287,9 @@ func TestRedact(t *testing.T) {
 
 func TestBaseURLAndCheckSecret(t *testing.T) {
 	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	bad := func(key, format string, args ...any) {
+		problems = append(problems, key+" "+fmt.Sprintf(format, args...))
+	}
 	if u := httpapi.BaseURL("", "https://api.example.com", bad); u.String() != "https://api.example.com" {
 		t.Errorf("default base = %v", u)
 	}
@@ -296,13 +298,13 @@ func TestBaseURLAndCheckSecret(t *testing.T) {
 	}
 	httpapi.BaseURL("api.example.com", "https://api.example.com", bad)
 	httpapi.BaseURL("ftp://x", "", bad)
-	httpapi.CheckSecret("token", "good-token", bad)
-	httpapi.CheckSecret("token", " \t", bad)
-	httpapi.CheckSecret("api_key", "has "+secret, bad)
+	httpapi.CheckSecret("token", "PD_TOKEN", "good-token", bad)
+	httpapi.CheckSecret("token", "PD_TOKEN", " \t", bad)
+	httpapi.CheckSecret("api_key", "OG_KEY", "has "+secret, bad)
 	want := []string{
 		`api_url "api.example.com" is not an http(s) URL`,
 		`api_url "ftp://x" is not an http(s) URL`,
-		"token is empty",
+		"token is empty; set it from the environment, e.g. ${PD_TOKEN}",
 		"api_key contains white space (check how it is quoted)",
 	}
 	if !slices.Equal(problems, want) {

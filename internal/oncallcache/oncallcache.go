@@ -35,13 +35,13 @@ const (
 var ErrUnavailable = errors.New("on-call service unavailable")
 
 // CheckAges reports a negative cacheFor or staleFor to bad, named by its
-// config key.
-func CheckAges(cacheFor, staleFor time.Duration, bad func(format string, args ...any)) {
+// config key (cache_for, stale_for).
+func CheckAges(cacheFor, staleFor time.Duration, bad func(key, format string, args ...any)) {
 	if cacheFor < 0 {
-		bad("cache_for %v is negative", cacheFor)
+		bad("cache_for", "%v is negative", cacheFor)
 	}
 	if staleFor < 0 {
-		bad("stale_for %v is negative", staleFor)
+		bad("stale_for", "%v is negative", staleFor)
 	}
 }
 

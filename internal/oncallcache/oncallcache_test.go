@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,9 +81,9 @@ func TestAnswer(t *testing.T) {
 
 func TestAges(t *testing.T) {
 	var bad []string
-	CheckAges(-time.Second, -time.Minute, func(format string, args ...any) { bad = append(bad, format) })
-	if len(bad) != 2 {
-		t.Errorf("negative ages reported %d times, want 2", len(bad))
+	CheckAges(-time.Second, -time.Minute, func(key, format string, args ...any) { bad = append(bad, key+" "+fmt.Sprintf(format, args...)) })
+	if want := []string{"cache_for -1s is negative", "stale_for -1m0s is negative"}; !slices.Equal(bad, want) {
+		t.Errorf("negative ages reported as %q, want %q", bad, want)
 	}
 	if c, s := DefaultAges(0, 0); c != DefaultCacheFor || s != DefaultStaleFor {
 		t.Errorf("DefaultAges(0, 0) = %v, %v", c, s)

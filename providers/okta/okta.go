@@ -26,7 +26,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -142,12 +141,12 @@ type group struct {
 // disabledStatuses must not get access.
 var disabledStatuses = []string{"DEPROVISIONED", "SUSPENDED"}
 
-// New validates cfg and builds a Provider. It makes no API call; Check does.
+// New validates cfg (Validate) and builds a Provider. It makes no API call; Check does.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
-	org, host, err := parseOrg(cfg.OrgURL)
-	if err != nil {
-		return nil, err
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, problemsError(errs)
 	}
+	org, host, _ := parseOrg(cfg.OrgURL)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -175,58 +174,21 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
 		sem:         make(chan struct{}, max(s.concurrency, 1)),
 		maxAttempts: max(s.maxAttempts, 1), maxBackoff: s.maxBackoff, throttleWaits: s.throttleWaits,
 	}
-	token := strings.TrimSpace(cfg.APIToken)
-	oauth := cfg.ClientID != "" || cfg.PrivateKeyFile != ""
-	switch {
-	case token != "" && oauth:
-		return nil, errors.New("okta: set either api_token or client_id with private_key_file, not both")
-	case token != "":
-		if strings.ContainsAny(token, " \t\r\n") || strings.HasPrefix(token, "SSWS") {
-			return nil, errors.New("okta: api_token: give the bare token, without \"SSWS\" or spaces")
-		}
+	if token := strings.TrimSpace(cfg.APIToken); token != "" {
 		p.auth = sswsAuth{value: "SSWS " + token}
-	case oauth:
-		if cfg.ClientID == "" || cfg.PrivateKeyFile == "" {
-			return nil, errors.New("okta: an OAuth service app needs both client_id and private_key_file")
-		}
-		key, alg, err := loadKey(cfg.PrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("okta: private_key_file %s: %w", cfg.PrivateKeyFile, err)
-		}
-		scopes := cfg.Scopes
-		if len(scopes) == 0 {
-			scopes = DefaultScopes
-		}
-		p.auth = &oauthAuth{tokenURL: org + "/oauth2/v1/token", clientID: cfg.ClientID, keyID: cfg.KeyID,
-			key: key, alg: alg, scopes: scopes, hc: p.hc, attempts: p.maxAttempts, backoff: p.backoff}
-	default:
-		return nil, errors.New("okta: no credentials: set api_token, or client_id with private_key_file")
+		return p, nil
 	}
+	key, alg, err := loadKey(cfg.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("okta: private_key %s: %w", cfg.PrivateKeyFile, err)
+	}
+	scopes := cfg.Scopes
+	if len(scopes) == 0 {
+		scopes = DefaultScopes
+	}
+	p.auth = &oauthAuth{tokenURL: org + "/oauth2/v1/token", clientID: cfg.ClientID, keyID: cfg.KeyID,
+		key: key, alg: alg, scopes: scopes, hc: p.hc, attempts: p.maxAttempts, backoff: p.backoff}
 	return p, nil
-}
-
-func parseOrg(raw string) (org, host string, err error) {
-	if raw == "" {
-		return "", "", errors.New("okta: org_url is required (https://<your-org>.okta.com)")
-	}
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || u.Host == "" {
-		return "", "", fmt.Errorf("okta: org_url %q is not a URL like https://acme.okta.com", raw)
-	}
-	if u.Path != "" || u.RawQuery != "" || u.User != nil {
-		return "", "", fmt.Errorf("okta: org_url %q: give the org only, without path, query or user info", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "", "", fmt.Errorf("okta: org_url %q: https is required (http only for loopback test servers)", raw)
-		}
-	default:
-		return "", "", fmt.Errorf("okta: org_url %q: scheme must be https", raw)
-	}
-	return u.Scheme + "://" + u.Host, u.Host, nil
 }
 
 // Grant adds the user to the group (PUT, idempotent in Okta). Unknown or

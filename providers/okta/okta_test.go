@@ -33,7 +33,9 @@ func TestNewValidates(t *testing.T) {
 		{okta.Config{OrgURL: "ftp://acme.okta.com", APIToken: "x"}, "scheme must be https"},
 		{okta.Config{OrgURL: "https://acme.okta.com"}, "no credentials"},
 		{okta.Config{OrgURL: "https://acme.okta.com", APIToken: "x", ClientID: "c", PrivateKeyFile: garbage}, "not both"},
-		{okta.Config{OrgURL: "https://acme.okta.com", ClientID: "c"}, "both client_id and private_key_file"},
+		// private_key is the config key of PrivateKeyFile.
+		{okta.Config{OrgURL: "https://acme.okta.com", ClientID: "c"}, "okta: private_key is missing: an OAuth service app needs both client_id and private_key"},
+		{okta.Config{OrgURL: "https://acme.okta.com", PrivateKeyFile: garbage}, "okta: client_id is missing: an OAuth service app needs both client_id and private_key"},
 		{okta.Config{OrgURL: "https://acme.okta.com", ClientID: "c", PrivateKeyFile: "/nonexistent/key.pem"}, "no such file"},
 		{okta.Config{OrgURL: "https://acme.okta.com", ClientID: "c", PrivateKeyFile: garbage}, "no PEM private key"},
 		{okta.Config{OrgURL: "https://acme.okta.com", APIToken: "SSWS abc"}, "bare token"},

@@ -62,6 +62,7 @@ var ErrUnavailable = oncallcache.ErrUnavailable
 
 // Config configures a Rotation. Zero CacheFor/StaleFor take the defaults.
 type Config struct {
+	Name       string // the accessbot rotation, for the key paths of problems (rotations.<Name>.…)
 	APIURL     string
 	APIKey     string
 	ScheduleID string // a schedule id (UUID) or name
@@ -112,20 +113,13 @@ type answer struct {
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// New validates cfg and builds a Rotation. It makes no request. The error
-// lists every problem with the config.
+// New validates cfg (Validate) and builds a Rotation. It makes no request.
+// The error lists every problem with the config.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("opsgenie: "+format, args...)) }
-	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
-	httpapi.CheckSecret("api_key", cfg.APIKey, bad)
-	if strings.TrimSpace(cfg.ScheduleID) == "" {
-		bad("schedule_id is empty (a schedule id or name)")
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, cfg.problemsError(errs)
 	}
-	oncallcache.CheckAges(cfg.CacheFor, cfg.StaleFor, bad)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, func(string, string, ...any) {})
 	cfg.CacheFor, cfg.StaleFor = oncallcache.DefaultAges(cfg.CacheFor, cfg.StaleFor)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

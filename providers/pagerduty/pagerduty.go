@@ -28,7 +28,6 @@ package pagerduty
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -66,6 +65,7 @@ var ErrUnavailable = oncallcache.ErrUnavailable
 // only those levels ([1] = primary only). Zero CacheFor/StaleFor take the
 // defaults.
 type Config struct {
+	Name                string // the accessbot rotation, for the key paths of problems (rotations.<Name>.…)
 	APIURL              string
 	Token               string
 	ScheduleIDs         []string
@@ -113,36 +113,13 @@ type entry struct {
 	start, end time.Time // zero: open
 }
 
-// New validates cfg and builds a Rotation. It makes no request. The error
-// lists every problem with the config.
+// New validates cfg (Validate) and builds a Rotation. It makes no request.
+// The error lists every problem with the config.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Rotation, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("pagerduty: "+format, args...)) }
-
-	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, bad)
-	httpapi.CheckSecret("token", cfg.Token, bad)
-	if len(cfg.ScheduleIDs) == 0 && len(cfg.EscalationPolicyIDs) == 0 {
-		bad("set schedule_ids or escalation_policy_ids (or both)")
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, cfg.problemsError(errs)
 	}
-	for i, id := range cfg.ScheduleIDs {
-		if strings.TrimSpace(id) == "" {
-			bad("schedule_ids[%d] is empty", i)
-		}
-	}
-	for i, id := range cfg.EscalationPolicyIDs {
-		if strings.TrimSpace(id) == "" {
-			bad("escalation_policy_ids[%d] is empty", i)
-		}
-	}
-	for i, l := range cfg.EscalationLevels {
-		if l < 1 {
-			bad("escalation_levels[%d] is %d; levels start at 1", i, l)
-		}
-	}
-	oncallcache.CheckAges(cfg.CacheFor, cfg.StaleFor, bad)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	base := httpapi.BaseURL(cfg.APIURL, DefaultAPIURL, func(string, string, ...any) {})
 	cfg.CacheFor, cfg.StaleFor = oncallcache.DefaultAges(cfg.CacheFor, cfg.StaleFor)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
