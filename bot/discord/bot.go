@@ -151,10 +151,12 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 	next := hc.Transport
 	if next == nil {
 		// Many interactions are answered at once: keep their connections
-		// (the default keeps 2 idle per host, and a burst then opens new
-		// ones for most callbacks).
+		// (the default keeps 2 idle per host and 100 in all, and a burst
+		// then opens new ones for most callbacks; over HTTP/2, as with
+		// Discord itself, one connection carries them all anyway).
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 100
+		t.MaxIdleConns = 256
+		t.MaxIdleConnsPerHost = 256
 		next = t
 	}
 	hc.Transport = rewrite{base: base, next: next}
@@ -258,6 +260,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)
 	if b.inbox != nil {
+		g.Go(func() error {
+			b.warm(gctx)
+			return nil
+		})
 		g.Go(func() error {
 			b.keeper.Renew(gctx)
 			return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -120,6 +121,27 @@ func (b *Bot) admit(ctx context.Context, log *slog.Logger, j *job) bool {
 	j.entry = id
 	log.DebugContext(ctx, "discord interaction stored", "event_id", id, "inbox_us", time.Since(start).Microseconds())
 	return true
+}
+
+// warmConns is how many store connections warm opens at start.
+const warmConns = 32
+
+// warm opens store connections before the first interaction arrives: a
+// burst right after start would otherwise wait for each connection to be
+// dialled before its inbox write. It asks for the lease of an entry that
+// does not exist, warmConns times at once; nothing is written.
+func (b *Bot) warm(ctx context.Context) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range warmConns {
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, inboxWriteTimeout)
+			defer cancel()
+			_ = b.inbox.InboxRenew(wctx, "discord:warm-up", b.owner, time.Second)
+		})
+	}
+	wg.Wait()
+	b.log.DebugContext(ctx, "discord inbox connections warmed", "ms", time.Since(start).Milliseconds())
 }
 
 // finish ends j's inbox entry after its work.

@@ -448,3 +448,21 @@ func TestInboxWriteFailureAnswersTryAgain(t *testing.T) {
 		t.Errorf("with Redis down: %d callbacks, %d edits, %d handled; want 1, 0, 1", got.Callbacks, got.Original.Edits, h.count())
 	}
 }
+
+// Run opens the store's connections before the first burst of
+// interactions, so the first inbox writes do not each wait for a dial.
+func TestInboxConnectionsWarmedAtStart(t *testing.T) {
+	c := redistest.Client(t)
+	st := redisstore.New(c, redistest.Prefix(t))
+	f := newFake(t, discordfake.Options{})
+	b, err := discord.New(botConfig(f), &counter{}, st, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBot(t, b)
+	want := uint32(c.Options().PoolSize)
+	waitFor(t, f, "the store's connections", func() bool { return c.PoolStats().TotalConns >= want })
+	if _, err := f.Command(tctx(t), in(uAlice), "list"); err != nil {
+		t.Fatal(err)
+	}
+}
