@@ -132,10 +132,14 @@ type redisWorld struct {
 	client *goredis.Client
 }
 
-func newRedisWorld(t *testing.T) *redisWorld {
+func newRedisWorld(t *testing.T, opts ...discordfake.Options) *redisWorld {
 	t.Helper()
+	o := discordfake.Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	return &redisWorld{
-		fake:   newFake(t, discordfake.Options{}),
+		fake:   newFake(t, o),
 		prov:   dryrun.New(testLogger(t)),
 		clk:    &clock{now: time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)},
 		prefix: redistest.Prefix(t),
@@ -464,5 +468,29 @@ func TestInboxConnectionsWarmedAtStart(t *testing.T) {
 	waitFor(t, f, "the store's connections", func() bool { return c.PoolStats().TotalConns >= want })
 	if _, err := f.Command(tctx(t), in(uAlice), "list"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Work taken over after the interaction's token expired (15 minutes; the
+// fake refuses the webhook then) is still done; only its answer is lost.
+func TestInboxTakenOverAfterTokenExpiryStillActs(t *testing.T) {
+	fakeClock := &clock{now: time.Now()}
+	w := newRedisWorld(t, discordfake.Options{Now: fakeClock.Now})
+	plan := newDeathPlan("", false)
+	rs := w.twoReplicas(t, plan)
+	in, err := w.fake.Command(tctx(t), in(uAlice), "request", discordfake.Option{Name: "role", Value: "prod-admin"},
+		discordfake.Option{Name: "duration", Value: "1h"}, discordfake.Option{Name: "reason", Value: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeClock.Advance(16 * time.Minute) // on Discord's side, while the replica is dying
+	_, alive := w.dies(t, plan, rs)
+	waitFor(t, w.fake, "approval card", func() bool { return len(w.fake.Messages(chApprove)) == 1 })
+	inboxEmpty(t, alive.st)
+	if got := w.fake.Interaction(in.ID); got.Original.Edits != 0 || len(got.Followups) != 0 {
+		t.Errorf("answered through an expired token: %d edits, %d follow-ups", got.Original.Edits, len(got.Followups))
+	}
+	if mine, err := alive.svc.Mine(context.Background(), alice); err != nil || len(mine) != 1 {
+		t.Errorf("%d requests for alice (%v), want 1", len(mine), err)
 	}
 }
