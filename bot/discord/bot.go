@@ -8,7 +8,9 @@
 // (type 9 / 4), or a deferred ephemeral answer (type 5) that a worker of a
 // bounded pool edits when the work is done. Interaction ids are recorded
 // through a Deduper (the store), so an interaction delivered twice or to
-// two replicas is acted on once.
+// two replicas is acted on once. When the store is also an access.Inbox,
+// deferred work is stored before its first response and survives the
+// death of its replica (inbox.go).
 package discord
 
 import (
@@ -28,6 +30,7 @@ import (
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
+	"github.com/accessbot/accessbot/internal/inboxlease"
 	"github.com/accessbot/accessbot/internal/ttlcache"
 )
 
@@ -58,6 +61,8 @@ const (
 	textUnknown      = "accessbot does not know this button or form; nothing was done."
 	textStopping     = "accessbot is restarting and did not get to this; nothing was done. Please try again in a minute."
 	textBusy         = "accessbot has too many requests waiting right now; nothing was done. Please try again in a minute."
+	textRetry        = "accessbot could not take this in just now; nothing was done. Please try again."
+	textFormExpired  = "The request form could not be opened in time. Try again, or type `/access request` with its role, duration and reason."
 )
 
 // Handler is what the transport needs from the handlers package
@@ -104,11 +109,20 @@ type Bot struct {
 	ready chan string // application ids from READY
 
 	hooks Hooks // optional observer callbacks (hooks.go)
+
+	// inbox, when the store has it, holds deferred work from before its
+	// first response until it is done (inbox.go); owner names this
+	// replica in its leases.
+	inbox  access.Inbox
+	owner  string
+	held   inboxlease.Held
+	keeper *inboxlease.Keeper
 }
 
 // New validates cfg (Validate) and builds a Bot. h may be nil and set later
 // with SetHandler; seen may be nil (ids are remembered in memory, enough
-// for one replica); log may be nil. client may be nil; its transport is
+// for one replica); when seen is also an access.Inbox, deferred work goes
+// through it (see inbox.go). log may be nil. client may be nil; its transport is
 // wrapped to send discordgo's requests to cfg.APIURL.
 func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Client) (*Bot, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
@@ -137,10 +151,12 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 	next := hc.Transport
 	if next == nil {
 		// Many interactions are answered at once: keep their connections
-		// (the default keeps 2 idle per host, and a burst then opens new
-		// ones for most callbacks).
+		// (the default keeps 2 idle per host and 100 in all, and a burst
+		// then opens new ones for most callbacks; over HTTP/2, as with
+		// Discord itself, one connection carries them all anyway).
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 100
+		t.MaxIdleConns = 256
+		t.MaxIdleConnsPerHost = 256
 		next = t
 	}
 	hc.Transport = rewrite{base: base, next: next}
@@ -157,6 +173,10 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger, client *http.Cli
 		byID: map[string]string{}, byIdnt: map[string]string{}, dms: map[string]string{}, ready: make(chan string, 16)}
 	for _, g := range cfg.Guilds {
 		b.guilds[g] = true
+	}
+	if in, ok := seen.(access.Inbox); ok {
+		b.inbox, b.owner = in, inboxlease.Owner(platform)
+		b.keeper = &inboxlease.Keeper{Inbox: in, Owner: b.owner, Lease: cfg.InboxLease, Held: &b.held, Log: log, Platform: platform}
 	}
 	for id, e := range cfg.Users {
 		b.byID[id] = e
@@ -239,6 +259,20 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.lanes = jobs
 	b.mu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)
+	if b.inbox != nil {
+		g.Go(func() error {
+			b.warm(gctx)
+			return nil
+		})
+		g.Go(func() error {
+			b.keeper.Renew(gctx)
+			return nil
+		})
+		g.Go(func() error {
+			b.keeper.TakeOver(gctx, dedupTTL, func(ctx context.Context, e access.InboxEntry) { b.takeOver(ctx, jobs, e) })
+			return nil
+		})
+	}
 	// Urgent workers take urgent work only; the others take either, urgent
 	// work first, so a flood of requests never delays a decision.
 	for range b.cfg.UrgentWorkers {
@@ -313,6 +347,8 @@ func (b *Bot) Run(ctx context.Context) error {
 
 // drain answers the work still queued at shutdown: those people were
 // acknowledged and must not be left with a response that never comes.
+// Work held in the inbox is left to its lease instead: another replica
+// (or this one restarted) does it and answers.
 func (b *Bot) drain(jobs *lanes) {
 	for {
 		var j job
@@ -321,6 +357,10 @@ func (b *Bot) drain(jobs *lanes) {
 		case j = <-jobs.bulk:
 		default:
 			return
+		}
+		if j.entry != "" {
+			b.held.Drop(j.entry)
+			continue
 		}
 		b.edit(b.log, j.i, handlers.Message{Text: textStopping})
 	}

@@ -33,6 +33,10 @@ type Config struct {
 	Workers       int           `yaml:"-"` // interactions worked on at once after their first response; default 16
 	UrgentWorkers int           `yaml:"-"` // more, only for work that cannot post a new approval card (clicks, revoke, cancel, break-glass); default 8
 	EventTimeout  time.Duration `yaml:"-"` // deadline of one interaction's work; default 30 s
+	// InboxLease is how long another replica waits before it handles
+	// work whose replica stopped renewing it; default 10 s. Used when the
+	// Deduper given to New is also an access.Inbox.
+	InboxLease time.Duration `yaml:"-"`
 }
 
 // FieldError is one problem of a Config, with the key path of the config
@@ -154,6 +158,9 @@ func (c Config) normalised() Config {
 	}
 	if c.EventTimeout <= 0 {
 		c.EventTimeout = DefaultEventTimeout
+	}
+	if c.InboxLease <= 0 {
+		c.InboxLease = DefaultInboxLease
 	}
 	users := make(map[string]string, len(c.Users))
 	for id, e := range c.Users {

@@ -21,6 +21,10 @@ type job struct {
 	action  *handlers.Action    // a button or the Ask modal
 	form    *handlers.FormInput // the request modal
 	noteAdd bool                // a Deny: the answer offers "Add a reason"
+
+	entry     string    // its inbox entry; "" when none
+	received  time.Time // when the first replica received the interaction
+	takenOver bool      // from the inbox, after its replica stopped
 }
 
 // lanes are the two queues between the gateway and the workers.
@@ -63,7 +67,9 @@ func notLinked(user string) handlers.Message {
 
 // onInteraction gives every interaction its first response within
 // Discord's 3 s: a refusal, a modal, an autocomplete answer, or a deferred
-// answer whose work is queued for the workers.
+// answer whose work is queued for the workers. Each path records the
+// interaction id first (answerNow, or admit for deferred work), so an
+// interaction delivered twice is answered once.
 func (b *Bot) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreate) {
 	i := ic.Interaction
 	if i == nil {
@@ -78,13 +84,10 @@ func (b *Bot) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreat
 			log.ErrorContext(ctx, "discord interaction panicked", "panic", fmt.Sprint(r))
 		}
 	}()
-	if b.duplicate(ctx, i.ID) {
-		return
-	}
 	h := b.getHandler()
 	if i.GuildID != "" && !b.guilds[i.GuildID] {
 		log.WarnContext(ctx, "discord interaction from a guild not allowed")
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textGuildRefused}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textGuildRefused}))
 		return
 	}
 	_, linked := b.byID[user]
@@ -94,11 +97,11 @@ func (b *Bot) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreat
 	}
 	if !linked {
 		log.InfoContext(ctx, "discord interaction from a user not linked")
-		b.respond(ctx, log, i, ephemeral(notLinked(user)))
+		b.answerNow(ctx, log, i, ephemeral(notLinked(user)))
 		return
 	}
 	if h == nil {
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textFailed}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textFailed}))
 		return
 	}
 	switch i.Type {
@@ -111,6 +114,15 @@ func (b *Bot) onInteraction(_ *discordgo.Session, ic *discordgo.InteractionCreat
 	default:
 		log.DebugContext(ctx, "discord interaction ignored")
 	}
+}
+
+// answerNow sends a first response that is the whole answer, unless the
+// interaction was seen before.
+func (b *Bot) answerNow(ctx context.Context, log *slog.Logger, i *discordgo.Interaction, r *discordgo.InteractionResponse) {
+	if b.duplicate(ctx, i.ID) {
+		return
+	}
+	b.respond(ctx, log, i, r)
 }
 
 // respond sends the first response; Discord accepts one, within 3 s.
@@ -129,7 +141,7 @@ var oneWord = []string{optRole, optDuration, optTarget, optID, optRotation}
 func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *discordgo.Interaction, user string) {
 	data := i.ApplicationCommandData()
 	if data.Name != "access" || len(data.Options) == 0 {
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
 		return
 	}
 	sub := data.Options[0]
@@ -141,7 +153,7 @@ func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *dis
 	}
 	for _, k := range oneWord {
 		if strings.ContainsAny(opt[k], " \t\r\n") {
-			b.respond(ctx, log, i, ephemeral(handlers.Message{Color: "danger",
+			b.answerNow(ctx, log, i, ephemeral(handlers.Message{Color: "danger",
 				Text: fmt.Sprintf("`%s` takes one word (like `prod-admin`, `2h` or `r-7k3m9q2x`); nothing was sent.", k)}))
 			return
 		}
@@ -151,7 +163,7 @@ func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *dis
 	case "request":
 		if opt[optRole] == "" || opt[optDuration] == "" || opt[optReason] == "" {
 			f := handlers.Form{Roles: h.RoleOptions(ctx, user, ""), Role: opt[optRole], Duration: opt[optDuration], Reason: opt[optReason]}
-			b.respond(ctx, log, i, requestModal(f))
+			b.answerNow(ctx, log, i, requestModal(f))
 			return
 		}
 		text = opt[optRole] + " " + opt[optDuration] + " " + opt[optReason]
@@ -168,7 +180,7 @@ func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *dis
 	case "extend":
 		text = "extend " + opt[optID] + " " + opt[optDuration] + " " + opt[optReason]
 	default:
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
 		return
 	}
 	b.deferWork(ctx, log, job{i: i, user: user, text: strings.TrimSpace(text)})
@@ -189,7 +201,7 @@ func knownAction(a string) bool {
 func (b *Bot) onComponent(ctx context.Context, log *slog.Logger, h Handler, i *discordgo.Interaction, user string) {
 	action, id, ok := parseCustomID(i.MessageComponentData().CustomID)
 	if !ok || !knownAction(action) {
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
 		return
 	}
 	log = log.With("action", action, "request_id", id)
@@ -201,10 +213,10 @@ func (b *Bot) onComponent(ctx context.Context, log *slog.Logger, h Handler, i *d
 		reply := h.Action(actx, handlers.Action{User: user, Team: i.GuildID, Action: action, RequestID: id})
 		cancel()
 		if reply.Ask != nil {
-			b.respond(ctx, log, i, askModal(*reply.Ask))
+			b.answerNow(ctx, log, i, askModal(*reply.Ask))
 			return
 		}
-		b.respond(ctx, log, i, ephemeral(reply.Message))
+		b.answerNow(ctx, log, i, ephemeral(reply.Message))
 		return
 	}
 	// Every button acts at once, Deny included; a denial's reason comes
@@ -234,12 +246,12 @@ func (b *Bot) onModal(ctx context.Context, log *slog.Logger, i *discordgo.Intera
 	case strings.HasPrefix(d.CustomID, modalAsk):
 		action, id, ok := strings.Cut(strings.TrimPrefix(d.CustomID, modalAsk), ":")
 		if !ok || action != handlers.ActionAddReason || id == "" {
-			b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
+			b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
 			return
 		}
 		b.deferWork(ctx, log, job{i: i, user: user, action: &handlers.Action{User: user, Team: i.GuildID, Action: action, RequestID: id, Reason: values[inputAsk]}})
 	default:
-		b.respond(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
+		b.answerNow(ctx, log, i, ephemeral(handlers.Message{Text: textUnknown}))
 	}
 }
 
@@ -270,24 +282,33 @@ func (b *Bot) autocomplete(ctx context.Context, log *slog.Logger, h Handler, i *
 			choices = append(choices, &discordgo.ApplicationCommandOptionChoice{Name: clip(name, maxChoiceName), Value: r.Name})
 		}
 	}
-	b.respond(ctx, log, i, &discordgo.InteractionResponse{Type: discordgo.InteractionApplicationCommandAutocompleteResult,
+	b.answerNow(ctx, log, i, &discordgo.InteractionResponse{Type: discordgo.InteractionApplicationCommandAutocompleteResult,
 		Data: &discordgo.InteractionResponseData{Choices: choices}})
 }
 
-// deferWork acknowledges with a deferred ephemeral response and queues the
-// work. When the acknowledgement fails (too late, or already given), the
-// work is not done: the person was told the interaction failed.
+// deferWork stores the work (admit), acknowledges it with a deferred
+// ephemeral response and queues it. When the acknowledgement fails (too
+// late, or already given), the work is not done: the person was told the
+// interaction failed.
 func (b *Bot) deferWork(ctx context.Context, log *slog.Logger, j job) {
-	if !b.respond(ctx, log, j.i, deferred()) {
-		return
-	}
 	b.mu.RLock()
 	ls, stopped := b.lanes, b.stopped
 	b.mu.RUnlock()
-	switch {
-	case stopped:
-		b.edit(log, j.i, handlers.Message{Text: textStopping})
+	if stopped {
+		b.answerNow(ctx, log, j.i, ephemeral(handlers.Message{Text: textStopping}))
 		return
+	}
+	if at, ok := ctx.Value(receivedKey{}).(time.Time); ok {
+		j.received = at
+	}
+	if !b.admit(ctx, log, &j) {
+		return
+	}
+	if !b.respond(ctx, log, j.i, deferred()) {
+		b.finish(context.WithoutCancel(ctx), j)
+		return
+	}
+	switch {
 	case ls == nil:
 		b.work(context.Background(), b.getHandler(), j)
 		return
@@ -306,6 +327,7 @@ func (b *Bot) deferWork(ctx context.Context, log *slog.Logger, j job) {
 		// refuse the request instead.
 		log.WarnContext(ctx, "discord request queue full; request refused")
 		b.edit(log, j.i, handlers.Message{Text: textBusy})
+		b.finish(context.WithoutCancel(ctx), j)
 		return
 	}
 	log.WarnContext(ctx, "discord worker queue full; waiting")
@@ -315,14 +337,25 @@ func (b *Bot) deferWork(ctx context.Context, log *slog.Logger, j job) {
 	case q <- j:
 	case <-t.C:
 		b.edit(log, j.i, handlers.Message{Text: textBusy})
+		b.finish(context.WithoutCancel(ctx), j)
 	}
 }
 
 // work does one deferred interaction with its own deadline and edits the
-// response with the answer.
+// response with the answer, then ends its inbox entry. Losing the entry
+// to another replica cancels the work; work cut short by a stop or a lost
+// lease is not answered here (the entry's next holder answers).
 func (b *Bot) work(ctx context.Context, h Handler, j job) {
+	runCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.EventTimeout)
 	defer cancel()
+	if j.entry != "" {
+		if !b.held.Start(j.entry, cancel) {
+			b.held.Drop(j.entry)
+			return
+		}
+		defer b.finish(runCtx, j)
+	}
 	log := b.log.With("interaction_id", j.i.ID, "user", j.user, "guild", j.i.GuildID)
 	defer func() {
 		if r := recover(); r != nil {
@@ -349,11 +382,25 @@ func (b *Bot) work(ctx context.Context, h Handler, j job) {
 		reply := h.Command(ctx, handlers.Command{User: j.user, Team: j.i.GuildID, Text: j.text})
 		m = reply.Message
 		if reply.Form != nil {
-			m = handlers.Message{Text: "Use `/access request` with a role; the form opens when the duration or the reason is left out."}
+			// A modal can only be a first response, long gone here.
+			m = handlers.Message{Text: textFormExpired}
 		}
 	}
 	if m.Text == "" && m.Title == "" && len(m.Fields) == 0 {
 		m.Text = "Done."
+	}
+	if j.entry != "" && (runCtx.Err() != nil || b.held.Lost(j.entry)) {
+		log.InfoContext(runCtx, "discord interaction cut short; left to the next holder of its inbox entry", "event_id", j.entry)
+		return
+	}
+	if !j.answerable() {
+		log.WarnContext(ctx, "discord answer not sent: the interaction's token expired", "event_id", j.entry,
+			"age_ms", time.Since(j.received).Milliseconds())
+		return
+	}
+	if j.takenOver {
+		log.InfoContext(ctx, "discord interaction taken over answered through its webhook", "event_id", j.entry,
+			"age_ms", time.Since(j.received).Milliseconds())
 	}
 	b.edit(log, j.i, m)
 }

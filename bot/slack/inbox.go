@@ -2,20 +2,15 @@ package slack
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"sync"
 	"time"
 
 	goslack "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/inboxlease"
 )
 
 // Durable intake. Slack does not redeliver an envelope once it is
@@ -47,13 +42,6 @@ const (
 	// intakeWorkers write envelopes to the inbox at once (a bolt store
 	// shares one fsync among concurrent writes).
 	intakeWorkers = 32
-	// renewers renew leases at once.
-	renewers = 16
-	// takeBatch is how many lapsed entries one poll takes at most.
-	takeBatch = 8
-	// maxInboxAttempts is how often an entry is taken over before it is
-	// given up (an event that kills every replica handling it).
-	maxInboxAttempts = 3
 	// slowAck is the ack delay above which a warning is logged.
 	slowAck = 500 * time.Millisecond
 	// triggerTTL is how long a trigger_id opens a modal.
@@ -61,15 +49,7 @@ const (
 )
 
 // newOwner names this replica in inbox leases.
-func newOwner() string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "slack"
-	}
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
-}
+func newOwner() string { return inboxlease.Owner(platform) }
 
 // inboxID is the entry id of a job: the stable id of the command or the
 // first button action, else the envelope id.
@@ -99,76 +79,16 @@ func (b *Bot) durable(j job) bool {
 	return j.cmd != nil || (j.cb != nil && j.cb.Type == goslack.InteractionTypeBlockActions)
 }
 
-// heldEntry is an inbox entry this replica holds.
-type heldEntry struct {
-	cancel context.CancelFunc // of its handling, once started
-	lost   bool               // another replica took it
-}
+// holdings are the entries this replica holds (shared with the Discord
+// transport: internal/inboxlease); renew keeps their leases.
+type holdings struct{ inboxlease.Held }
 
-// holdings are the entries this replica holds; renew keeps their leases.
-type holdings struct {
-	mu sync.Mutex
-	m  map[string]*heldEntry
-}
+func (h *holdings) start(id string, cancel context.CancelFunc) bool { return h.Start(id, cancel) }
+func (h *holdings) drop(id string)                                  { h.Drop(id) }
 
-// add records id as held; false when it already is (and not lost).
-func (h *holdings) add(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = map[string]*heldEntry{}
-	}
-	if e, ok := h.m[id]; ok && !e.lost {
-		return false
-	}
-	h.m[id] = &heldEntry{}
-	return true
-}
-
-// start registers the cancel of id's handling; false when id was lost.
-func (h *holdings) start(id string, cancel context.CancelFunc) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	e, ok := h.m[id]
-	if !ok || e.lost {
-		return false
-	}
-	e.cancel = cancel
-	return true
-}
-
-// lose marks id lost and cancels its handling; false when id is no
-// longer held here (its handling just ended).
-func (h *holdings) lose(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	e, ok := h.m[id]
-	if !ok {
-		return false
-	}
-	e.lost = true
-	if e.cancel != nil {
-		e.cancel()
-	}
-	return true
-}
-
-func (h *holdings) drop(id string) {
-	h.mu.Lock()
-	delete(h.m, id)
-	h.mu.Unlock()
-}
-
-func (h *holdings) ids() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]string, 0, len(h.m))
-	for id, e := range h.m {
-		if !e.lost {
-			out = append(out, id)
-		}
-	}
-	return out
+// keeper renews and takes over this replica's entries.
+func (b *Bot) keeper() *inboxlease.Keeper {
+	return &inboxlease.Keeper{Inbox: b.inbox, Owner: b.owner, Lease: b.cfg.InboxLease, Held: &b.held.Held, Log: b.log, Platform: platform}
 }
 
 // admit makes an envelope durable, acknowledges it and queues it. When
@@ -196,7 +116,7 @@ func (b *Bot) admit(ctx context.Context, sm *socketmode.Client, jobs lanes, j jo
 		return
 	}
 	if added {
-		b.held.add(j.entry)
+		b.held.Add(j.entry)
 	}
 	b.ack(ctx, sm, j.req.EnvelopeID, nil)
 	ackIn := time.Since(j.received)
@@ -225,99 +145,29 @@ func (b *Bot) finish(ctx context.Context, j job) {
 		b.handBackOne(j.entry)
 		return
 	}
-	b.held.drop(j.entry)
-	if ctx.Err() != nil {
-		return
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
-	defer cancel()
-	err := b.inbox.InboxDone(dctx, j.entry, b.owner, dedupTTL)
-	switch {
-	case errors.Is(err, access.ErrInboxNotHeld):
-		b.log.WarnContext(ctx, "slack event was taken over by another replica while handled here", "event_id", j.entry)
-	case err != nil:
-		b.log.WarnContext(ctx, "slack inbox entry not removed; another replica may handle it again", "event_id", j.entry, "err", err)
-	}
+	b.keeper().Done(ctx, j.entry, dedupTTL)
 }
 
 // renewLeases keeps the leases of the entries this replica holds until ctx
 // ends. An entry found taken by another replica has its handling
 // cancelled.
-func (b *Bot) renewLeases(ctx context.Context) {
-	t := time.NewTicker(b.cfg.InboxLease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		// Concurrently: a bolt store shares one fsync among them.
-		var g errgroup.Group
-		g.SetLimit(renewers)
-		for _, id := range b.held.ids() {
-			g.Go(func() error {
-				b.renew(ctx, id)
-				return nil
-			})
-		}
-		_ = g.Wait()
-	}
-}
-
-func (b *Bot) renew(ctx context.Context, id string) {
-	err := b.inbox.InboxRenew(ctx, id, b.owner, b.cfg.InboxLease)
-	switch {
-	case err == nil:
-	case errors.Is(err, access.ErrInboxNotHeld):
-		if b.held.lose(id) {
-			b.log.WarnContext(ctx, "slack event lease lost; another replica handles it", "event_id", id)
-		}
-	case ctx.Err() != nil:
-	default:
-		b.log.WarnContext(ctx, "slack event lease not renewed", "event_id", id, "err", err)
-	}
-}
+func (b *Bot) renewLeases(ctx context.Context) { b.keeper().Renew(ctx) }
 
 // takeOver polls the inbox for entries whose holder stopped renewing (its
 // replica died) and queues them like new envelopes.
 func (b *Bot) takeOver(ctx context.Context, sm *socketmode.Client, jobs lanes) {
-	t := time.NewTicker(b.cfg.InboxLease / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		es, err := b.inbox.InboxTake(ctx, b.owner, takeBatch, b.cfg.InboxLease)
+	b.keeper().TakeOver(ctx, dedupTTL, func(ctx context.Context, e access.InboxEntry) {
+		j, err := decodeEntry(e)
+		log := b.log.With("event_id", e.ID, "envelope_id", j.req.EnvelopeID, "attempts", e.Attempts,
+			"age_ms", time.Since(e.Received).Milliseconds())
 		if err != nil {
-			if ctx.Err() == nil {
-				b.log.WarnContext(ctx, "slack inbox poll failed", "err", err)
-			}
-			continue
+			log.ErrorContext(ctx, "slack inbox entry unreadable; dropped", "err", err)
+			b.finish(ctx, j)
+			return
 		}
-		for _, e := range es {
-			if !b.held.add(e.ID) {
-				continue // still handled here; renewals had failed for a while
-			}
-			j, err := decodeEntry(e)
-			log := b.log.With("event_id", e.ID, "envelope_id", j.req.EnvelopeID, "attempts", e.Attempts,
-				"age_ms", time.Since(e.Received).Milliseconds())
-			switch {
-			case err != nil:
-				log.ErrorContext(ctx, "slack inbox entry unreadable; dropped", "err", err)
-				b.finish(ctx, j)
-				continue
-			case e.Attempts > maxInboxAttempts:
-				log.ErrorContext(ctx, "slack event given up after its handlers kept stopping")
-				b.finish(ctx, j)
-				continue
-			}
-			log.WarnContext(ctx, "slack event taken over from a replica that stopped handling it")
-			b.enqueue(ctx, sm, jobs, j)
-		}
-	}
+		log.WarnContext(ctx, "slack event taken over from a replica that stopped handling it")
+		b.enqueue(ctx, sm, jobs, j)
+	})
 }
 
 // decodeEntry rebuilds a job from a stored envelope, as the socketmode

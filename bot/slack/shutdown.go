@@ -102,7 +102,7 @@ func (b *Bot) handBack() {
 	if !b.graceful() {
 		return
 	}
-	for _, id := range b.held.ids() {
+	for _, id := range b.held.IDs() {
 		b.handBackOne(id)
 	}
 	b.log.Info("slack stopped", "handed_back", b.handedBack.Load())

@@ -1,6 +1,7 @@
 // Package discordfake is a fake Discord for tests: a gateway (HELLO,
 // IDENTIFY, READY, heartbeats, dispatches with sequence numbers, op 7
-// RECONNECT, op 9 INVALID_SESSION, RESUME/RESUMED with replay) and the REST
+// RECONNECT, op 9 INVALID_SESSION, RESUME/RESUMED with replay; a client
+// close with 1000 or 1001 ends its session, as on Discord) and the REST
 // routes accessbot uses (gateway, guild command bulk overwrite, interaction
 // callbacks with the 3 s deadline and a single acknowledgement, webhook
 // edits and follow-ups, channel messages and edits, DMs, users/@me,
@@ -555,10 +556,14 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var se *session
+	closed := false // the client closed with 1000 or 1001, which ends its session
 	defer func() {
 		s.mu.Lock()
 		if se != nil && se.conn == conn {
 			se.conn = nil
+			if closed {
+				se.dead = true
+			}
 		}
 		s.notify()
 		s.mu.Unlock()
@@ -567,6 +572,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
+			closed = websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
 			return
 		}
 		var f frame
