@@ -86,18 +86,6 @@ func Dial(ctx context.Context, rawURL string, o OpenOptions) (*goredis.Client, e
 	if err != nil {
 		return nil, err
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	lo, hi := o.MinBackoff, o.MaxBackoff
-	if lo <= 0 {
-		lo = DefaultMinBackoff
-	}
-	if hi <= 0 {
-		hi = DefaultMaxBackoff
-	}
-	hi = max(hi, lo)
 	shown := redact(rawURL)
 
 	// Attempts use their own client without command retries, so each one
@@ -108,34 +96,14 @@ func Dial(ctx context.Context, rawURL string, o OpenOptions) (*goredis.Client, e
 	probe := goredis.NewClient(&probeOpt)
 	defer probe.Close()
 
-	wait := lo
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		err := probe.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("redis: connect to %s: gave up after %d attempt(s): %w (last error: %v)", shown, attempt, ctx.Err(), err)
-		}
-		log.WarnContext(ctx, "redis store not reachable; retrying", "url", shown, "attempt", attempt,
-			"next_try_in", wait.String(), "err", err.Error())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("redis: connect to %s: gave up after %d attempt(s): %w (last error: %v)", shown, attempt, ctx.Err(), err)
-		case <-t.C:
-		}
-		wait = min(2*wait, hi)
+	if err := awaitRedis(ctx, func(ctx context.Context) error { return probe.Ping(ctx).Err() },
+		shown, []any{"url", shown}, o); err != nil {
+		return nil, err
 	}
 	c := goredis.NewClient(opt)
 	if o.Readiness != nil {
 		c.AddHook(readinessHook{o.Readiness})
 	}
-	o.Readiness.set()
-	log.InfoContext(ctx, "store ready", "store", "redis", "url", shown)
 	return c, nil
 }
 

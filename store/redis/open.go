@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,6 +144,20 @@ func (c Config) describe() []any {
 // the node that holds the store's slot; with Sentinel, the primary the
 // sentinels name), with the backoff and logs of Dial.
 func waitFor(ctx context.Context, probe goredis.UniversalClient, key string, desc []any, o OpenOptions) error {
+	var parts []string
+	for i := 0; i+1 < len(desc); i += 2 {
+		parts = append(parts, fmt.Sprintf("%v=%v", desc[i], desc[i+1]))
+	}
+	return awaitRedis(ctx, func(ctx context.Context) error { return probe.Exists(ctx, key).Err() },
+		strings.Join(parts, " "), desc, o)
+}
+
+// awaitRedis calls check, each attempt on its own short deadline, until
+// it answers, waiting with capped exponential backoff in between and
+// logging each failure; it gives up only when ctx ends. shown names the
+// store in errors, desc in logs (neither holds a password). It marks
+// o.Readiness ready once Redis answers.
+func awaitRedis(ctx context.Context, check func(context.Context) error, shown string, desc []any, o OpenOptions) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -155,15 +170,10 @@ func waitFor(ctx context.Context, probe goredis.UniversalClient, key string, des
 		hi = DefaultMaxBackoff
 	}
 	hi = max(hi, lo)
-	var parts []string
-	for i := 0; i+1 < len(desc); i += 2 {
-		parts = append(parts, fmt.Sprintf("%v=%v", desc[i], desc[i+1]))
-	}
-	shown := strings.Join(parts, " ")
 	wait := lo
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		err := probe.Exists(pctx, key).Err()
+		err := check(pctx)
 		cancel()
 		if err == nil {
 			break
@@ -171,7 +181,7 @@ func waitFor(ctx context.Context, probe goredis.UniversalClient, key string, des
 		if ctx.Err() != nil {
 			return fmt.Errorf("redis: connect to %s: gave up after %d attempt(s): %w (last error: %v)", shown, attempt, ctx.Err(), err)
 		}
-		log.WarnContext(ctx, "redis store not reachable; retrying", append(desc, "attempt", attempt,
+		log.WarnContext(ctx, "redis store not reachable; retrying", append(slices.Clone(desc), "attempt", attempt,
 			"next_try_in", wait.String(), "err", err.Error())...)
 		t := time.NewTimer(wait)
 		select {
