@@ -7,13 +7,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
-	"github.com/accessbot/accessbot/bot/discord"
-	"github.com/accessbot/accessbot/bot/slack"
-	"github.com/accessbot/accessbot/providers/aws"
-	"github.com/accessbot/accessbot/providers/okta"
-	"github.com/accessbot/accessbot/providers/opsgenie"
-	"github.com/accessbot/accessbot/providers/pagerduty"
-	redisstore "github.com/accessbot/accessbot/store/redis"
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // validateRest checks the sections buildPolicy does not read.
@@ -97,32 +91,11 @@ func orNone(l []string) string {
 // addFieldErrors adds an adapter's problems, each at its own key path.
 func addFieldErrors(ps *Problems, errs []error) {
 	for _, err := range errs {
-		var (
-			d *discord.FieldError
-			s *slack.FieldError
-			a *aws.FieldError
-			r *redisstore.FieldError
-			o *okta.FieldError
-			p *pagerduty.FieldError
-			g *opsgenie.FieldError
-		)
-		switch {
-		case errors.As(err, &d):
-			ps.add(d.Path, "%s", d.Msg)
-		case errors.As(err, &s):
-			ps.add(s.Path, "%s", s.Msg)
-		case errors.As(err, &a):
-			ps.add(a.Path, "%s", a.Msg)
-		case errors.As(err, &r):
-			ps.add(r.Path, "%s", r.Msg)
-		case errors.As(err, &o):
-			ps.add(o.Path, "%s", o.Msg)
-		case errors.As(err, &p):
-			ps.add(p.Path, "%s", p.Msg)
-		case errors.As(err, &g):
-			ps.add(g.Path, "%s", g.Msg)
-		default:
-			ps.add("(file)", "%v", err)
+		var fe *fielderr.Error
+		if errors.As(err, &fe) {
+			ps.add(fe.Path, "%s", fe.Msg)
+			continue
 		}
+		ps.add("(file)", "%v", err)
 	}
 }

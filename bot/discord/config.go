@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // Defaults of Config.
@@ -41,12 +42,7 @@ type Config struct {
 
 // FieldError is one problem of a Config, with the key path of the config
 // file (chat.discord.guilds[0]).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 var snowflake = regexp.MustCompile(`^[0-9]{17,20}$`)
 

@@ -5,16 +5,13 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // FieldError is one problem of a Config, at its key path in the accessbot
 // config file (chat.slack.…).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 const prefix = "chat.slack."
 

@@ -4,16 +4,13 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // FieldError is one problem of a Config, at its key path in the accessbot
 // config file (providers.aws.…).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 const prefix = "providers.aws."
 

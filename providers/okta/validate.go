@@ -5,16 +5,13 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // FieldError is one problem of a Config, at its key path in the accessbot
 // config file (providers.okta.…).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 // section is the key path of Config in the config file.
 const section = "providers.okta"

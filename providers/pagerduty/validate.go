@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/accessbot/accessbot/internal/fielderr"
 	"github.com/accessbot/accessbot/internal/httpapi"
 	"github.com/accessbot/accessbot/internal/oncallcache"
 )
@@ -11,12 +12,7 @@ import (
 // FieldError is one problem of a Config, at its key path in the accessbot
 // config file: providers.pagerduty.… for the API settings,
 // rotations.<Name>.… for those of the rotation.
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 const prefix = "providers.pagerduty."
 

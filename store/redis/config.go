@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/accessbot/accessbot/internal/fielderr"
 )
 
 // Config is the store.redis section of the config file: one server by URL,
@@ -64,12 +66,7 @@ const Path = "store.redis"
 
 // FieldError is one problem of a Config with its key path in the config
 // file (store.redis.sentinel.addrs[0]).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+type FieldError = fielderr.Error
 
 // Mode names which kind of deployment c configures: "url", "sentinel" or
 // "cluster" ("" when none or several are set).
