@@ -32,7 +32,29 @@ const (
 	maxRemovalLateness = 15 * time.Second // from the grant's end to the membership's removal
 
 	awsDelay = 300 * time.Millisecond // each Identity Store call
+
+	// leaseTTL is access.DefaultLeaseTTL: what one more kill of the
+	// worker holding a request's lease can add to its lateness.
+	leaseTTL = access.DefaultLeaseTTL
 )
+
+// lateLimit is limit for work that ran from `from` to `to` (times since
+// the run started): the acceptance limits hold for one take-over, and
+// every further kill inside the window may have hit the worker that took
+// the work over (a replica restarted at once is often the one that does),
+// which costs at most one more lease TTL each.
+func lateLimit(limit time.Duration, kills []killRecord, from, to time.Duration) time.Duration {
+	n := 0
+	for _, k := range kills {
+		if k.at >= from && k.at <= to {
+			n++
+		}
+	}
+	if n > 1 {
+		limit += time.Duration(n-1) * leaseTTL
+	}
+	return limit
+}
 
 // Fixed names of the world.
 const (
@@ -701,8 +723,8 @@ func (w *world) check() *report {
 		granted++
 		late := cs[0].At.Sub(clickAt)
 		rep.grantLat = append(rep.grantLat, late)
-		if late > maxGrantLateness {
-			rep.fail("grant of %s %v after the Approve click (limit %v)", r.ID, late.Round(time.Millisecond), maxGrantLateness)
+		if lim := lateLimit(maxGrantLateness, kills, clickAt.Sub(w.start), cs[0].At.Sub(w.start)); late > lim {
+			rep.fail("grant of %s %v after the Approve click (limit %v)", r.ID, late.Round(time.Millisecond), lim)
 		}
 		// "You have access" DM: exactly one.
 		dms := 0
@@ -741,8 +763,8 @@ func (w *world) check() *report {
 		if late < 0 {
 			rep.fail("grant %s removed %v BEFORE its end", r.ID, (-late).Round(time.Millisecond))
 		}
-		if late > maxRemovalLateness {
-			rep.fail("grant %s removed %v after its end (limit %v)", r.ID, late.Round(time.Millisecond), maxRemovalLateness)
+		if lim := lateLimit(maxRemovalLateness, kills, r.EndsAt.Sub(w.start), ds[0].At.Sub(w.start)); late > lim {
+			rep.fail("grant %s removed %v after its end (limit %v)", r.ID, late.Round(time.Millisecond), lim)
 		}
 		if r.State != access.StateEnded {
 			rep.fail("grant %s removed but recorded %s", r.ID, r.State)
