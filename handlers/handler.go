@@ -39,6 +39,9 @@ type Service interface {
 	Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*access.Request, error)
 	Acknowledge(ctx context.Context, id, by string) (*access.Request, error)
 	Shifts(ctx context.Context, rotation string) (cur, next access.Shift, err error)
+
+	// Home (home.go): the pending requests waiting for a person's decision.
+	AwaitingDecision(ctx context.Context, approver string) ([]*access.Request, error)
 }
 
 var _ Service = (*access.Service)(nil)
@@ -373,27 +376,22 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 	return text("Request %s (%s of %s) is being revoked; removal is retried until the provider confirms it.", r.ID, r.Role, r.Requester)
 }
 
+// list shows the person's Home as text: grants, pending requests, what
+// waits for their decision and who is on call (the Slack App Home shows
+// the same, see home.go).
 func (h *Handler) list(ctx context.Context, chatUser string) Reply {
-	who, err := h.identity(ctx, chatUser)
+	home, err := h.Home(ctx, chatUser)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	mine, err := h.svc.Mine(ctx, who)
-	if err != nil {
-		return h.fail(ctx, err)
+	if home.Problem != "" {
+		return problem("%s", home.Problem)
 	}
-	if len(mine) == 0 {
-		return text("You have no pending or active requests.")
+	text := home.Text(ListBudget)
+	if len(home.Grants) == 0 && len(home.Pending) == 0 {
+		text = "You have no pending or active requests.\n\n" + text
 	}
-	var b strings.Builder
-	for _, r := range mine {
-		fmt.Fprintf(&b, "• %s *%s* %s — %s", r.ID, r.Role, access.FormatDuration(r.Duration), statusLine(r))
-		if r.Kind == access.KindExtension {
-			fmt.Fprintf(&b, " (extends %s)", r.Target)
-		}
-		b.WriteString("\n")
-	}
-	return Reply{Message: Message{Title: "Your requests", Text: strings.TrimRight(b.String(), "\n")}}
+	return Reply{Message: Message{Title: "Your requests", Text: text}}
 }
 
 func (h *Handler) roles(ctx context.Context, chatUser string) Reply {
