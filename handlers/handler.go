@@ -242,7 +242,7 @@ func clipText(s string, n int) string {
 const helpText = "*Usage*\n" +
 	"`/access <role> <duration> <reason>` ask for a role, e.g. `/access prod-admin 2h fixing checkout`\n" +
 	"`/access` open the request form\n" +
-	"`/access list` your pending and active requests\n" +
+	"`/access list` your access, your pending requests, what waits for your decision, who is on call\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
 	"`/access revoke <request-id|role> [reason]` end access early\n" +
 	"`/access cancel <request-id>` withdraw a pending request\n" +
