@@ -49,11 +49,24 @@ func (o oncall) OnCall(_ context.Context, rotation string, at time.Time) (access
 	return access.Shift{Rotation: rotation, People: []string{"carol@example.com"}, Start: o.now, End: o.now.Add(7 * 24 * time.Hour)}, nil
 }
 
-type fixedClock struct{ t time.Time }
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c fixedClock) Now() time.Time { return c.t }
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
 
-func setupHome(t *testing.T) (*handlers.Handler, *homeChat, *dryrun.Provider) {
+func (c *stepClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func setupHome(t *testing.T) (*handlers.Handler, *homeChat, *stepClock) {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "h.db"))
 	if err != nil {
@@ -70,14 +83,15 @@ func setupHome(t *testing.T) (*handlers.Handler, *homeChat, *dryrun.Provider) {
 	pol := &access.Policy{Roles: roles, Rotations: map[string]access.Rotation{
 		"platform": {Name: "platform", Source: "static"}, "incident": {Name: "incident", Source: "pagerduty"}}}
 	prov := dryrun.New(nil)
+	clk := &stepClock{t: now}
 	svc, err := access.NewService(access.Deps{Store: st, Policy: pol, Providers: map[string]access.Provisioner{"dryrun": prov},
-		OnCall: oncall{now}, Clock: fixedClock{now}})
+		OnCall: oncall{now}, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &homeChat{chat: &chat{dms: map[string][]handlers.Message{}, channel: "approvals", security: "sec"}}
 	svc.SetNotifier(handlers.NewNotifier(c, nil))
-	return handlers.New(svc, c, nil), c, prov
+	return handlers.New(svc, c, nil), c, clk
 }
 
 func requestID(t *testing.T, r handlers.Reply) string {
@@ -95,7 +109,7 @@ func requestID(t *testing.T, r handlers.Reply) string {
 // waits for the person's decision and who is on call; the Home built for
 // the Slack tab has the same items with the cards' buttons.
 func TestListShowsHome(t *testing.T) {
-	h, c, _ := setupHome(t)
+	h, c, clk := setupHome(t)
 	ctx := context.Background()
 
 	r := cmd(h, "alice", "list")
@@ -108,6 +122,7 @@ func TestListShowsHome(t *testing.T) {
 	}
 
 	admin := requestID(t, cmd(h, "alice", "prod-admin 1h fixing *checkout* <!channel>"))
+	clk.Advance(time.Minute)
 	read := requestID(t, cmd(h, "alice", "prod-read 2h dashboards"))
 	if got := c.take(); !containsAll(got, "alice@example.com", "bob@example.com", "dave@example.com") {
 		t.Errorf("homes refreshed after the requests: %v", got)
@@ -150,7 +165,7 @@ func TestListShowsHome(t *testing.T) {
 		t.Errorf("dave's list:\n%s", r.Text)
 	}
 	r = cmd(h, "alice", "list")
-	if !strings.Contains(r.Text, "*Your access*\n• "+admin+" *prod-admin* — active until 2031-03-04 11:00 UTC (approved by bob@example.com)") ||
+	if !strings.Contains(r.Text, "*Your access*\n• "+admin+" *prod-admin* — active until 2031-03-04 11:01 UTC (approved by bob@example.com)") ||
 		strings.Contains(r.Text, "no pending or active requests") {
 		t.Errorf("alice's list after approval:\n%s", r.Text)
 	}
