@@ -145,7 +145,7 @@ func (b *Bot) RefreshHome(identities ...string) {
 			continue
 		}
 		if !b.home.mark(homeKey{identity: id}) {
-			b.log.Warn("slack home refresh queue full; refresh dropped", "identity", id)
+			b.log.WarnContext(context.Background(), "slack home refresh queue full; refresh dropped", "identity", id)
 		}
 	}
 }
@@ -156,7 +156,7 @@ func (b *Bot) refreshUser(user string) {
 		return
 	}
 	if !b.home.mark(homeKey{user: user}) {
-		b.log.Warn("slack home refresh queue full; refresh dropped", "user", user)
+		b.log.WarnContext(context.Background(), "slack home refresh queue full; refresh dropped", "user", user)
 	}
 }
 
