@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -107,7 +108,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	case "help", "-h", "--help":
 		return h.help()
 	case "list", "ls":
-		return h.list(ctx, c.User)
+		only := ""
+		if len(args) > 0 {
+			only = strings.ToLower(args[0])
+		}
+		return h.list(ctx, c.User, only)
 	case "roles":
 		return h.roles(ctx, c.User)
 	case "oncall", "on-call":
@@ -242,7 +247,7 @@ func clipText(s string, n int) string {
 const helpText = "*Usage*\n" +
 	"`/access <role> <duration> <reason>` ask for a role, e.g. `/access prod-admin 2h fixing checkout`\n" +
 	"`/access` open the request form\n" +
-	"`/access list` your access, your pending requests, what waits for your decision, who is on call\n" +
+	"`/access list [grants|pending|waiting]` your access, your pending requests, what waits for your decision, who is on call\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
 	"`/access revoke <request-id|role> [reason]` end access early\n" +
 	"`/access cancel <request-id>` withdraw a pending request\n" +
@@ -379,13 +384,21 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 // list shows the person's Home as text: grants, pending requests, what
 // waits for their decision and who is on call (the Slack App Home shows
 // the same, see home.go).
-func (h *Handler) list(ctx context.Context, chatUser string) Reply {
+// With only ("grants", "pending", "waiting", "oncall") it shows that list
+// alone, as much of it as fits.
+func (h *Handler) list(ctx context.Context, chatUser, only string) Reply {
+	if only != "" && !slices.Contains(HomeLists, only) {
+		return problem("There is no list %q; use `/access list` or one of: %s.", clipText(only, 20), strings.Join(HomeLists, ", "))
+	}
 	home, err := h.Home(ctx, chatUser)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
 	if home.Problem != "" {
 		return problem("%s", home.Problem)
+	}
+	if only != "" {
+		return Reply{Message: Message{Title: "Your requests", Text: home.TextOf(only, ListBudget)}}
 	}
 	text := home.Text(ListBudget)
 	if len(home.Grants) == 0 && len(home.Pending) == 0 {

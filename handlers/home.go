@@ -35,6 +35,9 @@ type HomeItem struct {
 	Buttons   []Button
 }
 
+// HomeLists are the keys of the lists /access list can show alone.
+var HomeLists = []string{"grants", "pending", "waiting", "oncall"}
+
 // HomeSection is one titled list of a Home.
 type HomeSection struct {
 	Key   string // "grants", "pending", "waiting", "oncall"
@@ -48,9 +51,9 @@ type HomeSection struct {
 // titles.
 func (h Home) Sections() []HomeSection {
 	return []HomeSection{
-		{Key: "grants", Title: "Your access", Empty: "You hold no access right now.", More: "/access list", Items: h.Grants},
-		{Key: "pending", Title: "Your pending requests", Empty: "You have no pending requests.", More: "/access list", Items: h.Pending},
-		{Key: "waiting", Title: "Waiting for your decision", Empty: "Nothing waits for your decision.", More: "/access list", Items: h.Waiting},
+		{Key: "grants", Title: "Your access", Empty: "You hold no access right now.", More: "/access list grants", Items: h.Grants},
+		{Key: "pending", Title: "Your pending requests", Empty: "You have no pending requests.", More: "/access list pending", Items: h.Pending},
+		{Key: "waiting", Title: "Waiting for your decision", Empty: "Nothing waits for your decision.", More: "/access list waiting", Items: h.Waiting},
 		{Key: "oncall", Title: "On call now", Empty: "No rotations are configured.", More: "/access oncall", Items: h.OnCall},
 	}
 }
@@ -204,15 +207,29 @@ const (
 
 // Text renders h as text of at most budget characters (bytes): each list
 // under its title, newest first; what does not fit is counted on an
-// "…and K more" line. Lists that are empty say so in one line.
-func (h Home) Text(budget int) string {
+// "…and K more" line that says how to see one list alone (TextOf). Lists
+// that are empty say so in one line.
+func (h Home) Text(budget int) string { return h.TextOf("", budget) }
+
+// TextOf renders the list of h with key ("grants", "pending", "waiting",
+// "oncall") alone, as many items as budget allows, or every list (at most
+// a few items each) when key is "".
+func (h Home) TextOf(key string, budget int) string {
 	if h.Problem != "" {
 		return h.Problem
 	}
-	secs := h.Sections()
+	var secs []HomeSection
+	for _, s := range h.Sections() {
+		if key == "" || s.Key == key {
+			secs = append(secs, s)
+		}
+	}
 	shown := make([]int, len(secs))
 	for i, s := range secs {
-		shown[i] = min(len(s.Items), listMaxItems)
+		shown[i] = len(s.Items)
+		if key == "" {
+			shown[i] = min(shown[i], listMaxItems)
+		}
 	}
 	render := func() string {
 		var b strings.Builder
@@ -229,7 +246,11 @@ func (h Home) Text(budget int) string {
 				b.WriteString("• " + clipText(it.Text, listLineMax) + "\n")
 			}
 			if more := len(s.Items) - shown[i]; more > 0 {
-				fmt.Fprintf(&b, "…and %d more\n", more)
+				if key == "" {
+					fmt.Fprintf(&b, "…and %d more: `%s`\n", more, s.More)
+				} else {
+					fmt.Fprintf(&b, "…and %d more (older)\n", more)
+				}
 			}
 		}
 		return strings.TrimRight(b.String(), "\n")

@@ -174,6 +174,14 @@ func TestListShowsHome(t *testing.T) {
 		home.Grants[0].Buttons[0].Value != admin || len(home.Pending) != 1 || home.Pending[0].Buttons[0].Action != handlers.ActionCancel {
 		t.Errorf("alice's home: %+v", home)
 	}
+	// One list alone.
+	r = cmd(h, "bob", "list waiting")
+	if !strings.HasPrefix(r.Text, "*Waiting for your decision*\n• "+read) || strings.Contains(r.Text, "Your access") {
+		t.Errorf("bob's waiting list:\n%s", r.Text)
+	}
+	if r := cmd(h, "bob", "list everything"); r.Color != "danger" || !strings.Contains(r.Text, `There is no list "everything"`) {
+		t.Errorf("unknown list: %q", r.Text)
+	}
 	// A person without an identity is told why, as for any command.
 	if r := cmd(h, "ghost", "list"); !strings.Contains(r.Text, "no email address") {
 		t.Errorf("ghost: %q", r.Text)
@@ -231,4 +239,14 @@ func TestHomeTextBudget(t *testing.T) {
 		t.Errorf("%d shown + %d more, want 240", shown, more)
 	}
 	t.Logf("240 items: %d shown in %d characters, %d counted as more", shown, len(txt), more)
+	if !strings.Contains(txt, "more: `/access list waiting`") {
+		t.Errorf("the more lines do not say how to see a list alone:\n%s", txt)
+	}
+
+	// One list alone shows more of it, within the same budget.
+	one := home.TextOf("waiting", handlers.ListBudget)
+	if len(one) > handlers.ListBudget || strings.Count(one, "• ") <= 10 || strings.Contains(one, "Your access") ||
+		!strings.Contains(one, "…and ") {
+		t.Errorf("waiting alone (%d characters, %d items):\n%s", len(one), strings.Count(one, "• "), one)
+	}
 }

@@ -145,8 +145,8 @@ func TestHomeTabWithinLimits(t *testing.T) {
 				}
 			case 20:
 				// 60 items: every one fits, with its buttons.
-				if len(btns) != 80 || strings.Contains(text, "more: `/access list`") {
-					t.Errorf("%d buttons (want 80); text has a more line: %v", len(btns), strings.Contains(text, "more: `/access list`"))
+				if len(btns) != 80 || strings.Contains(text, "more: `/access list") {
+					t.Errorf("%d buttons (want 80); text has a more line: %v", len(btns), strings.Contains(text, "more: `/access list"))
 				}
 			case 60:
 				// The newest of each list are shown, with their buttons.
@@ -167,7 +167,7 @@ func TestHomeTabWithinLimits(t *testing.T) {
 					if k == 0 {
 						t.Fatalf("no %s buttons", l.action)
 					}
-					want := fmt.Sprintf("and %d more: `/access list`", 60-k)
+					want := fmt.Sprintf("and %d more: `/access list %s`", 60-k, l.list)
 					if !strings.Contains(text, want) {
 						t.Errorf("%s: %d shown, no line %q", l.list, k, want)
 					}
