@@ -182,6 +182,12 @@ func TestListShowsHome(t *testing.T) {
 	if r := cmd(h, "bob", "list everything"); r.Color != "danger" || !strings.Contains(r.Text, `There is no list "everything"`) {
 		t.Errorf("unknown list: %q", r.Text)
 	}
+	// Once its pending time has run out, a request no longer waits for
+	// anyone's decision, even before the sweep marks it timed out.
+	clk.Advance(time.Hour)
+	if r := cmd(h, "bob", "list waiting"); strings.Contains(r.Text, read) || !strings.Contains(r.Text, "Nothing waits for your decision.") {
+		t.Errorf("bob's waiting list after the pending time:\n%s", r.Text)
+	}
 	// A person without an identity is told why, as for any command.
 	if r := cmd(h, "ghost", "list"); !strings.Contains(r.Text, "no email address") {
 		t.Errorf("ghost: %q", r.Text)
