@@ -55,7 +55,7 @@ const (
 	// DefaultHomeDebounce is how long the refresh worker waits after the
 	// first refresh of a burst before publishing, so that the other
 	// changes of the burst are published with it.
-	DefaultHomeDebounce = 300 * time.Millisecond
+	DefaultHomeDebounce = time.Second
 	// maxHomeQueue bounds the people waiting for a refresh; beyond it new
 	// refreshes are dropped (the next change or opening of the tab
 	// publishes again).
