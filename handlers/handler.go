@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type Service interface {
 	Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*access.Request, error)
 	Acknowledge(ctx context.Context, id, by string) (*access.Request, error)
 	Shifts(ctx context.Context, rotation string) (cur, next access.Shift, err error)
+
+	// Home (home.go): the pending requests waiting for a person's decision.
+	AwaitingDecision(ctx context.Context, approver string) ([]*access.Request, error)
 }
 
 var _ Service = (*access.Service)(nil)
@@ -104,7 +108,11 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	case "help", "-h", "--help":
 		return h.help()
 	case "list", "ls":
-		return h.list(ctx, c.User)
+		only := ""
+		if len(args) > 0 {
+			only = strings.ToLower(args[0])
+		}
+		return h.list(ctx, c.User, only)
 	case "roles":
 		return h.roles(ctx, c.User)
 	case "oncall", "on-call":
@@ -239,7 +247,7 @@ func clipText(s string, n int) string {
 const helpText = "*Usage*\n" +
 	"`/access <role> <duration> <reason>` ask for a role, e.g. `/access prod-admin 2h fixing checkout`\n" +
 	"`/access` open the request form\n" +
-	"`/access list` your pending and active requests\n" +
+	"`/access list [grants|pending|waiting]` your access, your pending requests, what waits for your decision, who is on call\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
 	"`/access revoke <request-id|role> [reason]` end access early\n" +
 	"`/access cancel <request-id>` withdraw a pending request\n" +
@@ -373,27 +381,30 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 	return text("Request %s (%s of %s) is being revoked; removal is retried until the provider confirms it.", r.ID, r.Role, r.Requester)
 }
 
-func (h *Handler) list(ctx context.Context, chatUser string) Reply {
-	who, err := h.identity(ctx, chatUser)
+// list shows the person's Home as text: grants, pending requests, what
+// waits for their decision and who is on call (the Slack App Home shows
+// the same, see home.go).
+// With only ("grants", "pending", "waiting", "oncall") it shows that list
+// alone, as much of it as fits.
+func (h *Handler) list(ctx context.Context, chatUser, only string) Reply {
+	if only != "" && !slices.Contains(HomeLists, only) {
+		return problem("There is no list %q; use `/access list` or one of: %s.", clipText(only, 20), strings.Join(HomeLists, ", "))
+	}
+	home, err := h.Home(ctx, chatUser)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	mine, err := h.svc.Mine(ctx, who)
-	if err != nil {
-		return h.fail(ctx, err)
+	if home.Problem != "" {
+		return problem("%s", home.Problem)
 	}
-	if len(mine) == 0 {
-		return text("You have no pending or active requests.")
+	if only != "" {
+		return Reply{Message: Message{Title: "Your requests", Text: home.TextOf(only, ListBudget)}}
 	}
-	var b strings.Builder
-	for _, r := range mine {
-		fmt.Fprintf(&b, "• %s *%s* %s — %s", r.ID, r.Role, access.FormatDuration(r.Duration), statusLine(r))
-		if r.Kind == access.KindExtension {
-			fmt.Fprintf(&b, " (extends %s)", r.Target)
-		}
-		b.WriteString("\n")
+	text := home.Text(ListBudget)
+	if len(home.Grants) == 0 && len(home.Pending) == 0 {
+		text = "You have no pending or active requests.\n\n" + text
 	}
-	return Reply{Message: Message{Title: "Your requests", Text: strings.TrimRight(b.String(), "\n")}}
+	return Reply{Message: Message{Title: "Your requests", Text: text}}
 }
 
 func (h *Handler) roles(ctx context.Context, chatUser string) Reply {

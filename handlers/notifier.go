@@ -50,6 +50,7 @@ func NewNotifier(chat Chat, log *slog.Logger) *Notifier {
 // cannot fix (no chat account for the identity, no channel configured)
 // are wrapped with access.Permanent.
 func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.MessageRef, error) {
+	defer n.refreshHomes(ev) // home.go: the personal views this change concerns
 	r := ev.Request
 	var refs []access.MessageRef
 	var errs []error

@@ -143,6 +143,9 @@ type Bot struct {
 	ackBudget time.Duration // defaultAckBudget; tests shorten it
 
 	hooks ackTimes // optional observer callbacks (hooks.go)
+
+	// App Home (home.go): the people whose Home tab needs publishing.
+	home *homeQueue
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -172,6 +175,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		ims:        newLookups(),
 		busy:       make(chan struct{}, maxBusyReplies),
 		ackBudget:  defaultAckBudget,
+		home:       newHomeQueue(),
 	}
 	if in, ok := seen.(access.Inbox); ok {
 		b.inbox, b.owner = in, newOwner()
@@ -314,6 +318,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	})
 	intake := make(chan job)
 	produce(func() { b.readEvents(gctx, sm, jobs, intake) })
+	g.Go(func() error { b.runHome(gctx, h); return nil }) // home.go
 	if b.inbox != nil {
 		for range intakeWorkers {
 			produce(func() {
@@ -438,8 +443,9 @@ func (b *Bot) readEvents(ctx context.Context, sm *socketmode.Client, jobs lanes,
 			b.enqueue(ctx, sm, jobs, j)
 		case socketmode.EventTypeEventsAPI:
 			if evt.Request != nil {
-				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // not subscribed to any; ack so Slack stops retrying
+				b.ack(ctx, sm, evt.Request.EnvelopeID, nil) // ack first so Slack stops retrying
 			}
+			b.onEventsAPI(ctx, evt.Data) // app_home_opened (home.go); others are ignored
 		default:
 			if evt.Request != nil && evt.Request.EnvelopeID != "" {
 				b.ack(ctx, sm, evt.Request.EnvelopeID, nil)

@@ -140,6 +140,11 @@ func (b *Bot) onBlockActions(ctx context.Context, h Handler, j job) {
 		}
 		b.reply(ctx, to, reply.Message)
 	}
+	if fromHome(cb) {
+		// Show the person the outcome where they clicked, also when the
+		// click changed nothing (already decided, already ended).
+		b.refreshUser(cb.User.ID)
+	}
 }
 
 // teamOf picks the workspace of an interaction: the payload's team, else

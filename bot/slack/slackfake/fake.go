@@ -28,6 +28,10 @@
 //     (expired_trigger_id). RateLimit injects 429 answers with Retry-After;
 //     Options.PostInterval paces chat.postMessage per channel as Slack does
 //     (429 with Retry-After for a post that comes too soon).
+//   - The App Home (home.go): views.publish validated as Slack does (type
+//     home, at most 100 blocks, 250 kB, the block shapes and text limits),
+//     the last published view kept per user; app_home_opened events and
+//     block_actions from a Home tab (no channel, message or response_url).
 //   - Channels must be known (AddChannel, or opened DMs): otherwise
 //     channel_not_found, as for a bot that is not in the channel.
 //
@@ -83,6 +87,9 @@ type Options struct {
 	// Now is the clock PostInterval and TriggerTTL are measured on; nil is
 	// the wall clock.
 	Now func() time.Time
+	// HomeTabDisabled answers views.publish of a home view with
+	// not_enabled, as Slack does for an app whose App Home has no Home tab.
+	HomeTabDisabled bool
 }
 
 // Server is the fake. Create it with New; Close it when done.
@@ -120,6 +127,7 @@ type Server struct {
 	viewOrder    []string
 	triggers     map[string]*trigger
 	responseURLs map[string]responseTarget
+	homes        map[string]*HomeView // user -> last published Home tab (home.go)
 }
 
 // User is a workspace member.
@@ -235,6 +243,7 @@ func New(opts Options) *Server {
 		views:        map[string]*View{},
 		triggers:     map[string]*trigger{},
 		responseURLs: map[string]responseTarget{},
+		homes:        map[string]*HomeView{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)

@@ -295,6 +295,22 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case "conversations.open":
 			resp, err = s.conversationsOpen(form)
 		}
+	case "views.publish":
+		body, e := s.jsonAuth(r)
+		if e != "" {
+			err = e
+			break
+		}
+		var msgs []string
+		resp, err, msgs = s.viewsPublish(body)
+		if err != "" {
+			out := map[string]any{"ok": false, "error": string(err)}
+			if len(msgs) > 0 {
+				out["response_metadata"] = map[string]any{"messages": msgs}
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
 	case "views.open", "views.update":
 		body, e := s.jsonAuth(r)
 		if e != "" {
