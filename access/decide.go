@@ -33,7 +33,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	reason = strings.TrimSpace(reason)
 	now := s.clock.Now()
 	eligible, _ := s.approversAt(ctx, role, cur.Requester, now)
-	escalated := s.escalationAt(ctx, role, cur.Requester, now) // may decide once the request is escalated
+	var escalated []string // may decide once the request is escalated
+	if cur.Escalated() || !cur.EscalateAt.IsZero() {
+		escalated = s.escalationAt(ctx, role, cur.Requester, now)
+	}
 	var became State
 	r, err := s.store.Update(ctx, cur.ID, func(r *Request) ([]AuditEvent, error) {
 		may := r.deciders(eligible, escalated)
