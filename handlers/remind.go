@@ -34,8 +34,14 @@ type nudgeSend struct {
 // (which later events update like every card), says so under the channel
 // card, and tells the requester. The cards themselves were updated by
 // Notify (they show "escalated to ...").
+//
+// An entry delivered (or retried) after the request stopped waiting sends
+// nothing: a decided, cancelled or timed-out request is nobody's to chase.
 func (n *Notifier) nudge(ctx context.Context, ev access.Event, s nudgeSend) {
 	r := ev.Request
+	if r.State != access.StatePending {
+		return
+	}
 	channelCard, hasChannelCard := access.MessageRef{}, false
 	dmCards := map[string]access.MessageRef{}
 	for _, m := range r.Messages {

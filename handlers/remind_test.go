@@ -156,3 +156,26 @@ func TestReminderUnderDMCards(t *testing.T) {
 		t.Fatalf("carol got %+v", got)
 	}
 }
+
+// TestNoReminderOnceDecided: a reminder or escalation entry delivered
+// after the request stopped waiting (a retry after a failed delivery)
+// sends nothing.
+func TestNoReminderOnceDecided(t *testing.T) {
+	c := &chat{dms: map[string][]handlers.Message{}, channel: "approvals"}
+	n := handlers.NewNotifier(c, nil)
+	r := &access.Request{ID: "r-2345678a", Requester: "alice@example.com", Role: "prod-admin", State: access.StateApproved,
+		Approvers: []string{"bob@example.com", "dave@example.com"}, EscalatedTo: []string{"carol@example.com"},
+		Decisions: []access.Decision{{By: "bob@example.com", Approve: true}},
+		Messages:  []access.MessageRef{{Purpose: handlers.PurposeApproval, Channel: "approvals", ID: "1"}}}
+	for _, typ := range []access.EventType{access.EvReminder, access.EvEscalated} {
+		refs, err := n.Notify(context.Background(), access.Event{Type: typ, Request: r, ID: string(typ) + "@3", Reason: "10m"})
+		if err != nil || len(refs) != 0 {
+			t.Fatalf("%s: refs %v, err %v", typ, refs, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.replies)+len(c.posts)+len(c.dms) != 0 {
+		t.Fatalf("sent replies %v, posts %v, DMs %v", c.replies, c.posts, c.dms)
+	}
+}
