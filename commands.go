@@ -22,6 +22,7 @@ func cmdCheck(ctx context.Context, l *config.Loaded, online bool, stdout, stderr
 		r := l.Policy.Roles[name]
 		fmt.Fprintf(stdout, "  role %s: %s group %s, up to %s, %d approval(s) from %s\n", name, r.Provider, r.Group,
 			access.FormatDuration(r.MaxDuration), r.Approvals, approverSummary(r))
+		printNudges(stdout, r)
 	}
 	if !online {
 		return 0

@@ -40,6 +40,12 @@ const (
 	// shift changed (an override, a schedule change, the person is no
 	// longer on call, a rolling window extended).
 	ActShiftMoved Action = "shift_moved"
+	// Reminders and escalation (remind.go).
+	// ActReminded: the undecided approvers of a pending request were
+	// reminded (Detail: which reminder, who).
+	ActReminded Action = "reminded"
+	// ActEscalated: a pending request was escalated (Detail: to whom).
+	ActEscalated Action = "escalated"
 )
 
 // AuditEvent is one line of the audit log. Stores write it in the same

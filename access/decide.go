@@ -33,11 +33,16 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	reason = strings.TrimSpace(reason)
 	now := s.clock.Now()
 	eligible, _ := s.approversAt(ctx, role, cur.Requester, now)
+	var escalated []string // may decide once the request is escalated
+	if cur.Escalated() || !cur.EscalateAt.IsZero() {
+		escalated = s.escalationAt(ctx, role, cur.Requester, now)
+	}
 	var became State
 	r, err := s.store.Update(ctx, cur.ID, func(r *Request) ([]AuditEvent, error) {
+		may := r.deciders(eligible, escalated)
 		// Someone who is neither involved nor an approver now learns
 		// nothing about the request's state (a deny reason, who decided).
-		if !contains(eligible, approver) && !s.involved(r, approver) {
+		if !contains(may, approver) && !s.involved(r, approver) {
 			return nil, &Refusal{Code: RefuseNotApprover, Err: ErrNotAllowed, ID: r.ID, Role: r.Role}
 		}
 		if r.State != StatePending {
@@ -49,8 +54,8 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 		if approver == r.Requester && !role.SelfApprove {
 			return nil, &Refusal{Code: RefuseSelfDecide, Err: ErrSelfApproval, ID: r.ID, Role: r.Role}
 		}
-		if !contains(eligible, approver) {
-			return nil, &Refusal{Code: RefuseNotApproverNow, Err: ErrNotAllowed, ID: r.ID, Role: r.Role, People: eligible}
+		if !contains(may, approver) {
+			return nil, &Refusal{Code: RefuseNotApproverNow, Err: ErrNotAllowed, ID: r.ID, Role: r.Role, People: may}
 		}
 		if r.DecidedBy(approver) {
 			return nil, &Refusal{Code: RefuseApprovedAlready, Err: ErrAlreadyDecided, ID: r.ID, Limit: r.Needed, Count: r.Approvals()}

@@ -48,4 +48,12 @@ const (
 	// EvHandoffOut: the requester of Request has just handed over; Request
 	// is their shift grant with its (grace) end; Reason is the sentence.
 	EvHandoffOut EventType = "handoff_out"
+	// Reminders and escalation (remind.go).
+	// EvReminder: a pending request is still undecided; remind the
+	// approvers who have not decided (under the approval card and by DM).
+	EvReminder EventType = "reminder"
+	// EvEscalated: a pending request went undecided for escalate_after;
+	// Request.EscalatedTo may decide it now. Cards show it, the escalated
+	// people get the card, the requester is told.
+	EvEscalated EventType = "escalated"
 )

@@ -33,6 +33,12 @@ type Role struct {
 	BreakGlass        bool // allowed break-glass users may take it at once
 	PendingTTL        time.Duration
 	Reconcile         string // "", "report", "remove"
+
+	// Reminders and escalation (remind.go).
+	RemindAfter       time.Duration // first reminder of undecided approvers; 0: none
+	EscalateAfter     time.Duration // when EscalateUsers/EscalateRotations may decide too; 0: never
+	EscalateUsers     []string      // identities asked at escalation
+	EscalateRotations []string      // rotations whose on-call people are asked at escalation
 }
 
 // Rotation is an on-call rotation; the OnCall port answers who is on it.

@@ -148,6 +148,18 @@ type Request struct {
 	// here and is retried at its NextTry; an entry whose worker died is
 	// delivered by the sweep (the request's due time includes the outbox).
 	Outbox []Announcement `json:"outbox,omitempty"`
+
+	// Reminders and escalation (remind.go), scheduled at submit from the
+	// role and kept here so that the due index brings them back: the base
+	// interval of the reminders, how many were sent, when the next one is
+	// due (zero: none left), when the escalation is due (zero: none, or
+	// done), and when it happened and whom it asked.
+	RemindEvery time.Duration `json:"remind_every,omitempty"`
+	Reminders   int           `json:"reminders,omitempty"`
+	RemindAt    time.Time     `json:"remind_at,omitempty"`
+	EscalateAt  time.Time     `json:"escalate_at,omitempty"`
+	EscalatedAt time.Time     `json:"escalated_at,omitempty"`
+	EscalatedTo []string      `json:"escalated_to,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such
@@ -294,7 +306,7 @@ func (r *Request) stateDue() (time.Time, bool) {
 	}
 	switch r.State {
 	case StatePending:
-		return r.PendingUntil, !r.PendingUntil.IsZero()
+		return r.pendingDue()
 	case StateApproved:
 		if !r.RetryAt.IsZero() {
 			return r.RetryAt, true
@@ -319,6 +331,7 @@ func (r *Request) Clone() *Request {
 	c.Decisions = append([]Decision(nil), r.Decisions...)
 	c.Messages = append([]MessageRef(nil), r.Messages...)
 	c.Outbox = append([]Announcement(nil), r.Outbox...)
+	c.EscalatedTo = append([]string(nil), r.EscalatedTo...)
 	return &c
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // Process does whatever is due for one request: post a security
-// announcement still owed, time out a pending request past its TTL,
+// announcement still owed, remind the approvers of a pending request or
+// escalate it (remind.go), time out a pending request past its TTL,
 // (re)try the grant of an approved one, start the revocation of an
 // expired grant, retry a failing revocation or clean-up. It is what the
 // expiry engine calls for each id in the due index; calling it for a
@@ -32,6 +33,9 @@ func (s *Service) Process(ctx context.Context, id string) error {
 	}
 	switch r.State {
 	case StatePending:
+		if r.nudgeDue(now) {
+			return s.nudge(ctx, r.ID)
+		}
 		return s.timeout(ctx, r.ID)
 	case StateApproved:
 		if r.Kind == KindExtension {

@@ -251,7 +251,7 @@ func uninvolved(id string) error {
 // admin. Refusals to anyone else are uninvolved (worded as noRequest).
 func (s *Service) involved(r *Request, who string) bool {
 	who = normID(who)
-	return who != "" && (who == r.Requester || contains(r.Approvers, who) || r.DecidedBy(who) || s.policy.IsAdmin(who))
+	return who != "" && (who == r.Requester || contains(r.Approvers, who) || contains(r.EscalatedTo, who) || r.DecidedBy(who) || s.policy.IsAdmin(who))
 }
 
 // Get returns a request by id (ErrNotFound when there is none).

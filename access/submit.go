@@ -200,6 +200,7 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 		State: StatePending, CreatedAt: now, UpdatedAt: now, PendingUntil: now.Add(role.PendingTTL),
 		Approvers: approvers, Needed: role.Approvals,
 	}
+	scheduleNudges(r, role, now)
 	ev := s.event(r, ActSubmitted, requester, "", StatePending, reason)
 	if kind == KindExtension {
 		ev.Detail = "extends " + target + " by " + FormatDuration(d)

@@ -237,6 +237,11 @@ type RoleConfig struct {
 	BreakGlass      bool            `yaml:"break_glass"`
 	PendingTTL      string          `yaml:"pending_ttl"`
 	Reconcile       string          `yaml:"reconcile"`
+
+	// Reminders and escalation of undecided requests (remind.go).
+	RemindAfter   string           `yaml:"remind_after"`   // remind undecided approvers, again after 2x and 4x
+	EscalateAfter string           `yaml:"escalate_after"` // then escalate_to may decide too
+	EscalateTo    EscalateToConfig `yaml:"escalate_to"`
 }
 
 // ApproversConfig names who approves a role.

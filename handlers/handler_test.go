@@ -24,6 +24,13 @@ type chat struct {
 	dms      map[string][]handlers.Message
 	channel  string
 	security string
+	replies  []reply
+}
+
+// reply is a message posted as a reply under another.
+type reply struct {
+	under access.MessageRef
+	msg   handlers.Message
 }
 
 func (c *chat) Platform() string         { return "test" }
@@ -46,6 +53,12 @@ func (c *chat) DM(_ context.Context, who string, m handlers.Message) (access.Mes
 	defer c.mu.Unlock()
 	c.dms[who] = append(c.dms[who], m)
 	return access.MessageRef{Channel: "dm:" + who, ID: "d"}, nil
+}
+func (c *chat) Reply(_ context.Context, ref access.MessageRef, m handlers.Message) (access.MessageRef, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replies = append(c.replies, reply{under: ref, msg: m})
+	return access.MessageRef{Channel: ref.Channel, ID: fmt.Sprintf("%s.r%d", ref.ID, len(c.replies))}, nil
 }
 func (c *chat) Identity(_ context.Context, u string) (string, error) {
 	if u == "ghost" {

@@ -64,6 +64,10 @@ type Chat interface {
 	ApprovalsChannel() string
 	// SecurityChannel is where break-glass use and alerts are announced.
 	SecurityChannel() string
+	// Reply posts m as a reply to the message ref points at (a thread
+	// reply on Slack, a reply that references it on Discord) and returns
+	// the reply's reference (reminders under an approval card).
+	Reply(ctx context.Context, ref access.MessageRef, m Message) (access.MessageRef, error)
 }
 
 // Directory maps chat users to identities (emails) and back. Identity is

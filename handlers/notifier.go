@@ -20,6 +20,9 @@ const (
 	PurposeGrant    = "grant"    // the requester's "you have access" DM with its Revoke button
 	PurposeAlert    = "alert"    // a revocation alert or its all-clear in the security channel
 	PurposeNotice   = "notice"   // any other DM about a request (pending, denied, ended, ...), sent once
+	// PurposeReminder: a reminder or escalation note, a reply under an
+	// approval card or a DM to an approver (remind.go), sent once.
+	PurposeReminder = "reminder"
 )
 
 // Notifier renders access events as messages and sends them through a
@@ -141,6 +144,11 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		case access.EvExtended:
 			dm(Message{Title: "Your " + r.Role + " access was extended", Color: "good", Text: fmt.Sprintf("Request %s now ends at %s.", r.ID, stamp(r.EndsAt))})
 		}
+	case access.EvReminder, access.EvEscalated:
+		if ev.Type == access.EvEscalated {
+			errs = append(errs, n.updateCards(ctx, ev))
+		}
+		n.nudge(ctx, ev, nudgeSend{keep: keep, sent: sent, posted: posted, send: send})
 	case access.EvBreakGlass:
 		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
 			Text: "Granted at once, without approval. Please review and acknowledge.",
@@ -281,6 +289,9 @@ func Card(r *access.Request, role access.Role) Message {
 			{"Reason", userText(r.Reason)}, {"Approvers", approvers}, {"Status", statusLine(r)},
 		},
 		Footer: "Request " + r.ID,
+	}
+	if f, ok := escalatedField(r); ok {
+		m.Fields = append(m.Fields, f)
 	}
 	switch r.State {
 	case access.StatePending:

@@ -277,14 +277,14 @@ func (b *Bot) Post(ctx context.Context, channel string, m handlers.Message) (acc
 	return access.MessageRef{Platform: platform, Channel: ch, ID: ts}, nil
 }
 
-func (b *Bot) postMessage(ctx context.Context, channel string, m handlers.Message) (string, string, error) {
+func (b *Bot) postMessage(ctx context.Context, channel string, m handlers.Message, extra ...goslack.MsgOption) (string, string, error) {
 	if err := b.pacer.wait(ctx, channel, bulkPost(m)); err != nil {
 		return "", "", fmt.Errorf("slack: post to %s: %w", channel, err)
 	}
 	var ch, ts string
 	err := b.callAPI(ctx, "chat.postMessage", func(ctx context.Context) error {
 		var err error
-		ch, ts, err = b.api.PostMessageContext(ctx, channel, messageOptions(m)...)
+		ch, ts, err = b.api.PostMessageContext(ctx, channel, append(messageOptions(m), extra...)...)
 		return err
 	})
 	if err != nil {

@@ -123,6 +123,10 @@ func (c *recChat) DM(_ context.Context, who string, m handlers.Message) (access.
 	return c.add("dm:"+who, m), nil
 }
 
+func (c *recChat) Reply(_ context.Context, ref access.MessageRef, m handlers.Message) (access.MessageRef, error) {
+	return c.add(ref.Channel, m), nil
+}
+
 func (c *recChat) Update(_ context.Context, ref access.MessageRef, m handlers.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -136,6 +136,13 @@ func fullRequest(id string) *access.Request {
 		Cleanup: true,
 		Outbox: []access.Announcement{{ID: "revoke_alert", Type: access.EvRevokeAlert, Actor: "accessbot", Reason: "Throttling",
 			At: at.Add(9 * time.Minute), Tries: 2, NextTry: at.Add(10 * time.Minute).In(berlin), LastError: "not_in_channel"}},
+		// Reminders and escalation.
+		RemindEvery: 10*time.Minute + 1,
+		Reminders:   2,
+		RemindAt:    at.Add(11 * time.Minute),
+		EscalateAt:  at.Add(12 * time.Minute).In(berlin),
+		EscalatedAt: at.Add(13 * time.Minute),
+		EscalatedTo: []string{"heidi@example.com", "frank@example.com"},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,6 +328,9 @@ type Message struct {
 	Flags           int
 	Edits           int
 	CreatedAt       time.Time
+	// ReplyTo is the id of the message this one replies to
+	// (message_reference on create; the message has type 19, REPLY).
+	ReplyTo string
 }
 
 type messageBody struct {
@@ -335,6 +339,14 @@ type messageBody struct {
 	Components      *[]map[string]any `json:"components"`
 	AllowedMentions map[string]any    `json:"allowed_mentions"`
 	Flags           int               `json:"flags"`
+	// MessageReference makes a new message a reply (create only).
+	MessageReference *messageReference `json:"message_reference"`
+}
+
+type messageReference struct {
+	MessageID       string `json:"message_id"`
+	ChannelID       string `json:"channel_id"`
+	FailIfNotExists *bool  `json:"fail_if_not_exists"`
 }
 
 func (b messageBody) apply(m *Message) {
@@ -356,9 +368,14 @@ func (b messageBody) apply(m *Message) {
 }
 
 func (m *Message) json() map[string]any {
-	return map[string]any{"id": m.ID, "channel_id": m.ChannelID, "content": m.Content, "embeds": m.Embeds,
+	out := map[string]any{"id": m.ID, "channel_id": m.ChannelID, "content": m.Content, "embeds": m.Embeds,
 		"components": m.Components, "flags": m.Flags, "type": 0, "timestamp": m.CreatedAt.Format(time.RFC3339Nano),
 		"author": map[string]any{"id": DefaultBotUserID, "username": "accessbot", "bot": true}}
+	if m.ReplyTo != "" {
+		out["type"] = 19
+		out["message_reference"] = map[string]any{"type": 0, "message_id": m.ReplyTo, "channel_id": m.ChannelID}
+	}
+	return out
 }
 
 func (s *Server) rateLimit(w http.ResponseWriter) bool {
@@ -410,6 +427,22 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, channel str
 	}
 	s.mu.Lock()
 	m := &Message{ID: s.newID(), ChannelID: channel, CreatedAt: s.opts.Now()}
+	if ref := b.MessageReference; ref != nil {
+		// A reply: the referenced message must be in this channel, unless
+		// fail_if_not_exists is false, when it is sent as a plain message.
+		found := ref.ChannelID == "" || ref.ChannelID == channel
+		if found {
+			found = slices.ContainsFunc(s.messages[channel], func(o *Message) bool { return o.ID == ref.MessageID })
+		}
+		switch {
+		case found:
+			m.ReplyTo = ref.MessageID
+		case ref.FailIfNotExists == nil || *ref.FailIfNotExists:
+			s.mu.Unlock()
+			apiError(w, http.StatusBadRequest, 50035, "Invalid Form Body")
+			return
+		}
+	}
 	b.apply(m)
 	m.AllowedMentions = b.AllowedMentions
 	s.messages[channel] = append(s.messages[channel], m)

@@ -22,6 +22,9 @@ type Message struct {
 	PostedAt time.Time
 	Updates  int       // chat.update calls on it
 	History  []Version // earlier versions, oldest first
+	// ThreadTS is the ts of the message this one replies to in its
+	// thread (chat.postMessage with thread_ts); "" for a top-level message.
+	ThreadTS string
 }
 
 // Version is an earlier state of an updated message.
@@ -118,6 +121,20 @@ func (s *Server) Messages(channel string) []Message {
 	var out []Message
 	for _, m := range s.messages[channel] {
 		out = append(out, copyMessage(m))
+	}
+	return out
+}
+
+// Replies returns the messages posted in the thread of message ts of
+// channel (chat.postMessage with thread_ts), oldest first.
+func (s *Server) Replies(channel, ts string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.messages[channel] {
+		if m.ThreadTS == ts && ts != "" {
+			out = append(out, copyMessage(m))
+		}
 	}
 	return out
 }
@@ -479,11 +496,14 @@ func (s *Server) postMessage(f url.Values) (_ any, _ apiError, tooSoon time.Dura
 		}
 		s.lastPost[ch] = now
 	}
-	m := &Message{Channel: ch, TS: s.nextTS(), Text: text, Blocks: blocks, PostedAt: time.Now()}
+	m := &Message{Channel: ch, TS: s.nextTS(), Text: text, Blocks: blocks, PostedAt: time.Now(), ThreadTS: f.Get("thread_ts")}
 	s.messages[ch] = append(s.messages[ch], m)
 	s.notifyLocked()
-	return map[string]any{"ok": true, "channel": ch, "ts": m.TS,
-		"message": map[string]any{"type": "message", "text": text, "ts": m.TS, "bot_id": "B0FAKE", "blocks": blocks}}, "", 0
+	msg := map[string]any{"type": "message", "text": text, "ts": m.TS, "bot_id": "B0FAKE", "blocks": blocks}
+	if m.ThreadTS != "" {
+		msg["thread_ts"] = m.ThreadTS
+	}
+	return map[string]any{"ok": true, "channel": ch, "ts": m.TS, "message": msg}, "", 0
 }
 
 func (s *Server) update(f url.Values) (any, apiError) {
