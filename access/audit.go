@@ -40,6 +40,13 @@ const (
 	// shift changed (an override, a schedule change, the person is no
 	// longer on call, a rolling window extended).
 	ActShiftMoved Action = "shift_moved"
+
+	// Scheduled access: ActStarted when an approved request's start is
+	// reached and its grant begins; ActRevokedBeforeStart when it was
+	// revoked before its start (nothing was granted, the provider not
+	// called).
+	ActStarted            Action = "started"
+	ActRevokedBeforeStart Action = "revoked_before_start"
 )
 
 // AuditEvent is one line of the audit log. Stores write it in the same

@@ -69,6 +69,7 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 			r.State = StateApproved
 			ev.To = StateApproved
 			became = StateApproved
+			s.onApproval(r, approver, now)
 		} else {
 			became = StatePending
 			ev.Detail = fmt.Sprintf("%d of %d approvals", r.Approvals(), r.Needed)
@@ -85,6 +86,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	}
 	if r.Kind == KindExtension {
 		return s.applyExtension(ctx, r, approver)
+	}
+	if r.Scheduled() {
+		s.wake(r) // granted at its start, through the due index
+		return r, nil
 	}
 	return s.provision(ctx, r.ID)
 }

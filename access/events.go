@@ -48,4 +48,8 @@ const (
 	// EvHandoffOut: the requester of Request has just handed over; Request
 	// is their shift grant with its (grace) end; Reason is the sentence.
 	EvHandoffOut EventType = "handoff_out"
+
+	// EvScheduled: a request with a start ahead was approved; it is
+	// granted at Request.StartsAt (scheduled access).
+	EvScheduled EventType = "scheduled"
 )

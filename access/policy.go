@@ -33,6 +33,9 @@ type Role struct {
 	BreakGlass        bool // allowed break-glass users may take it at once
 	PendingTTL        time.Duration
 	Reconcile         string // "", "report", "remove"
+
+	// Scheduled access: how far ahead a start may lie (0: DefaultMaxScheduleAhead).
+	MaxScheduleAhead time.Duration
 }
 
 // Rotation is an on-call rotation; the OnCall port answers who is on it.

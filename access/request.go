@@ -148,6 +148,14 @@ type Request struct {
 	// here and is retried at its NextTry; an entry whose worker died is
 	// delivered by the sweep (the request's due time includes the outbox).
 	Outbox []Announcement `json:"outbox,omitempty"`
+
+	// Scheduled access (schedule.go): StartsAt is when the grant may
+	// start (zero: at approval), StartZone the time zone the start was
+	// given in (for display), StartedAt when the start was reached and
+	// the grant begun (zero while it waits).
+	StartsAt  time.Time `json:"starts_at,omitempty"`
+	StartZone string    `json:"start_zone,omitempty"`
+	StartedAt time.Time `json:"started_at,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such
@@ -296,6 +304,9 @@ func (r *Request) stateDue() (time.Time, bool) {
 	case StatePending:
 		return r.PendingUntil, !r.PendingUntil.IsZero()
 	case StateApproved:
+		if r.awaitingStart() {
+			return r.StartsAt, true // scheduled: granted at its start, not before
+		}
 		if !r.RetryAt.IsZero() {
 			return r.RetryAt, true
 		}

@@ -38,6 +38,10 @@ func (s *Service) Process(ctx context.Context, id string) error {
 			_, err = s.applyExtension(ctx, r, SystemActor)
 			return err
 		}
+		if r.awaitingStart() {
+			_, err = s.start(ctx, r.ID)
+			return err
+		}
 		_, err = s.provision(ctx, r.ID)
 		return err
 	case StateActive:
@@ -269,6 +273,9 @@ func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, 
 	}
 	if len([]rune(reason)) > MaxReasonLen {
 		return nil, &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Limit: MaxReasonLen}
+	}
+	if cur.Scheduled() {
+		return s.revokeScheduled(ctx, cur.ID, by, strings.TrimSpace(reason))
 	}
 	return s.endGrant(ctx, cur.ID, EndRevoked, by, strings.TrimSpace(reason))
 }
