@@ -110,6 +110,9 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		if r.Kind == access.KindExtension {
 			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
 		}
+		if !r.StartsAt.IsZero() {
+			what += " to start at " + startText(r)
+		}
 		dm(Message{Title: "Request " + r.ID + " is waiting for approval",
 			Text:    fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
 			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
@@ -140,6 +143,9 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		case access.EvExtended:
 			dm(Message{Title: "Your " + r.Role + " access was extended", Color: "good", Text: fmt.Sprintf("Request %s now ends at %s.", r.ID, stamp(r.EndsAt))})
 		}
+	case access.EvScheduled:
+		errs = append(errs, n.updateCards(ctx, ev))
+		send(PurposeGrant, r.Requester, scheduledNotice(r))
 	case access.EvBreakGlass:
 		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
 			Text: "Granted at once, without approval. Please review and acknowledge.",
@@ -301,6 +307,9 @@ func Card(r *access.Request, role access.Role) Message {
 	}
 	if r.State == access.StateActive && r.Kind != access.KindExtension {
 		m.Fields[5].Value = "active until " + stamp(r.EndsAt) + " (" + approvedLine(r) + ")"
+	}
+	if !r.StartsAt.IsZero() {
+		m.Fields = append(m.Fields, Field{"Starts", startText(r)})
 	}
 	return m
 }
