@@ -143,6 +143,8 @@ type Bot struct {
 	ackBudget time.Duration // defaultAckBudget; tests shorten it
 
 	hooks ackTimes // optional observer callbacks (hooks.go)
+
+	zones lookups // scheduled access: chat user -> profile time zone (schedule.go)
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -172,6 +174,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		ims:        newLookups(),
 		busy:       make(chan struct{}, maxBusyReplies),
 		ackBudget:  defaultAckBudget,
+		zones:      newLookups(),
 	}
 	if in, ok := seen.(access.Inbox); ok {
 		b.inbox, b.owner = in, newOwner()
