@@ -139,6 +139,10 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 				Buttons: []Button{{Label: "Revoke now", Action: ActionRevoke, Value: r.ID, Style: "danger"}}}
 			send(PurposeGrant, r.Requester, m)
 		case access.EvEnded:
+			if r.GrantedAt.IsZero() && !r.StartsAt.IsZero() {
+				dm(Message{Title: "Your scheduled " + r.Role + " access was revoked", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
+				break
+			}
 			dm(Message{Title: "Your " + r.Role + " access has ended", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
 		case access.EvExtended:
 			dm(Message{Title: "Your " + r.Role + " access was extended", Color: "good", Text: fmt.Sprintf("Request %s now ends at %s.", r.ID, stamp(r.EndsAt))})

@@ -177,6 +177,10 @@ func TestScheduledThroughTheHandlers(t *testing.T) {
 	if !strings.Contains(field(c.updates[len(c.updates)-2], "Status")+field(last, "Status")+last.Title, "before its start") {
 		t.Fatalf("card not updated: %+v", c.updates[len(c.updates)-2:])
 	}
+	dms = c.dms["alice@example.com"]
+	if end := dms[len(dms)-1]; end.Title != "Your scheduled prod-admin access was revoked" || !strings.Contains(end.Text, "nothing was granted") {
+		t.Fatalf("end DM %+v", end)
+	}
 }
 
 func TestScheduledFormStart(t *testing.T) {
