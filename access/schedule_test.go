@@ -400,3 +400,27 @@ func newEnvPolicy(t *testing.T, edit func(*access.Policy)) *env {
 	}
 	return &env{svc: svc, store: st, prov: prov, clock: c, notes: notes}
 }
+
+// TestScheduledIsNoMemberForReconcile: a member of the group whose only
+// request is scheduled (not started) is unexpected drift.
+func TestScheduledIsNoMemberForReconcile(t *testing.T) {
+	e := newEnv(t)
+	r := e.submitAt(t, "alice@example.com", t0.Add(2*time.Hour))
+	if _, err := e.svc.Decide(context.Background(), r.ID, "bob@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.prov.AddMember("g-admin", "alice@example.com") // added out of band
+	drifts, err := e.svc.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range drifts {
+		if d.Group == "g-admin" && slices.Contains(d.Unexpected, "alice@example.com") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("scheduled request hid an unexpected member: %+v", drifts)
+	}
+}
