@@ -424,3 +424,45 @@ func TestScheduledIsNoMemberForReconcile(t *testing.T) {
 		t.Fatalf("scheduled request hid an unexpected member: %+v", drifts)
 	}
 }
+
+// TestScheduledRevokeAroundTheStart: at the start but before the engine
+// granted it, a revoke still needs no provider call; once granted, it is
+// an ordinary revocation.
+func TestScheduledRevokeAroundTheStart(t *testing.T) {
+	e := newEnv(t)
+	start := t0.Add(time.Hour)
+	a := e.submitAt(t, "alice@example.com", start)
+	if _, err := e.svc.Decide(context.Background(), a.ID, "bob@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(start.Add(time.Second)) // due, not processed yet
+	got, err := e.svc.Revoke(context.Background(), a.ID, "alice@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.process(t)
+	if got.State != access.StateEnded || len(e.prov.Changes()) != 0 {
+		t.Fatalf("state %s, provider changes %v", got.State, e.prov.Changes())
+	}
+
+	e.clock.Set(start.Add(time.Minute))
+	b := e.submitAt(t, "alice@example.com", start.Add(2*time.Hour))
+	if _, err := e.svc.Decide(context.Background(), b.ID, "bob@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(start.Add(2 * time.Hour))
+	e.process(t)
+	if !e.prov.IsMember("g-admin", "alice@example.com") {
+		t.Fatal("not granted at the start")
+	}
+	got, err = e.svc.Revoke(context.Background(), b.ID, "frank@example.com", "done early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != access.StateEnded || e.prov.IsMember("g-admin", "alice@example.com") || e.prov.Count("revoke", "alice@example.com") != 1 {
+		t.Fatalf("state %s, member %v", got.State, e.prov.IsMember("g-admin", "alice@example.com"))
+	}
+	if acts := e.audit(t, b.ID); acts[len(acts)-1] != access.ActRevoked {
+		t.Fatalf("audit %v", acts)
+	}
+}

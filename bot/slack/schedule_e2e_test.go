@@ -134,3 +134,29 @@ func TestE2EScheduledRevokedBeforeStart(t *testing.T) {
 		t.Fatalf("state %s, provider changes %v", w.state(t, id), w.prov.Changes())
 	}
 }
+
+// TestTimeZoneFromProfile: the zone comes from users.info, shared with the
+// identity lookup (one call for both), and Slack's default zone when the
+// profile sets none.
+func TestTimeZoneFromProfile(t *testing.T) {
+	w := newWorld(t, slackfake.Options{})
+	w.fake.AddUser(slackfake.User{ID: "UERIN", Name: "erin", Email: "erin@example.com", TZ: "Asia/Kolkata"})
+	before := w.fake.Calls("users.info")
+	if _, err := w.bot.Identity(tctx(t), "UERIN"); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := w.bot.TimeZone(tctx(t), "UERIN")
+	if err != nil || loc == nil || loc.String() != "Asia/Kolkata" {
+		t.Fatalf("zone %v, %v", loc, err)
+	}
+	if n := w.fake.Calls("users.info") - before; n != 1 {
+		t.Errorf("users.info called %d times for identity and zone, want 1", n)
+	}
+	loc, err = w.bot.TimeZone(tctx(t), "UCAROL") // no identity lookup before: a call of its own
+	if err != nil || loc == nil || loc.String() != "America/Los_Angeles" {
+		t.Fatalf("default zone %v, %v", loc, err)
+	}
+	if _, err := w.bot.TimeZone(tctx(t), "UNOBODY"); err == nil {
+		t.Fatal("no error for an unknown user")
+	}
+}
