@@ -13,7 +13,9 @@ import (
 // or a *StateError (ErrAlreadyDecided, ErrTimedOut) when the request is no
 // longer pending; none of them changes anything. A deny by any eligible
 // approver ends the request; the Needed-th distinct approval approves it and
-// provisions the grant. Clicking twice never counts twice.
+// provisions the grant (a request whose StartsAt lies ahead stays approved
+// and is granted at its start; see schedule.go). Clicking twice never
+// counts twice.
 func (s *Service) Decide(ctx context.Context, id, approver string, approve bool, reason string) (*Request, error) {
 	approver = normID(approver)
 	if approver == "" {

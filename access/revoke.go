@@ -10,7 +10,8 @@ import (
 
 // Process does whatever is due for one request: post a security
 // announcement still owed, time out a pending request past its TTL,
-// (re)try the grant of an approved one, start the revocation of an
+// start a scheduled request whose start has come, (re)try the grant of an
+// approved one, start the revocation of an
 // expired grant, retry a failing revocation or clean-up. It is what the
 // expiry engine calls for each id in the due index; calling it for a
 // request with nothing due is a no-op, so duplicate calls are harmless.
@@ -252,7 +253,8 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-// Revoke ends an active grant early. The requester, an eligible approver of
+// Revoke ends an active grant early, or a scheduled one before its start
+// (without calling the provider). The requester, an eligible approver of
 // the role or an admin may; anyone else gets ErrNotAllowed. Revoking a
 // grant that is already ending or ended is a *StateError (ErrNotActive).
 func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, error) {

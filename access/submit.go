@@ -178,7 +178,8 @@ func (s *Service) writeCtx(ctx context.Context) (context.Context, context.Cancel
 // its audit event and asks the approvers. Validation failures are
 // *Refusal values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
 // ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
-// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity) and change nothing.
+// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity, and ErrBadStart for a
+// start that is unreadable, past or too far ahead) and change nothing.
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
 	role, d, reason, err := s.validate(in)
 	if err != nil {
