@@ -46,6 +46,13 @@ const (
 	ActReminded Action = "reminded"
 	// ActEscalated: a pending request was escalated (Detail: to whom).
 	ActEscalated Action = "escalated"
+
+	// Scheduled access: ActStarted when an approved request's start is
+	// reached and its grant begins; ActRevokedBeforeStart when it was
+	// revoked before its start (nothing was granted, the provider not
+	// called).
+	ActStarted            Action = "started"
+	ActRevokedBeforeStart Action = "revoked_before_start"
 )
 
 // AuditEvent is one line of the audit log. Stores write it in the same

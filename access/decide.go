@@ -13,7 +13,9 @@ import (
 // or a *StateError (ErrAlreadyDecided, ErrTimedOut) when the request is no
 // longer pending; none of them changes anything. A deny by any eligible
 // approver ends the request; the Needed-th distinct approval approves it and
-// provisions the grant. Clicking twice never counts twice.
+// provisions the grant (a request whose StartsAt lies ahead stays approved
+// and is granted at its start; see schedule.go). Clicking twice never
+// counts twice.
 func (s *Service) Decide(ctx context.Context, id, approver string, approve bool, reason string) (*Request, error) {
 	approver = normID(approver)
 	if approver == "" {
@@ -74,6 +76,7 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 			r.State = StateApproved
 			ev.To = StateApproved
 			became = StateApproved
+			s.onApproval(r, approver, now)
 		} else {
 			became = StatePending
 			ev.Detail = fmt.Sprintf("%d of %d approvals", r.Approvals(), r.Needed)
@@ -90,6 +93,10 @@ func (s *Service) Decide(ctx context.Context, id, approver string, approve bool,
 	}
 	if r.Kind == KindExtension {
 		return s.applyExtension(ctx, r, approver)
+	}
+	if r.Scheduled() {
+		s.wake(r) // granted at its start, through the due index
+		return r, nil
 	}
 	return s.provision(ctx, r.ID)
 }

@@ -90,6 +90,9 @@ type Refusal struct {
 	Count    int           // how many: characters of a reason (0: not counted), requests, approvers, approvals
 	Limit    int           // the most allowed, or how many are needed
 	People   []string      // who may decide, or acknowledge
+
+	// Scheduled access: the time zone a start was read in.
+	Zone string
 }
 
 // RefusalCode names a Refusal.

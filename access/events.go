@@ -56,4 +56,8 @@ const (
 	// Request.EscalatedTo may decide it now. Cards show it, the escalated
 	// people get the card, the requester is told.
 	EvEscalated EventType = "escalated"
+
+	// EvScheduled: a request with a start ahead was approved; it is
+	// granted at Request.StartsAt (scheduled access).
+	EvScheduled EventType = "scheduled"
 )

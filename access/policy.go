@@ -39,6 +39,8 @@ type Role struct {
 	EscalateAfter     time.Duration // when EscalateUsers/EscalateRotations may decide too; 0: never
 	EscalateUsers     []string      // identities asked at escalation
 	EscalateRotations []string      // rotations whose on-call people are asked at escalation
+	// Scheduled access: how far ahead a start may lie (0: DefaultMaxScheduleAhead).
+	MaxScheduleAhead time.Duration
 }
 
 // Rotation is an on-call rotation; the OnCall port answers who is on it.

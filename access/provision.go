@@ -16,7 +16,8 @@ import (
 // failing ends failed after GrantRetryFor. A Grant that lands after its
 // request ended is undone.
 // approved is the state provision works on.
-func approved(r *Request) bool { return r.State == StateApproved }
+// A scheduled request waiting for its start is not granted (see start).
+func approved(r *Request) bool { return r.State == StateApproved && !r.awaitingStart() }
 
 func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	r, wctx, release, err := s.startWork(ctx, id, approved)

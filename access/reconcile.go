@@ -121,7 +121,7 @@ func (s *Service) reconcileGroup(ctx context.Context, k groupKey, roles []Role) 
 	granted := map[string]bool{}
 	failing := map[string]*Request{} // member -> revocation being retried
 	for _, r := range live {
-		if r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension {
+		if r.Provider != k.provider || r.Group != k.group || r.Kind == KindExtension || r.Scheduled() {
 			continue
 		}
 		// A revocation that has failed is no grant: its member is still

@@ -160,6 +160,13 @@ type Request struct {
 	EscalateAt  time.Time     `json:"escalate_at,omitempty"`
 	EscalatedAt time.Time     `json:"escalated_at,omitempty"`
 	EscalatedTo []string      `json:"escalated_to,omitempty"`
+	// Scheduled access (schedule.go): StartsAt is when the grant may
+	// start (zero: at approval), StartZone the time zone the start was
+	// given in (for display), StartedAt when the start was reached and
+	// the grant begun (zero while it waits).
+	StartsAt  time.Time `json:"starts_at,omitempty"`
+	StartZone string    `json:"start_zone,omitempty"`
+	StartedAt time.Time `json:"started_at,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such
@@ -308,6 +315,9 @@ func (r *Request) stateDue() (time.Time, bool) {
 	case StatePending:
 		return r.pendingDue()
 	case StateApproved:
+		if r.awaitingStart() {
+			return r.StartsAt, true // scheduled: granted at its start, not before
+		}
 		if !r.RetryAt.IsZero() {
 			return r.RetryAt, true
 		}

@@ -11,8 +11,8 @@ import (
 // Process does whatever is due for one request: post a security
 // announcement still owed, remind the approvers of a pending request or
 // escalate it (remind.go), time out a pending request past its TTL,
-// (re)try the grant of an approved one, start the revocation of an
-// expired grant, retry a failing revocation or clean-up. It is what the
+// start a scheduled request whose start has come (schedule.go), (re)try
+// the grant of an approved one, start the revocation of an expired grant, retry a failing revocation or clean-up. It is what the
 // expiry engine calls for each id in the due index; calling it for a
 // request with nothing due is a no-op, so duplicate calls are harmless.
 func (s *Service) Process(ctx context.Context, id string) error {
@@ -40,6 +40,10 @@ func (s *Service) Process(ctx context.Context, id string) error {
 	case StateApproved:
 		if r.Kind == KindExtension {
 			_, err = s.applyExtension(ctx, r, SystemActor)
+			return err
+		}
+		if r.awaitingStart() {
+			_, err = s.start(ctx, r.ID)
 			return err
 		}
 		_, err = s.provision(ctx, r.ID)
@@ -252,7 +256,8 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-// Revoke ends an active grant early. The requester, an eligible approver of
+// Revoke ends an active grant early, or a scheduled one before its start
+// (without calling the provider). The requester, an eligible approver of
 // the role or an admin may; anyone else gets ErrNotAllowed. Revoking a
 // grant that is already ending or ended is a *StateError (ErrNotActive).
 func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, error) {
@@ -273,6 +278,9 @@ func (s *Service) Revoke(ctx context.Context, id, by, reason string) (*Request, 
 	}
 	if len([]rune(reason)) > MaxReasonLen {
 		return nil, &Refusal{Code: RefuseReasonTooLong, Err: ErrReasonTooLong, Limit: MaxReasonLen}
+	}
+	if cur.Scheduled() {
+		return s.revokeScheduled(ctx, cur.ID, by, strings.TrimSpace(reason))
 	}
 	return s.endGrant(ctx, cur.ID, EndRevoked, by, strings.TrimSpace(reason))
 }

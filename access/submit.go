@@ -14,6 +14,14 @@ type SubmitInput struct {
 	Role      string        // role name
 	Duration  time.Duration // 0: the role's default
 	Reason    string
+
+	// Scheduled access: when the grant should start. StartsAt when set,
+	// else Start as typed ("22:00", "2026-12-01T22:00", with or without a
+	// zone offset; see ParseStart) read in Zone (nil: UTC). Neither: at
+	// approval.
+	StartsAt time.Time
+	Start    string
+	Zone     *time.Location
 }
 
 func (s *Service) validate(in SubmitInput) (Role, time.Duration, string, error) {
@@ -97,6 +105,9 @@ func (s *Service) overlap(ctx context.Context, requester string, role Role) erro
 		case StatePending:
 			return &Refusal{Code: RefuseAlreadyPending, Err: ErrDuplicate, ID: r.ID, Role: role.Name}
 		case StateActive, StateApproved:
+			if r.Scheduled() {
+				return &Refusal{Code: RefuseAlreadyScheduled, Err: ErrDuplicate, ID: r.ID, Role: role.Name, At: r.StartsAt}
+			}
 			return &Refusal{Code: RefuseAlreadyHeld, Err: ErrDuplicate, ID: r.ID, Role: role.Name, At: r.EndsAt}
 		}
 	}
@@ -167,7 +178,8 @@ func (s *Service) writeCtx(ctx context.Context) (context.Context, context.Cancel
 // its audit event and asks the approvers. Validation failures are
 // *Refusal values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
 // ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
-// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity) and change nothing.
+// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity, and ErrBadStart for a
+// start that is unreadable, past or too far ahead) and change nothing.
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
 	role, d, reason, err := s.validate(in)
 	if err != nil {
@@ -177,13 +189,19 @@ func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) 
 	if err := s.overlap(ctx, requester, role); err != nil {
 		return nil, err
 	}
+	start, zone, err := s.startOf(in, role)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.checkUser(ctx, role, requester); err != nil {
 		return nil, err
 	}
-	return s.create(ctx, KindRequest, "", requester, role, d, reason)
+	return s.create(ctx, KindRequest, "", requester, role, d, reason, scheduled(start, zone))
 }
 
-func (s *Service) create(ctx context.Context, kind Kind, target, requester string, role Role, d time.Duration, reason string) (*Request, error) {
+// create stores a new pending request; each of tweaks adjusts the request
+// and its submit audit event before they are written.
+func (s *Service) create(ctx context.Context, kind Kind, target, requester string, role Role, d time.Duration, reason string, tweaks ...func(*Request, *AuditEvent)) (*Request, error) {
 	approvers, _ := s.Approvers(ctx, role, requester)
 	if len(approvers) == 0 {
 		return nil, &Refusal{Code: RefuseNoApprovers, Err: ErrNoApprovers, Role: role.Name}
@@ -204,6 +222,9 @@ func (s *Service) create(ctx context.Context, kind Kind, target, requester strin
 	ev := s.event(r, ActSubmitted, requester, "", StatePending, reason)
 	if kind == KindExtension {
 		ev.Detail = "extends " + target + " by " + FormatDuration(d)
+	}
+	for _, tw := range tweaks {
+		tw(r, &ev)
 	}
 	s.owe(r, EvSubmitted, requester, "", now) // the approval cards: never a pending request nobody was asked about
 	// The limit and duplicate checks and the write are one step per

@@ -105,7 +105,7 @@ func (s *Service) keeper(ctx context.Context, r *Request) (*Request, error) {
 		return nil, fmt.Errorf("access: list grants of %s: %w", r.Requester, err)
 	}
 	for _, o := range others {
-		if o.ID != r.ID && o.Kind != KindExtension && o.Provider == r.Provider && o.Group == r.Group {
+		if o.ID != r.ID && o.Kind != KindExtension && o.Provider == r.Provider && o.Group == r.Group && !o.Scheduled() {
 			return o, nil
 		}
 	}

@@ -49,6 +49,10 @@ type MetricsConfig struct {
 type LimitsConfig struct {
 	PendingPerUser    *int `yaml:"pending_per_user"`    // requests waiting for approval at once; default 5, 0: no limit
 	CommandsPerMinute *int `yaml:"commands_per_minute"` // default 20, 0: no limit
+
+	// Scheduled access: how far ahead a request's start may lie, for roles
+	// that do not say (default 14d).
+	MaxScheduleAhead string `yaml:"max_schedule_ahead"`
 }
 
 // StoreConfig picks the store: bolt (default) or redis.
@@ -242,6 +246,8 @@ type RoleConfig struct {
 	RemindAfter   string           `yaml:"remind_after"`   // remind undecided approvers, again after 2x and 4x
 	EscalateAfter string           `yaml:"escalate_after"` // then escalate_to may decide too
 	EscalateTo    EscalateToConfig `yaml:"escalate_to"`
+	// Scheduled access: how far ahead a start may lie (default: limits.max_schedule_ahead).
+	MaxScheduleAhead string `yaml:"max_schedule_ahead"`
 }
 
 // ApproversConfig names who approves a role.

@@ -80,6 +80,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Loaded, error) {
 		}
 	}
 	l.Limits = buildLimits(cfg.Limits, &ps)
+	checkScheduleLimits(cfg, &ps)
 	l.RevokeAlertAfter = 2 * time.Minute
 	if v := cfg.Scheduler.RevokeAlertAfter; v != "" {
 		d, err := access.ParseDuration(v)

@@ -211,6 +211,7 @@ func buildRole(cfg Config, provs map[string]bool, name string, rc RoleConfig, ps
 		role.DefaultDuration = role.MaxDuration
 	}
 	role.PendingTTL = dur("pending_ttl", rc.PendingTTL, access.DefaultPendingTTL)
+	role.MaxScheduleAhead = roleScheduleAhead(cfg, path, rc, ps)
 	if role.Approvals == 0 {
 		role.Approvals = 1
 	}

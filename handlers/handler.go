@@ -160,6 +160,9 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	if len(args) == 0 {
 		return h.form(ctx, c.User, sub, "", "")
 	}
+	if r, ok := h.scheduledCommand(ctx, c, sub, args); ok {
+		return r // "… at 22:00 …": scheduled access
+	}
 	if !startsWithDigit(args[0]) && startsReason(args[0]) {
 		// "/access prod-admin fixing checkout": no duration given.
 		return h.form(ctx, c.User, sub, "", rest(0))
@@ -255,7 +258,10 @@ const helpText = "*Usage*\n" +
 	"`/access extend <request-id> <duration> <reason>` ask for more time\n" +
 	"`/access breakglass <role> <duration> <reason>` emergency access, granted at once and announced\n" +
 	"`/access oncall [rotation]` who is on call now and next\n" +
-	"Durations: `30m`, `2h`, `1d`, `1h30m`."
+	"Durations: `30m`, `2h`, `1d`, `1h30m`.\n" +
+	"Start later: `/access prod-admin 2h at 22:00 <reason>` (the next 22:00) or `at 2026-12-01T22:00` " +
+	"(your Slack profile's time zone; UTC on Discord and the console) or `at 2026-12-01T22:00+01:00`; " +
+	"approve any time before the start, revoke before it with `/access revoke <request-id>`."
 
 func (h *Handler) help() Reply { return Reply{Message: Message{Title: "accessbot", Text: helpText}} }
 
@@ -362,7 +368,7 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 		}
 		id = ""
 		for _, r := range mine {
-			if r.Role == strings.ToLower(target) && r.State == access.StateActive && r.Kind != access.KindExtension {
+			if r.Role == strings.ToLower(target) && (r.State == access.StateActive || r.Scheduled()) && r.Kind != access.KindExtension {
 				id = r.ID
 				break
 			}
@@ -374,6 +380,9 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 	r, err := h.svc.Revoke(ctx, id, who, reason)
 	if err != nil {
 		return h.fail(ctx, err)
+	}
+	if r.State == access.StateEnded && r.GrantedAt.IsZero() && !r.StartsAt.IsZero() {
+		return text("Scheduled request %s (%s of %s) is revoked before its start; nothing was granted.", r.ID, r.Role, r.Requester)
 	}
 	if r.State == access.StateEnded {
 		return text("Request %s (%s of %s) has ended; the access is removed.", r.ID, r.Role, r.Requester)
@@ -511,6 +520,9 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 			}
 			return text("You denied request %s (%s for %s); %s has been told.", r.ID, r.Role, r.Requester, r.Requester)
 		}
+		if r.Scheduled() {
+			return text("You approved %s: %s gets %s at %s for %s.", r.ID, r.Requester, r.Role, startText(r), access.FormatDuration(r.Duration))
+		}
 		switch r.State {
 		case access.StatePending:
 			return text("Your approval of %s is recorded: %d of %d.", r.ID, r.Approvals(), r.Needed)
@@ -596,10 +608,13 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 	if err := h.svc.Throttle(ctx, who); err != nil {
 		return h.fail(ctx, err), nil
 	}
-	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: role.Name, Duration: d, Reason: reason})
+	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: role.Name, Duration: d, Reason: reason,
+		Start: in.Start, Zone: h.zone(ctx, in.User)})
 	if err != nil {
 		if msg, ok := shownText(err); ok {
 			switch {
+			case errors.Is(err, access.ErrBadStart):
+				return Reply{}, FormErrors{FieldStart: msg}
 			case errors.Is(err, access.ErrBadDuration), errors.Is(err, access.ErrTooLong):
 				return Reply{}, FormErrors{FieldDuration: msg}
 			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong):
@@ -611,6 +626,9 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 			}
 		}
 		return h.fail(ctx, err), nil
+	}
+	if !r.StartsAt.IsZero() {
+		return scheduledSubmitted(r), nil
 	}
 	return text("Request %s for *%s* (%s) sent for approval to %s. You will hear back here.",
 		r.ID, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")), nil
@@ -647,6 +665,9 @@ func (h *Handler) stateText(ctx context.Context, se *access.StateError) string {
 
 // statusLine describes a request's state in a few words.
 func statusLine(r *access.Request) string {
+	if s := scheduledStatus(r); s != "" {
+		return s
+	}
 	switch r.State {
 	case access.StatePending:
 		s := "waiting for approval"

@@ -149,6 +149,10 @@ func grantItem(r *access.Request) HomeItem {
 			it.Buttons = []Button{{Label: "Revoke", Action: ActionRevoke, Value: r.ID, Style: "danger"}}
 		}
 	}
+	if r.Scheduled() {
+		// Approved, waiting for its start: it can be revoked before it begins.
+		it.Buttons = []Button{{Label: "Revoke", Action: ActionRevoke, Value: r.ID, Style: "danger"}}
+	}
 	return it
 }
 
@@ -156,6 +160,9 @@ func pendingItem(r *access.Request) HomeItem {
 	what := fmt.Sprintf("*%s* for %s", r.Role, access.FormatDuration(r.Duration))
 	if r.Kind == access.KindExtension {
 		what = fmt.Sprintf("*%s* +%s (extends %s)", r.Role, access.FormatDuration(r.Duration), r.Target)
+	}
+	if !r.StartsAt.IsZero() {
+		what += ", starts at " + startText(r)
 	}
 	return HomeItem{RequestID: r.ID,
 		Text:    fmt.Sprintf("%s %s — %s; asked %s", r.ID, what, statusLine(r), listOr(r.Approvers, "nobody")),
@@ -166,6 +173,9 @@ func waitingItem(r *access.Request) HomeItem {
 	what := fmt.Sprintf("asks for *%s* for %s", r.Role, access.FormatDuration(r.Duration))
 	if r.Kind == access.KindExtension {
 		what = fmt.Sprintf("asks to extend *%s* (%s) by %s", r.Role, r.Target, access.FormatDuration(r.Duration))
+	}
+	if !r.StartsAt.IsZero() {
+		what += ", starts at " + startText(r)
 	}
 	text := fmt.Sprintf("%s %s %s: %s — %s", r.ID, r.Requester, what, userText(clipText(r.Reason, homeReason)), statusLine(r))
 	return HomeItem{RequestID: r.ID, Text: text, Buttons: []Button{

@@ -256,3 +256,37 @@ func TestHomeTextBudget(t *testing.T) {
 		t.Errorf("waiting alone (%d characters, %d items):\n%s", len(one), strings.Count(one, "• "), one)
 	}
 }
+
+// A request with a start ahead says when it starts in the requester's and
+// the approver's Home; once approved it waits among the grants with a
+// Revoke button, as it may be revoked before it begins.
+func TestHomeShowsScheduledAccess(t *testing.T) {
+	h, _, _ := setupHome(t)
+	ctx := context.Background()
+	id := requestID(t, cmd(h, "alice", "prod-admin 1h at 2031-03-04T22:00 maintenance window"))
+	mine, err := h.Home(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine.Pending) != 1 || !strings.Contains(mine.Pending[0].Text, "starts at 2031-03-04 22:00") {
+		t.Errorf("alice's pending: %+v", mine.Pending)
+	}
+	theirs, err := h.Home(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(theirs.Waiting) != 1 || !strings.Contains(theirs.Waiting[0].Text, "starts at 2031-03-04 22:00") {
+		t.Errorf("bob's waiting: %+v", theirs.Waiting)
+	}
+	if r := cmd(h, "bob", "approve "+id); !strings.Contains(r.Text, "You approved") {
+		t.Fatalf("approve: %+v", r)
+	}
+	mine, err = h.Home(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine.Grants) != 1 || len(mine.Grants[0].Buttons) != 1 || mine.Grants[0].Buttons[0].Action != handlers.ActionRevoke ||
+		mine.Grants[0].Buttons[0].Value != id {
+		t.Errorf("alice's scheduled grant: %+v", mine.Grants)
+	}
+}

@@ -124,6 +124,9 @@ type Form struct {
 	Role     string       // prefilled values
 	Duration string
 	Reason   string
+
+	// Scheduled access: the start as typed (optional).
+	Start string
 }
 
 // RoleOption is one choice of the form's role field.
@@ -141,6 +144,10 @@ type FormInput struct {
 	Role     string
 	Duration string
 	Reason   string
+
+	// Scheduled access: the start as typed (FieldStart, optional), read
+	// in the user's time zone.
+	Start string
 }
 
 // The form fields, as keys of FormErrors.

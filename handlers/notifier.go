@@ -114,6 +114,9 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 		if r.Kind == access.KindExtension {
 			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
 		}
+		if !r.StartsAt.IsZero() {
+			what += " to start at " + startText(r)
+		}
 		dm(Message{Title: "Request " + r.ID + " is waiting for approval",
 			Text:    fmt.Sprintf("%s for *%s* (%s) was sent to %s.", what, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", ")),
 			Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.ID}}})
@@ -140,6 +143,10 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 				Buttons: []Button{{Label: "Revoke now", Action: ActionRevoke, Value: r.ID, Style: "danger"}}}
 			send(PurposeGrant, r.Requester, m)
 		case access.EvEnded:
+			if r.GrantedAt.IsZero() && !r.StartsAt.IsZero() {
+				dm(Message{Title: "Your scheduled " + r.Role + " access was revoked", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
+				break
+			}
 			dm(Message{Title: "Your " + r.Role + " access has ended", Text: fmt.Sprintf("Request %s: %s.", r.ID, statusLine(r))})
 		case access.EvExtended:
 			dm(Message{Title: "Your " + r.Role + " access was extended", Color: "good", Text: fmt.Sprintf("Request %s now ends at %s.", r.ID, stamp(r.EndsAt))})
@@ -149,6 +156,9 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			errs = append(errs, n.updateCards(ctx, ev))
 		}
 		n.nudge(ctx, ev, nudgeSend{keep: keep, sent: sent, posted: posted, send: send})
+	case access.EvScheduled:
+		errs = append(errs, n.updateCards(ctx, ev))
+		send(PurposeGrant, r.Requester, scheduledNotice(r))
 	case access.EvBreakGlass:
 		m := Message{Title: "Break-glass: " + r.Requester + " took " + r.Role, Color: "danger",
 			Text: "Granted at once, without approval. Please review and acknowledge.",
@@ -313,6 +323,9 @@ func Card(r *access.Request, role access.Role) Message {
 	}
 	if r.State == access.StateActive && r.Kind != access.KindExtension {
 		m.Fields[5].Value = "active until " + stamp(r.EndsAt) + " (" + approvedLine(r) + ")"
+	}
+	if !r.StartsAt.IsZero() {
+		m.Fields = append(m.Fields, Field{"Starts", startText(r)})
 	}
 	return m
 }

@@ -28,6 +28,9 @@ func hhmm(t time.Time) string { return t.UTC().Format("15:04 MST") }
 // command syntax it suggests (`/access ...`) is this package's.
 func refusalText(r *access.Refusal) string {
 	d := access.FormatDuration
+	if s, ok := scheduleRefusalText(r); ok {
+		return s
+	}
 	switch r.Code {
 	case access.RefuseNoIdentity:
 		return "your chat account has no email address mapped, so accessbot cannot tell who you are; ask an admin to link it"

@@ -392,6 +392,7 @@ func (b *Bot) Identity(ctx context.Context, chatUser string) (string, error) {
 	// Kelvin sign (U+212A) stays what it is, so the handlers refuse it
 	// (access.CheckIdentity) instead of taking it for a k.
 	email := access.NormalizeIdentity(u.Profile.Email)
+	b.zones.put(chatUser, u.TZ, nil, identityTTL) // for TimeZone (schedule.go)
 	var idErr error
 	switch {
 	case u.Deleted:

@@ -145,7 +145,8 @@ type Bot struct {
 	hooks ackTimes // optional observer callbacks (hooks.go)
 
 	// App Home (home.go): the people whose Home tab needs publishing.
-	home *homeQueue
+	home  *homeQueue
+	zones lookups // scheduled access: chat user -> profile time zone (schedule.go)
 }
 
 // New validates cfg and builds a Bot. h may be nil and set later with
@@ -176,6 +177,7 @@ func New(cfg Config, h Handler, seen Deduper, log *slog.Logger) (*Bot, error) {
 		busy:       make(chan struct{}, maxBusyReplies),
 		ackBudget:  defaultAckBudget,
 		home:       newHomeQueue(),
+		zones:      newLookups(),
 	}
 	if in, ok := seen.(access.Inbox); ok {
 		b.inbox, b.owner = in, newOwner()

@@ -450,14 +450,14 @@ func TestFormModal(t *testing.T) {
 	waitFor(t, e.fake, "modal", func() bool { return len(e.fake.Views()) == 1 })
 	v := e.fake.Views()[0]
 	t.Logf("modal opened %v after the trigger was issued", v.SinceTrigger)
-	if v.User != "UALICE" || v.CallbackID == "" || len(v.Blocks) != 3 {
+	if v.User != "UALICE" || v.CallbackID == "" || len(v.Blocks) != 4 {
 		t.Fatalf("view %+v", v)
 	}
 	var ids []string
 	for _, b := range v.Blocks {
 		ids = append(ids, b["block_id"].(string))
 	}
-	if !slices.Equal(ids, []string{handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason}) {
+	if !slices.Equal(ids, []string{handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason, handlers.FieldStart}) {
 		t.Errorf("block ids %v", ids)
 	}
 	role := v.Blocks[0]["element"].(map[string]any)

@@ -211,6 +211,7 @@ func (b *Bot) submitRequest(ctx context.Context, sm *socketmode.Client, h Handle
 		Role:     stateValue(st, handlers.FieldRole, handlers.FieldRole),
 		Duration: strings.TrimSpace(stateValue(st, handlers.FieldDuration, handlers.FieldDuration)),
 		Reason:   strings.TrimSpace(stateValue(st, handlers.FieldReason, handlers.FieldReason)),
+		Start:    strings.TrimSpace(stateValue(st, handlers.FieldStart, handlers.FieldStart)),
 	}
 	done := make(chan submitResult, 1)
 	go func() {
@@ -248,13 +249,13 @@ func (b *Bot) submitRequest(ctx context.Context, sm *socketmode.Client, h Handle
 		}
 		if len(res.errs) > 0 {
 			var lines []string
-			for _, f := range []string{handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason} {
+			for _, f := range []string{handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason, handlers.FieldStart} {
 				if msg, ok := res.errs[f]; ok {
 					lines = append(lines, f+": "+msg)
 				}
 			}
 			for f, msg := range res.errs {
-				if f != handlers.FieldRole && f != handlers.FieldDuration && f != handlers.FieldReason {
+				if f != handlers.FieldRole && f != handlers.FieldDuration && f != handlers.FieldReason && f != handlers.FieldStart {
 					lines = append(lines, msg)
 				}
 			}

@@ -311,6 +311,7 @@ func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldDuration, Label: plain("Duration"), Element: duration,
 				Hint: plain("How long you need it, like 30m, 2h or 1d")},
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason},
+			startBlock(f),
 		}},
 	}
 }
@@ -363,7 +364,7 @@ func formErrorsAck(fe handlers.FormErrors) *goslack.ViewSubmissionResponse {
 	for field, msg := range fe {
 		block := field
 		switch field {
-		case handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason:
+		case handlers.FieldRole, handlers.FieldDuration, handlers.FieldReason, handlers.FieldStart:
 		default:
 			block = handlers.FieldReason
 		}

@@ -143,6 +143,8 @@ func fullRequest(id string) *access.Request {
 		EscalateAt:  at.Add(12 * time.Minute).In(berlin),
 		EscalatedAt: at.Add(13 * time.Minute),
 		EscalatedTo: []string{"heidi@example.com", "frank@example.com"},
+		// Scheduled access.
+		StartsAt: at.Add(30 * time.Minute).In(berlin), StartZone: "Europe/Berlin", StartedAt: at.Add(30*time.Minute + time.Second),
 	}
 }
 
@@ -732,6 +734,8 @@ func testDueAllStates(t *testing.T, s access.Store) {
 	add("r-s-pend", access.StatePending, func(r *access.Request) { r.PendingUntil = base.Add(7 * time.Minute) })
 	add("r-s-appr", access.StateApproved, func(r *access.Request) { r.UpdatedAt = base.Add(time.Minute) })
 	add("r-s-aret", access.StateApproved, func(r *access.Request) { r.RetryAt = base.Add(3 * time.Minute) })
+	// Scheduled access: approved in advance, due at its start.
+	add("r-s-schd", access.StateApproved, func(r *access.Request) { r.StartsAt = base.Add(11 * time.Minute) })
 	add("r-s-actv", access.StateActive, func(r *access.Request) { r.EndsAt = base.Add(9 * time.Minute) })
 	add("r-s-revk", access.StateRevoking, func(r *access.Request) { r.UpdatedAt = base.Add(2 * time.Minute) })
 	add("r-s-rret", access.StateRevoking, func(r *access.Request) { r.RetryAt = base.Add(5 * time.Minute) })

@@ -138,6 +138,9 @@ type User struct {
 	Email   string
 	Deleted bool
 	IsBot   bool
+	// TZ is the profile's time zone (IANA name; "" is America/Los_Angeles,
+	// Slack's default for a new account).
+	TZ string
 }
 
 type conn struct {

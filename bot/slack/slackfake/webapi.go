@@ -558,10 +558,21 @@ func (s *Server) postEphemeral(f url.Values) (any, apiError) {
 }
 
 func (s *Server) userJSON(u User) map[string]any {
+	tz := u.TZ
+	if tz == "" {
+		tz = "America/Los_Angeles"
+	}
+	label, offset := tz, 0
+	if loc, err := time.LoadLocation(tz); err == nil {
+		label, offset = s.now().In(loc).Zone()
+	}
 	return map[string]any{
 		"id": u.ID, "team_id": u.Team, "name": u.Name, "deleted": u.Deleted, "is_bot": u.IsBot,
 		"real_name": u.Name,
 		"profile":   map[string]any{"email": u.Email, "real_name": u.Name, "display_name": u.Name},
+		// As Slack sends them: the zone name, its label and the offset
+		// in seconds now.
+		"tz": tz, "tz_label": label, "tz_offset": offset,
 	}
 }
 
