@@ -148,6 +148,14 @@ type Request struct {
 	// here and is retried at its NextTry; an entry whose worker died is
 	// delivered by the sweep (the request's due time includes the outbox).
 	Outbox []Announcement `json:"outbox,omitempty"`
+
+	// Several roles in one request (bundle.go): the requests asked for
+	// together share Bundle ("b-" and the lead's id without its "r-"), and
+	// each lists in Members the ids of all of them, the lead first. The
+	// lead carries the one approval card of the bundle. Both are empty for
+	// a request of a single role.
+	Bundle  string   `json:"bundle,omitempty"`
+	Members []string `json:"members,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such
@@ -319,6 +327,7 @@ func (r *Request) Clone() *Request {
 	c.Decisions = append([]Decision(nil), r.Decisions...)
 	c.Messages = append([]MessageRef(nil), r.Messages...)
 	c.Outbox = append([]Announcement(nil), r.Outbox...)
+	c.Members = append([]string(nil), r.Members...)
 	return &c
 }
 
