@@ -74,6 +74,9 @@ func Run(t *testing.T, open Open, reopen Reopen) {
 		{"AppendAudit", testAppendAudit},
 		{"ConcurrentApprove", testConcurrentApprove},
 		{"ConcurrentDecisions", testConcurrentDecisions},
+		{"CreateManyAllOrNothing", testCreateMany},
+		{"CreateManyExists", testCreateManyExists},
+		{"CreateManyConcurrent", testCreateManyConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -136,6 +139,8 @@ func fullRequest(id string) *access.Request {
 		Cleanup: true,
 		Outbox: []access.Announcement{{ID: "revoke_alert", Type: access.EvRevokeAlert, Actor: "accessbot", Reason: "Throttling",
 			At: at.Add(9 * time.Minute), Tries: 2, NextTry: at.Add(10 * time.Minute).In(berlin), LastError: "not_in_channel"}},
+		Bundle:  "b-full2345",
+		Members: []string{id, "r-other234"},
 	}
 }
 
