@@ -49,6 +49,9 @@ type MetricsConfig struct {
 type LimitsConfig struct {
 	PendingPerUser    *int `yaml:"pending_per_user"`    // requests waiting for approval at once; default 5, 0: no limit
 	CommandsPerMinute *int `yaml:"commands_per_minute"` // default 20, 0: no limit
+
+	// Several roles in one request: how many roles one request may name.
+	RolesPerRequest *int `yaml:"roles_per_request"` // default 5, at least 1
 }
 
 // StoreConfig picks the store: bolt (default) or redis.

@@ -39,6 +39,14 @@ type Service interface {
 	Extend(ctx context.Context, id, by string, d time.Duration, reason string) (*access.Request, error)
 	Acknowledge(ctx context.Context, id, by string) (*access.Request, error)
 	Shifts(ctx context.Context, rotation string) (cur, next access.Shift, err error)
+
+	// Several roles in one request (bundle.go).
+	SubmitRoles(ctx context.Context, in access.SubmitInput, roles []string) ([]*access.Request, error)
+	Bundle(ctx context.Context, id string) ([]*access.Request, error)
+	DecideBundle(ctx context.Context, bundle, approver string, approve bool, reason string) (*access.BundleOutcome, error)
+	RevokeBundle(ctx context.Context, bundle, by, reason string) (*access.BundleOutcome, error)
+	CancelBundle(ctx context.Context, bundle, by string) (*access.BundleOutcome, error)
+	ExtendBundle(ctx context.Context, bundle, by string, d time.Duration, reason string) ([]*access.Request, error)
 }
 
 var _ Service = (*access.Service)(nil)
@@ -88,6 +96,7 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	if len(c.Text) > MaxCommandLen {
 		return problem("That command is %d characters long; a reason may be at most %d characters. Nothing was sent.", len(c.Text), access.MaxReasonLen)
 	}
+	c.Text = foldRoleList(c.Text)
 	words := strings.Fields(c.Text)
 	if len(words) == 0 {
 		return h.form(ctx, c.User, "", "", "")
@@ -137,6 +146,9 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		if len(args) < 3 {
 			return problem("Usage: `/access extend <request-id> <duration> <reason>`, e.g. `/access extend r-7k3m9q2x 1h still fixing checkout`.")
 		}
+		if access.IsBundleID(args[0]) {
+			return h.extendBundle(ctx, c.User, args[0], args[1], rest(2))
+		}
 		return h.extend(ctx, c.User, args[0], args[1], rest(2))
 	case "breakglass", "break-glass":
 		if len(args) < 3 {
@@ -144,7 +156,10 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		}
 		return h.breakGlass(ctx, c.User, args[0], args[1], rest(2))
 	}
-	// "/access <role> [duration] [reason...]"
+	// "/access <role>[,<role>...] [duration] [reason...]"
+	if strings.Contains(sub, ",") {
+		return h.roleList(ctx, c, sub, args, rest)
+	}
 	if _, ok := h.svc.Policy().Role(sub); !ok {
 		return Reply{Message: Message{Color: "danger",
 			Text: fmt.Sprintf("There is no role or command %q. Nothing was sent.\n\n%s", clipText(words[0], 40), helpText)}}
@@ -238,6 +253,8 @@ func clipText(s string, n int) string {
 
 const helpText = "*Usage*\n" +
 	"`/access <role> <duration> <reason>` ask for a role, e.g. `/access prod-admin 2h fixing checkout`\n" +
+	"`/access <role>,<role> <duration> <reason>` several roles in one request, e.g. `/access prod-admin,db-admin 2h fixing checkout`; " +
+	"each role has its own approvers and all end together; act on all of them with the request's `b-…` id, on one with its `r-…` id\n" +
 	"`/access` open the request form\n" +
 	"`/access list` your pending and active requests\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
@@ -346,6 +363,9 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 	if err != nil {
 		return h.fail(ctx, err)
 	}
+	if access.IsBundleID(target) {
+		return h.revokeBundle(ctx, who, target, reason)
+	}
 	id := target
 	if _, isRole := h.svc.Policy().Role(target); isRole {
 		mine, err := h.svc.Mine(ctx, who)
@@ -386,7 +406,15 @@ func (h *Handler) list(ctx context.Context, chatUser string) Reply {
 		return text("You have no pending or active requests.")
 	}
 	var b strings.Builder
+	shown := map[string]bool{}
 	for _, r := range mine {
+		if r.Bundle != "" {
+			if !shown[r.Bundle] {
+				shown[r.Bundle] = true
+				b.WriteString(h.bundleListEntry(ctx, r, mine))
+			}
+			continue
+		}
 		fmt.Fprintf(&b, "• %s *%s* %s — %s", r.ID, r.Role, access.FormatDuration(r.Duration), statusLine(r))
 		if r.Kind == access.KindExtension {
 			fmt.Fprintf(&b, " (extends %s)", r.Target)
@@ -487,6 +515,9 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 	if id == "" {
 		return problem("Say which request, e.g. `approve r-7k3m9q2x`.")
 	}
+	if access.IsBundleID(id) {
+		return h.actBundle(ctx, who, a, id)
+	}
 	switch a.Action {
 	case ActionApprove, ActionDeny:
 		r, err := h.svc.Decide(ctx, id, who, a.Action == ActionApprove, a.Reason)
@@ -552,6 +583,9 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 // SubmitForm handles the request form. Field problems come back in
 // FormErrors (and nothing is submitted); other outcomes in the Reply.
 func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErrors) {
+	if strings.Contains(in.Role, ",") {
+		return h.submitFormRoles(ctx, in)
+	}
 	errs := FormErrors{}
 	role, ok := h.svc.Policy().Role(in.Role)
 	if !ok {
