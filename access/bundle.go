@@ -393,8 +393,8 @@ func (s *Service) denyAlong(ctx context.Context, id, approver, reason string, vi
 
 // RevokeBundle ends every member of a bundle early: active grants are
 // revoked (Revoke, with its checks, for each), and pending members are
-// cancelled when by is the requester. Members it cannot end are Skipped
-// with their refusal.
+// cancelled when by is the requester. Members it cannot end (one still
+// being granted, say) are Skipped with their refusal.
 func (s *Service) RevokeBundle(ctx context.Context, bundle, by, reason string) (*BundleOutcome, error) {
 	ms, err := s.Bundle(ctx, bundle)
 	if err != nil {
@@ -405,7 +405,7 @@ func (s *Service) RevokeBundle(ctx context.Context, bundle, by, reason string) (
 	for _, m := range ms {
 		var r *Request
 		switch {
-		case m.State == StateActive:
+		case m.State == StateActive, m.State == StateApproved: // one being granted is refused, and said so
 			r, err = s.Revoke(ctx, m.ID, by, reason)
 		case m.State == StatePending && m.Requester == normID(by):
 			r, err = s.Cancel(ctx, m.ID, by)

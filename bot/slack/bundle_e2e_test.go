@@ -174,8 +174,21 @@ func TestE2EFormSeveralRolesRevokeAll(t *testing.T) {
 	_, id := w.card(t, 1)
 	w.click(t, "UBOB", "", handlers.ActionApprove, id, false)
 	w.click(t, "UCAROL", "", handlers.ActionApprove, id, false)
-	waitFor(t, w.fake, "both granted", func() bool { return w.prov.IsMember(groupAdmin, alice) && w.prov.IsMember(groupDB, alice) })
+	ms, err := w.svc.Bundle(context.Background(), id)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("bundle %s: %v %v", id, ms, err)
+	}
+	waitFor(t, w.fake, "both granted", func() bool {
+		return w.state(t, ms[0].ID) == access.StateActive && w.state(t, ms[1].ID) == access.StateActive
+	})
 
+	n := len(w.fake.EphemeralsFor("UALICE"))
 	w.command(t, "UALICE", "revoke "+id+" done early")
-	waitFor(t, w.fake, "both removed", func() bool { return !w.prov.IsMember(groupAdmin, alice) && !w.prov.IsMember(groupDB, alice) })
+	waitFor(t, w.fake, "alice's answer", func() bool { return len(w.fake.EphemeralsFor("UALICE")) > n })
+	if e := w.fake.EphemeralsFor("UALICE")[n].Text; !strings.Contains(e, "*prod-admin* (ended") || !strings.Contains(e, "*db-admin* (ended") {
+		t.Errorf("alice sees %q", e)
+	}
+	if w.prov.IsMember(groupAdmin, alice) || w.prov.IsMember(groupDB, alice) {
+		t.Error("memberships left after revoking the whole request")
+	}
 }
