@@ -168,7 +168,11 @@ func (h *Handler) actBundle(ctx context.Context, who string, a Action, id string
 		}
 		var done []string
 		for _, m := range out.Done {
-			done = append(done, fmt.Sprintf("*%s* (%s)", m.Role, roleState(m)))
+			state := statusLine(m)
+			if m.State == access.StatePending {
+				state = fmt.Sprintf("%d of %d approvals", m.Approvals(), m.Needed)
+			}
+			done = append(done, fmt.Sprintf("*%s* (%s)", m.Role, state))
 		}
 		msg := fmt.Sprintf("You approved %s of request %s.", strings.Join(done, ", "), out.Bundle)
 		if len(out.Skipped) > 0 {
@@ -237,7 +241,7 @@ func (h *Handler) revokeBundle(ctx context.Context, who, id, reason string) Repl
 	}
 	var parts []string
 	for _, m := range out.Done {
-		parts = append(parts, fmt.Sprintf("*%s* (%s)", m.Role, roleState(m)))
+		parts = append(parts, fmt.Sprintf("*%s* (%s)", m.Role, statusLine(m)))
 	}
 	msg := fmt.Sprintf("Request %s: %s.", out.Bundle, strings.Join(parts, ", "))
 	if len(out.Skipped) > 0 {

@@ -137,3 +137,20 @@ func TestSubmitFormSeveralRoles(t *testing.T) {
 		t.Fatalf("form: %v %q, %d cards", errs, r.Text, len(c.posts))
 	}
 }
+
+// The refusals of several roles in one request, word for word.
+func TestRefusalTextsSeveralRoles(t *testing.T) {
+	for _, c := range []struct {
+		r    access.Refusal
+		want string
+	}{
+		{access.Refusal{Code: access.RefuseTooManyRoles, Count: 7, Limit: 5}, "that names 7 roles; one request may name at most 5, so nothing was sent. Ask for the rest in another request"},
+		{access.Refusal{Code: access.RefuseBundleNoneOpen, Err: access.ErrNotActive, ID: "b-1"}, "no role of request b-1 is active, so there is nothing to end or extend; see `/access list`"},
+		{access.Refusal{Code: access.RefuseBundleNoneOpen, Err: access.ErrAlreadyDecided, ID: "b-1"}, "no role of request b-1 is waiting for a decision any more; nothing was changed"},
+	} {
+		r := c.r
+		if got := handlers.RefusalText(&r); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.r.Code, got, c.want)
+		}
+	}
+}
