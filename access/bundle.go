@@ -273,11 +273,20 @@ type Skipped struct {
 }
 
 // outcome reloads the members and wraps up; when nothing was done the
-// first refusal (or none: RefuseBundleNoneOpen wrapping none) is the error.
-func (s *Service) outcome(ctx context.Context, bundle string, done []*Request, skipped []Skipped, none error) (*BundleOutcome, error) {
+// first refusal is the error, or else RefuseBundleNoneOpen wrapping none
+// (to someone involved in a member; anyone else learns nothing about the
+// request and gets the refusal of an unknown id).
+func (s *Service) outcome(ctx context.Context, bundle, by string, ms, done []*Request, skipped []Skipped, none error) (*BundleOutcome, error) {
 	if len(done) == 0 {
 		if len(skipped) > 0 {
 			return nil, skipped[0].Err
+		}
+		involved := false
+		for _, m := range ms {
+			involved = involved || s.involved(m, by)
+		}
+		if !involved {
+			return nil, uninvolved(bundle)
 		}
 		return nil, &Refusal{Code: RefuseBundleNoneOpen, Err: none, ID: bundle}
 	}
@@ -324,7 +333,7 @@ func (s *Service) DecideBundle(ctx context.Context, bundle, approver string, app
 			}
 			done = append(done, r)
 		}
-		return s.outcome(ctx, bundle, done, skipped, ErrAlreadyDecided)
+		return s.outcome(ctx, bundle, approver, ms, done, skipped, ErrAlreadyDecided)
 	}
 	return s.denyBundle(ctx, bundle, ms, approver, reason)
 }
@@ -351,7 +360,7 @@ func (s *Service) denyBundle(ctx context.Context, bundle string, ms []*Request, 
 		break
 	}
 	if via == nil {
-		return s.outcome(ctx, bundle, nil, skipped, ErrAlreadyDecided)
+		return s.outcome(ctx, bundle, approver, ms, nil, skipped, ErrAlreadyDecided)
 	}
 	skipped = nil
 	for _, m := range ms {
@@ -365,7 +374,7 @@ func (s *Service) denyBundle(ctx context.Context, bundle string, ms []*Request, 
 		}
 		done = append(done, r)
 	}
-	return s.outcome(ctx, bundle, done, skipped, ErrAlreadyDecided)
+	return s.outcome(ctx, bundle, approver, ms, done, skipped, ErrAlreadyDecided)
 }
 
 // denyAlong denies a pending member of via's bundle on the authority of
@@ -418,7 +427,7 @@ func (s *Service) RevokeBundle(ctx context.Context, bundle, by, reason string) (
 		}
 		done = append(done, r)
 	}
-	return s.outcome(ctx, ms[0].Bundle, done, skipped, ErrNotActive)
+	return s.outcome(ctx, ms[0].Bundle, by, ms, done, skipped, ErrNotActive)
 }
 
 // CancelBundle withdraws every pending member of a bundle; only the
@@ -441,7 +450,7 @@ func (s *Service) CancelBundle(ctx context.Context, bundle, by string) (*BundleO
 		}
 		done = append(done, r)
 	}
-	return s.outcome(ctx, ms[0].Bundle, done, skipped, ErrAlreadyDecided)
+	return s.outcome(ctx, ms[0].Bundle, by, ms, done, skipped, ErrAlreadyDecided)
 }
 
 // ExtendBundle asks for d more on every active grant of a bundle: one
@@ -485,7 +494,9 @@ func (s *Service) ExtendBundle(ctx context.Context, bundle, by string, d time.Du
 	}
 	switch len(items) {
 	case 0:
-		return nil, &Refusal{Code: RefuseBundleNoneOpen, Err: ErrNotActive, ID: strings.TrimSpace(bundle)}
+		if _, err := s.outcome(ctx, strings.TrimSpace(bundle), by, ms, nil, nil, ErrNotActive); err != nil {
+			return nil, err
+		}
 	case 1:
 		r, err := s.Extend(ctx, items[0].target, by, d, reason)
 		if err != nil {

@@ -334,6 +334,14 @@ func TestBundleRevokeAndExtend(t *testing.T) {
 	if _, err := e.svc.RevokeBundle(ctx, b, "alice@example.com", ""); !errors.Is(err, access.ErrNotActive) {
 		t.Errorf("revoking an ended bundle again: %v", err)
 	}
+	// Someone not involved learns nothing, not even that it ended.
+	var rf *access.Refusal
+	if _, err := e.svc.RevokeBundle(ctx, b, "mallory@example.com", ""); !errors.As(err, &rf) || rf.Code != access.RefuseNoRequest {
+		t.Errorf("a stranger revoking an ended bundle: %v", err)
+	}
+	if _, err := e.svc.ExtendBundle(ctx, b, "mallory@example.com", time.Hour, "x"); !errors.As(err, &rf) || rf.Code != access.RefuseNoRequest {
+		t.Errorf("a stranger extending an ended bundle: %v", err)
+	}
 }
 
 // Cancelling the bundle withdraws every pending role; a bundle counts as

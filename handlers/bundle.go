@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/accessbot/accessbot/access"
@@ -212,7 +213,12 @@ func (h *Handler) actBundle(ctx context.Context, who string, a Action, id string
 		}
 		if added == 0 {
 			if firstErr == nil {
-				firstErr = &access.Refusal{Code: access.RefuseNotDenied, Err: access.ErrNotAllowed, ID: id}
+				firstErr = &access.Refusal{Code: access.RefuseNoRequest, Err: access.ErrNotAllowed, ID: id}
+				for _, m := range ms {
+					if m.Requester == who || slices.Contains(m.Approvers, who) {
+						firstErr = &access.Refusal{Code: access.RefuseNotDenied, Err: access.ErrNotAllowed, ID: id}
+					}
+				}
 			}
 			return h.fail(ctx, firstErr)
 		}
