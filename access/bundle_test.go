@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,77 @@ func TestBundleCancelAndPendingLimit(t *testing.T) {
 		if got := e.get(t, r.ID); got.State != access.StateCancelled {
 			t.Errorf("%s is %s", got.Role, got.State)
 		}
+	}
+}
+
+// steppingClock moves on by a millisecond at every reading, so that two
+// grants recorded at once read different times.
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Millisecond)
+	return c.now
+}
+
+// meetingProvisioner holds every Grant until n of them are in flight.
+type meetingProvisioner struct {
+	*dryrun.Provider
+	n    int
+	mu   sync.Mutex
+	in   int
+	meet chan struct{}
+}
+
+func (p *meetingProvisioner) Grant(ctx context.Context, g access.Grant) error {
+	p.mu.Lock()
+	p.in++
+	if p.in == p.n {
+		close(p.meet)
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.meet:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.Provider.Grant(ctx, g)
+}
+
+// Two roles granted at the same moment still share one end time.
+func TestBundleConcurrentGrantsShareEnd(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	prov := &meetingProvisioner{Provider: dryrun.New(nil), n: 2, meet: make(chan struct{})}
+	svc, err := access.NewService(access.Deps{Store: st, Policy: bundlePolicy(),
+		Providers: map[string]access.Provisioner{"dryrun": prov}, Clock: &steppingClock{now: t0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rs, err := svc.SubmitRoles(ctx, access.SubmitInput{Requester: "alice@example.com", Duration: time.Hour, Reason: "x"}, []string{"prod-admin", "prod-read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() {
+			if _, err := svc.Decide(ctx, r.ID, "dave@example.com", true, ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	a, _ := st.Get(ctx, rs[0].ID)
+	b, _ := st.Get(ctx, rs[1].ID)
+	if a.State != access.StateActive || b.State != access.StateActive || !a.EndsAt.Equal(b.EndsAt) || a.GrantedAt.Equal(b.GrantedAt) {
+		t.Fatalf("granted at %v and %v, ending %v and %v; want one end time", a.GrantedAt, b.GrantedAt, a.EndsAt, b.EndsAt)
 	}
 }
