@@ -126,6 +126,10 @@ func (s *Service) SubmitRoles(ctx context.Context, in SubmitInput, roles []strin
 	return s.createBundle(ctx, KindRequest, requester, items, reason)
 }
 
+// RolesPerRequest returns how many roles one request may name
+// (Options.RolesPerRequest).
+func (s *Service) RolesPerRequest() int { return s.opt.RolesPerRequest }
+
 // bundleItem is one member to create: its role, duration and, for an
 // extension, the grant it extends.
 type bundleItem struct {

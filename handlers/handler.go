@@ -47,6 +47,7 @@ type Service interface {
 	RevokeBundle(ctx context.Context, bundle, by, reason string) (*access.BundleOutcome, error)
 	CancelBundle(ctx context.Context, bundle, by string) (*access.BundleOutcome, error)
 	ExtendBundle(ctx context.Context, bundle, by string, d time.Duration, reason string) ([]*access.Request, error)
+	RolesPerRequest() int
 }
 
 var _ Service = (*access.Service)(nil)
@@ -269,7 +270,8 @@ const helpText = "*Usage*\n" +
 func (h *Handler) help() Reply { return Reply{Message: Message{Title: "accessbot", Text: helpText}} }
 
 func (h *Handler) form(ctx context.Context, chatUser, role, duration, reason string) Reply {
-	return Reply{Form: &Form{Roles: h.RoleOptions(ctx, chatUser, ""), Role: role, Duration: duration, Reason: reason},
+	return Reply{Form: &Form{Roles: h.RoleOptions(ctx, chatUser, ""), Role: role, Duration: duration, Reason: reason,
+		MaxRoles: h.svc.RolesPerRequest()},
 		Message: Message{Text: "Fill in the request form (role, duration and reason)."}}
 }
 

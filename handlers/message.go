@@ -120,6 +120,10 @@ type Form struct {
 	Role     string       // prefilled values
 	Duration string
 	Reason   string
+
+	// MaxRoles is how many roles one request may name (several roles in
+	// one request); 0: no cap shown.
+	MaxRoles int
 }
 
 // RoleOption is one choice of the form's role field.

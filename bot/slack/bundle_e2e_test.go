@@ -153,8 +153,9 @@ func TestE2EFormSeveralRolesRevokeAll(t *testing.T) {
 	w.command(t, "UALICE", "")
 	waitFor(t, w.fake, "modal", func() bool { return len(w.fake.Views()) == 1 })
 	v := w.fake.Views()[0]
-	if typ := v.Blocks[0]["element"].(map[string]any)["type"]; typ != "multi_static_select" {
-		t.Fatalf("role element %v", typ)
+	el := v.Blocks[0]["element"].(map[string]any)
+	if el["type"] != "multi_static_select" || el["max_selected_items"] != float64(access.DefaultRolesPerRequest) {
+		t.Fatalf("role element %v", el)
 	}
 	res, err := w.fake.SubmitView(ctx, v.ID, "UALICE", "", map[string]string{handlers.FieldRole: "prod-admin,db-admin",
 		handlers.FieldDuration: "3h", handlers.FieldReason: "migration"})

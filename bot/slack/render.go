@@ -302,6 +302,9 @@ func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
 	if len(initial) > 0 {
 		sel.InitialOptions = initial
 	}
+	if f.MaxRoles > 0 {
+		sel.MaxSelectedItems = &f.MaxRoles
+	}
 
 	duration := &goslack.PlainTextInputBlockElement{
 		Type: goslack.METPlainTextInput, ActionID: handlers.FieldDuration,
