@@ -17,6 +17,13 @@ import (
 // own approvers and approval count and is granted as soon as its own
 // approvals are met; all members end at the same time (the end of the
 // first one granted).
+//
+// The one card is rendered from every member at delivery: the service
+// reads the members when it delivers an outbox entry of any of them and
+// hands them to the notifier in Event.Bundle (outbox.go), instead of the
+// notifier looking them up itself. The notifier then needs no store
+// access of its own, stays a pure renderer that tests can feed directly,
+// and the lead's approval-card references come along in the same read.
 
 // DefaultRolesPerRequest is the default of Options.RolesPerRequest.
 const DefaultRolesPerRequest = 5
