@@ -143,6 +143,10 @@ const (
 	RefuseNotDenier          RefusalCode = "not_denier"           // only who denied ID can give the reason (ErrNotAllowed)
 	RefuseDenyReasonRecorded RefusalCode = "deny_reason_recorded" // the reason of denying ID is recorded (ErrAlreadyDecided)
 	RefuseNoDenyDecision     RefusalCode = "no_deny_decision"     // ID has no deny decision (ErrNotAllowed)
+
+	// Several roles in one request (bundle.go).
+	RefuseTooManyRoles   RefusalCode = "too_many_roles"   // Count roles named, at most Limit (ErrTooManyRoles)
+	RefuseBundleNoneOpen RefusalCode = "bundle_none_open" // no role of bundle ID is in the state the action needs (ErrNotActive or ErrAlreadyDecided)
 )
 
 // Error describes the refusal for logs: its code and sentinel, the

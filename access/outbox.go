@@ -238,7 +238,23 @@ func (s *Service) post(ctx context.Context, n Notifier, r *Request, a Announceme
 	role, _ := s.policy.Role(r.Role)
 	nctx, cancel := context.WithTimeout(ctx, s.opt.NotifyTimeout)
 	defer cancel()
-	return n.Notify(nctx, Event{Type: a.Type, Request: r, Actor: a.Actor, Reason: a.Reason, Role: role, ID: a.ID})
+	return n.Notify(nctx, Event{Type: a.Type, Request: r, Actor: a.Actor, Reason: a.Reason, Role: role, ID: a.ID,
+		Bundle: s.bundleAt(nctx, r)})
+}
+
+// bundleAt returns the members of r's bundle as they are now, r itself
+// as given (Event.Bundle); nil for a request of a single role, or when
+// they cannot be read (the messages then show r alone).
+func (s *Service) bundleAt(ctx context.Context, r *Request) []*Request {
+	if r.Bundle == "" {
+		return nil
+	}
+	ms, err := s.members(ctx, r)
+	if err != nil {
+		s.log.WarnContext(ctx, "outbox: read bundle", "request_id", r.ID, "bundle", r.Bundle, "err", err)
+		return nil
+	}
+	return ms
 }
 
 // permanentOnly reports whether every failure joined in err is permanent
@@ -295,11 +311,15 @@ func (s *Service) notify(ctx context.Context, ev Event) {
 // at once, for the state as stored now, until no change slips in between
 // (bounded), also covers changes that owe nobody a message.
 func (s *Service) rerender(ctx context.Context, n Notifier, cur *Request, rendered, seen int64, refs []MessageRef) {
-	for try := 0; seen != rendered && try < 5; try++ {
+	// A bundle's card shows its other members too, whose changes until
+	// now found no card to update: it is rendered once more in any case.
+	lead := cur.Bundle != "" && len(cur.Members) > 0 && cur.Members[0] == cur.ID
+	for try := 0; (seen != rendered || (try == 0 && lead)) && try < 5; try++ {
 		show := *cur
 		show.Messages = refs
 		role, _ := s.policy.Role(cur.Role)
-		if _, err := n.Notify(ctx, Event{Type: EvRefresh, Request: &show, Actor: SystemActor, Role: role}); err != nil {
+		if _, err := n.Notify(ctx, Event{Type: EvRefresh, Request: &show, Actor: SystemActor, Role: role,
+			Bundle: s.bundleAt(ctx, &show)}); err != nil {
 			s.log.WarnContext(ctx, "refresh messages", "request_id", cur.ID, "err", err)
 		}
 		next, err := s.store.Get(ctx, cur.ID)

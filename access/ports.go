@@ -12,6 +12,11 @@ type Requests interface {
 	// It fails with ErrExists when the id is taken.
 	Create(ctx context.Context, r *Request, events ...AuditEvent) error
 
+	// CreateMany stores several new requests (the members of a bundle)
+	// with their audit events in one atomic step: all of them or none.
+	// It fails with ErrExists, storing nothing, when any id is taken.
+	CreateMany(ctx context.Context, rs []*Request, events ...AuditEvent) error
+
 	// Get returns a copy of the request, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Request, error)
 
@@ -163,6 +168,11 @@ type Event struct {
 	// ID is the outbox entry being delivered (Announcement.ID); empty for
 	// events told directly (EvDrift, rotation problems, EvRefresh).
 	ID string
+
+	// Several roles in one request: every member of Request's bundle as it
+	// is at delivery (Request itself among them), the lead first. Empty
+	// for a request of a single role.
+	Bundle []*Request
 }
 
 // Clock is the time source; tests inject a fixed or stepping clock.

@@ -34,6 +34,11 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 		return cur, err
 	}
 	defer mrelease()
+	if end, ok := s.bundleEnd(wctx, r); ok && !s.clock.Now().Before(end) {
+		// The other roles of the request ended already: this one is not granted.
+		why := fmt.Sprintf("the other roles of request %s ended at %s, before this one was approved", r.Bundle, end.UTC().Format("15:04 MST"))
+		return s.failGrant(ctx, r, why, nil, func() { mrelease(); release() })
+	}
 	g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}
 	actx, acancel := s.attempt(mctx)
 	gerr := p.Grant(actx, g)
@@ -46,6 +51,8 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 	now := s.clock.Now()
 	if gerr == nil {
 		var from State
+		unbundle := s.bundleLease(bctx, r) // several roles in one request share one end time
+		shared, sharedOK := s.bundleEnd(bctx, r)
 		r, err = s.store.Update(bctx, id, func(r *Request) ([]AuditEvent, error) {
 			if r.State != StateApproved {
 				return nil, stateErr(r, "approved")
@@ -56,6 +63,9 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			if r.Kind != KindRotation || r.EndsAt.IsZero() {
 				r.EndsAt = now.Add(r.Duration) // a shift grant keeps its end: the handoff + grace
 			}
+			if sharedOK {
+				r.EndsAt = shared
+			}
 			r.UpdatedAt = now
 			r.RetryAt, r.Attempts, r.LastError, r.FailingSince = time.Time{}, 0, "", time.Time{}
 			s.owe(r, EvActive, SystemActor, "", now)
@@ -63,6 +73,7 @@ func (s *Service) provision(ctx context.Context, id string) (*Request, error) {
 			ev.Detail = fmt.Sprintf("%s group %s until %s", r.Provider, r.Group, r.EndsAt.UTC().Format(time.RFC3339))
 			return []AuditEvent{ev}, nil
 		})
+		unbundle()
 		var se *StateError
 		if errors.As(err, &se) {
 			return s.undoLateGrant(ctx, p, g)

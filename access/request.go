@@ -167,6 +167,13 @@ type Request struct {
 	StartsAt  time.Time `json:"starts_at,omitempty"`
 	StartZone string    `json:"start_zone,omitempty"`
 	StartedAt time.Time `json:"started_at,omitempty"`
+	// Several roles in one request (bundle.go): the requests asked for
+	// together share Bundle ("b-" and the lead's id without its "r-"), and
+	// each lists in Members the ids of all of them, the lead first. The
+	// lead carries the one approval card of the bundle. Both are empty for
+	// a request of a single role.
+	Bundle  string   `json:"bundle,omitempty"`
+	Members []string `json:"members,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such
@@ -342,6 +349,7 @@ func (r *Request) Clone() *Request {
 	c.Messages = append([]MessageRef(nil), r.Messages...)
 	c.Outbox = append([]Announcement(nil), r.Outbox...)
 	c.EscalatedTo = append([]string(nil), r.EscalatedTo...)
+	c.Members = append([]string(nil), r.Members...)
 	return &c
 }
 

@@ -151,15 +151,6 @@ func (e *env) submitAt(t *testing.T, who string, start time.Time) *access.Reques
 	return r
 }
 
-func (e *env) get(t *testing.T, id string) *access.Request {
-	t.Helper()
-	r, err := e.svc.Get(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // TestScheduledLifecycle: approved in advance, not granted before the
 // start, granted at it, ended Duration later.
 func TestScheduledLifecycle(t *testing.T) {

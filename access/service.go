@@ -58,6 +58,10 @@ type Options struct {
 	// minute, counted across replicas through the store (default 20;
 	// negative: no limit). See Throttle.
 	CommandsPerMinute int
+
+	// RolesPerRequest is how many roles one request may name (default 5;
+	// see SubmitRoles).
+	RolesPerRequest int
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommandsPerMinute == 0 {
 		o.CommandsPerMinute = 20
+	}
+	if o.RolesPerRequest <= 0 {
+		o.RolesPerRequest = DefaultRolesPerRequest
 	}
 	return o
 }

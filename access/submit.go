@@ -313,8 +313,8 @@ func (s *Service) pendingLimit(ctx context.Context, requester string) error {
 	if err != nil {
 		return fmt.Errorf("access: list requests of %s: %w", requester, err)
 	}
-	if len(pend) >= s.opt.MaxPendingPerUser {
-		return &Refusal{Code: RefuseTooManyPending, Err: ErrRateLimited, Count: len(pend), Limit: s.opt.MaxPendingPerUser}
+	if n := pendingCount(pend); n >= s.opt.MaxPendingPerUser {
+		return &Refusal{Code: RefuseTooManyPending, Err: ErrRateLimited, Count: n, Limit: s.opt.MaxPendingPerUser}
 	}
 	return nil
 }

@@ -85,6 +85,16 @@ func (t tapStore) Create(ctx context.Context, r *access.Request, evs ...access.A
 	return nil
 }
 
+func (t tapStore) CreateMany(ctx context.Context, rs []*access.Request, evs ...access.AuditEvent) error {
+	if err := t.Store.CreateMany(ctx, rs, evs...); err != nil {
+		return err
+	}
+	for _, e := range evs {
+		t.fn(e)
+	}
+	return nil
+}
+
 func (t tapStore) Update(ctx context.Context, id string, fn func(*access.Request) ([]access.AuditEvent, error)) (*access.Request, error) {
 	var last []access.AuditEvent
 	r, err := t.Store.Update(ctx, id, func(r *access.Request) ([]access.AuditEvent, error) {

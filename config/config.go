@@ -53,6 +53,8 @@ type LimitsConfig struct {
 	// Scheduled access: how far ahead a request's start may lie, for roles
 	// that do not say (default 14d).
 	MaxScheduleAhead string `yaml:"max_schedule_ahead"`
+	// Several roles in one request: how many roles one request may name.
+	RolesPerRequest *int `yaml:"roles_per_request"` // default 5, at least 1
 }
 
 // StoreConfig picks the store: bolt (default) or redis.

@@ -268,6 +268,13 @@ func buildLimits(lc LimitsConfig, ps *Problems) access.Options {
 			*k.dst = *k.v
 		}
 	}
+	if v := lc.RolesPerRequest; v != nil { // several roles in one request
+		if *v < 1 {
+			ps.add("limits.roles_per_request", "%d: a request names at least one role; use 1 to allow one role per request", *v)
+		} else {
+			o.RolesPerRequest = *v
+		}
+	}
 	return o
 }
 

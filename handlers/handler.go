@@ -43,6 +43,15 @@ type Service interface {
 
 	// Home (home.go): the pending requests waiting for a person's decision.
 	AwaitingDecision(ctx context.Context, approver string) ([]*access.Request, error)
+
+	// Several roles in one request (bundle.go).
+	SubmitRoles(ctx context.Context, in access.SubmitInput, roles []string) ([]*access.Request, error)
+	Bundle(ctx context.Context, id string) ([]*access.Request, error)
+	DecideBundle(ctx context.Context, bundle, approver string, approve bool, reason string) (*access.BundleOutcome, error)
+	RevokeBundle(ctx context.Context, bundle, by, reason string) (*access.BundleOutcome, error)
+	CancelBundle(ctx context.Context, bundle, by string) (*access.BundleOutcome, error)
+	ExtendBundle(ctx context.Context, bundle, by string, d time.Duration, reason string) ([]*access.Request, error)
+	RolesPerRequest() int
 }
 
 var _ Service = (*access.Service)(nil)
@@ -92,6 +101,7 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 	if len(c.Text) > MaxCommandLen {
 		return problem("That command is %d characters long; a reason may be at most %d characters. Nothing was sent.", len(c.Text), access.MaxReasonLen)
 	}
+	c.Text = foldRoleList(c.Text)
 	words := strings.Fields(c.Text)
 	if len(words) == 0 {
 		return h.form(ctx, c.User, "", "", "")
@@ -145,6 +155,9 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		if len(args) < 3 {
 			return problem("Usage: `/access extend <request-id> <duration> <reason>`, e.g. `/access extend r-7k3m9q2x 1h still fixing checkout`.")
 		}
+		if access.IsBundleID(args[0]) {
+			return h.extendBundle(ctx, c.User, args[0], args[1], rest(2))
+		}
 		return h.extend(ctx, c.User, args[0], args[1], rest(2))
 	case "breakglass", "break-glass":
 		if len(args) < 3 {
@@ -152,7 +165,10 @@ func (h *Handler) Command(ctx context.Context, c Command) Reply {
 		}
 		return h.breakGlass(ctx, c.User, args[0], args[1], rest(2))
 	}
-	// "/access <role> [duration] [reason...]"
+	// "/access <role>[,<role>...] [duration] [reason...]"
+	if strings.Contains(sub, ",") {
+		return h.roleList(ctx, c, sub, args, rest)
+	}
 	if _, ok := h.svc.Policy().Role(sub); !ok {
 		return Reply{Message: Message{Color: "danger",
 			Text: fmt.Sprintf("There is no role or command %q. Nothing was sent.\n\n%s", clipText(words[0], 40), helpText)}}
@@ -249,6 +265,8 @@ func clipText(s string, n int) string {
 
 const helpText = "*Usage*\n" +
 	"`/access <role> <duration> <reason>` ask for a role, e.g. `/access prod-admin 2h fixing checkout`\n" +
+	"`/access <role>,<role> <duration> <reason>` several roles in one request, e.g. `/access prod-admin,db-admin 2h fixing checkout`; " +
+	"each role has its own approvers and all end together; act on all of them with the request's `b-…` id, on one with its `r-…` id\n" +
 	"`/access` open the request form\n" +
 	"`/access list [grants|pending|waiting]` your access, your pending requests, what waits for your decision, who is on call\n" +
 	"`/access roles` what you may request, for how long, and who approves\n" +
@@ -266,7 +284,8 @@ const helpText = "*Usage*\n" +
 func (h *Handler) help() Reply { return Reply{Message: Message{Title: "accessbot", Text: helpText}} }
 
 func (h *Handler) form(ctx context.Context, chatUser, role, duration, reason string) Reply {
-	return Reply{Form: &Form{Roles: h.RoleOptions(ctx, chatUser, ""), Role: role, Duration: duration, Reason: reason},
+	return Reply{Form: &Form{Roles: h.RoleOptions(ctx, chatUser, ""), Role: role, Duration: duration, Reason: reason,
+		MaxRoles: h.svc.RolesPerRequest()},
 		Message: Message{Text: "Fill in the request form (role, duration and reason)."}}
 }
 
@@ -359,6 +378,9 @@ func (h *Handler) revoke(ctx context.Context, chatUser, target, reason string) R
 	who, err := h.identity(ctx, chatUser)
 	if err != nil {
 		return h.fail(ctx, err)
+	}
+	if access.IsBundleID(target) {
+		return h.revokeBundle(ctx, who, target, reason)
 	}
 	id := target
 	if _, isRole := h.svc.Policy().Role(target); isRole {
@@ -507,6 +529,9 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 	if id == "" {
 		return problem("Say which request, e.g. `approve r-7k3m9q2x`.")
 	}
+	if access.IsBundleID(id) {
+		return h.actBundle(ctx, who, a, id)
+	}
 	switch a.Action {
 	case ActionApprove, ActionDeny:
 		r, err := h.svc.Decide(ctx, id, who, a.Action == ActionApprove, a.Reason)
@@ -575,6 +600,9 @@ func (h *Handler) act(ctx context.Context, a Action) Reply {
 // SubmitForm handles the request form. Field problems come back in
 // FormErrors (and nothing is submitted); other outcomes in the Reply.
 func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErrors) {
+	if strings.Contains(in.Role, ",") {
+		return h.submitFormRoles(ctx, in)
+	}
 	errs := FormErrors{}
 	role, ok := h.svc.Policy().Role(in.Role)
 	if !ok {

@@ -124,7 +124,21 @@ func (h *Handler) Home(ctx context.Context, chatUser string) (Home, error) {
 		return Home{}, err
 	}
 	var home Home
+	bundles := map[string]bool{}
 	for _, r := range mine {
+		if r.Bundle != "" {
+			// Several roles in one request: one entry for all of them.
+			if !bundles[r.Bundle] {
+				bundles[r.Bundle] = true
+				it, pending := h.bundleHomeItem(ctx, r, mine)
+				if pending {
+					home.Pending = append(home.Pending, it)
+				} else {
+					home.Grants = append(home.Grants, it)
+				}
+			}
+			continue
+		}
 		if r.State == access.StatePending {
 			home.Pending = append(home.Pending, pendingItem(r))
 		} else {
@@ -282,4 +296,34 @@ func (h Home) TextOf(key string, budget int) string {
 		}
 		shown[big]--
 	}
+}
+
+// bundleHomeItem is the one entry of a request of several roles: each role
+// with its state, Cancel (the whole request) while any role waits for
+// approval, else Revoke (every role) while any role is live. pending says
+// it belongs with the pending requests.
+func (h *Handler) bundleHomeItem(ctx context.Context, r *access.Request, mine []*access.Request) (HomeItem, bool) {
+	ms, err := h.svc.Bundle(ctx, r.Bundle)
+	if err != nil {
+		ms = nil
+		for _, m := range mine {
+			if m.Bundle == r.Bundle {
+				ms = append(ms, m)
+			}
+		}
+	}
+	text := strings.TrimSuffix(strings.TrimPrefix(h.bundleListEntry(ctx, r, ms), "• "), "\n")
+	it := HomeItem{RequestID: r.Bundle, Text: text}
+	pending, live := false, false
+	for _, m := range ms {
+		pending = pending || m.State == access.StatePending
+		live = live || m.State.Live()
+	}
+	switch {
+	case pending:
+		it.Buttons = []Button{{Label: "Cancel", Action: ActionCancel, Value: r.Bundle}}
+	case live && r.Kind != access.KindExtension:
+		it.Buttons = []Button{{Label: "Revoke", Action: ActionRevoke, Value: r.Bundle, Style: "danger"}}
+	}
+	return it, pending
 }

@@ -127,6 +127,9 @@ type Form struct {
 
 	// Scheduled access: the start as typed (optional).
 	Start string
+	// MaxRoles is how many roles one request may name (several roles in
+	// one request); 0: no cap shown.
+	MaxRoles int
 }
 
 // RoleOption is one choice of the form's role field.

@@ -95,8 +95,15 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 	noChannel := func(what string) {
 		errs = append(errs, access.Permanent(errors.New("no security channel configured: "+what)))
 	}
+	ms := bundleOf(ev)
 	switch ev.Type {
 	case access.EvSubmitted:
+		if ms != nil {
+			if ms[0].ID == r.ID {
+				n.submittedBundle(ctx, ms, send, dm, keep, posted)
+			}
+			break
+		}
 		card := Card(r, ev.Role)
 		if ch := n.chat.ApprovalsChannel(); ch != "" {
 			if !posted(PurposeApproval, "") {
@@ -213,6 +220,39 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 	return refs, errors.Join(errs...)
 }
 
+// submittedBundle posts the one card of a request of several roles, to
+// the approvals channel or to every approver of any of its roles, and
+// tells the requester once.
+func (n *Notifier) submittedBundle(ctx context.Context, ms []*access.Request, send func(purpose, who string, m Message),
+	dm func(Message), keep func(access.MessageRef, string, string, error), posted func(purpose, who string) bool) {
+	r := ms[0]
+	card := BundleCard(ms)
+	if ch := n.chat.ApprovalsChannel(); ch != "" {
+		if !posted(PurposeApproval, "") {
+			ref, err := n.chat.Post(ctx, ch, card)
+			keep(ref, PurposeApproval, "", err)
+		}
+	} else {
+		for _, a := range allApprovers(ms) {
+			if !posted(PurposeApproval, a) {
+				send(PurposeApproval, a, card)
+			}
+		}
+	}
+	var parts []string
+	for _, m := range ms {
+		parts = append(parts, fmt.Sprintf("*%s* to %s", m.Role, approversLine(m)))
+	}
+	what := "Your request"
+	if r.Kind == access.KindExtension {
+		what = "Your extension request (+" + access.FormatDuration(r.Duration) + ")"
+	}
+	dm(Message{Title: "Request " + r.Bundle + " is waiting for approval",
+		Text: fmt.Sprintf("%s (%s) was sent: %s. Each role is granted as soon as its approvers approve; all of them end together.",
+			what, access.FormatDuration(r.Duration), strings.Join(parts, "; ")),
+		Buttons: []Button{{Label: "Cancel", Action: ActionCancel, Value: r.Bundle}}})
+}
+
 // RemovalMessage renders the security-channel message about a removal:
 // one that keeps failing (who, which group, since when, how many attempts,
 // the last error), its all-clear, or a user the provider no longer knows.
@@ -251,10 +291,26 @@ func RemovalMessage(ev access.Event) Message {
 func (n *Notifier) updateCards(ctx context.Context, ev access.Event) error {
 	r := ev.Request
 	var errs []error
+	ms := bundleOf(ev)
+	if ms != nil {
+		// The one card of a request of several roles is the lead's.
+		card := BundleCard(ms)
+		for _, ref := range ms[0].Messages {
+			if ref.Purpose != PurposeApproval {
+				continue
+			}
+			if err := n.chat.Update(ctx, ref, card); err != nil {
+				errs = append(errs, fmt.Errorf("update approval message of %s: %w", r.Bundle, err))
+			}
+		}
+	}
 	for _, ref := range r.Messages {
 		var m Message
 		switch ref.Purpose {
 		case PurposeApproval:
+			if ms != nil {
+				continue // updated above
+			}
 			m = Card(r, ev.Role)
 		case PurposeSecurity:
 			m = SecurityCard(r)

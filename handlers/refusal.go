@@ -123,6 +123,13 @@ func refusalText(r *access.Refusal) string {
 		return fmt.Sprintf("the reason for denying request %s is already recorded", r.ID)
 	case access.RefuseNoDenyDecision:
 		return fmt.Sprintf("request %s has no deny decision to give a reason for", r.ID)
+	case access.RefuseTooManyRoles: // several roles in one request
+		return fmt.Sprintf("that names %d roles; one request may name at most %d, so nothing was sent. Ask for the rest in another request", r.Count, r.Limit)
+	case access.RefuseBundleNoneOpen:
+		if errors.Is(r.Err, access.ErrNotActive) {
+			return fmt.Sprintf("no role of request %s is active, so there is nothing to end or extend; see `/access list`", clipText(r.ID, 40))
+		}
+		return fmt.Sprintf("no role of request %s is waiting for a decision any more; nothing was changed", clipText(r.ID, 40))
 	}
 	return "accessbot cannot do that; nothing was changed"
 }

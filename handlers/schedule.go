@@ -129,8 +129,22 @@ func (h *Handler) submitScheduled(ctx context.Context, chatUser, roleName, dur, 
 	if err != nil {
 		return h.fail(ctx, err)
 	}
-	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: roleName, Duration: d, Reason: reason,
-		Start: start, Zone: h.zone(ctx, chatUser)})
+	in := access.SubmitInput{Requester: who, Role: roleName, Duration: d, Reason: reason,
+		Start: start, Zone: h.zone(ctx, chatUser)}
+	if strings.Contains(roleName, ",") {
+		// Several roles in one request: each starts then.
+		rs, err := h.svc.SubmitRoles(ctx, in, access.SplitRoles(roleName))
+		if err != nil {
+			return h.fail(ctx, err)
+		}
+		if len(rs) > 1 {
+			reply := submittedText(rs)
+			reply.Text += " They start at " + startText(rs[0]) + " if approved by then (at once if approved later)."
+			return reply
+		}
+		return scheduledSubmitted(rs[0])
+	}
+	r, err := h.svc.Submit(ctx, in)
 	if err != nil {
 		return h.fail(ctx, err)
 	}

@@ -79,8 +79,8 @@ func TestScheduledCommandParsing(t *testing.T) {
 		{"broken", "prod-admin 2h at 22:00 maintenance", false, "(2h from 2026-12-01 22:00 UTC) sent",
 			time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC), handlers.Form{}},
 		// No reason or no duration: the form, with what was typed.
-		{"alice", "prod-admin 2h at 22:00", true, "", time.Time{}, handlers.Form{Role: "prod-admin", Duration: "2h", Start: "22:00"}},
-		{"alice", "prod-admin at 22:00 patching", true, "", time.Time{}, handlers.Form{Role: "prod-admin", Start: "22:00", Reason: "patching"}},
+		{"alice", "prod-admin 2h at 22:00", true, "", time.Time{}, handlers.Form{Role: "prod-admin", Duration: "2h", Start: "22:00", MaxRoles: 5}},
+		{"alice", "prod-admin at 22:00 patching", true, "", time.Time{}, handlers.Form{Role: "prod-admin", Start: "22:00", Reason: "patching", MaxRoles: 5}},
 		// Refusals change nothing.
 		{"alice", "prod-admin 2h at 2026-11-30T22:00 too late", false, "has passed", time.Time{}, handlers.Form{}},
 		{"alice", "prod-admin 2h at 2026-12-09T22:00 far away", false, "at most 7d ahead", time.Time{}, handlers.Form{}},

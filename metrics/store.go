@@ -84,6 +84,24 @@ func (s *Store) Create(ctx context.Context, r *access.Request, evs ...access.Aud
 	return nil
 }
 
+// CreateMany forwards to the wrapped store and, once it succeeded, counts
+// each request's audit events with that request.
+func (s *Store) CreateMany(ctx context.Context, rs []*access.Request, evs ...access.AuditEvent) error {
+	if err := s.Store.CreateMany(ctx, rs, evs...); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		var mine []access.AuditEvent
+		for _, e := range evs {
+			if e.RequestID == r.ID {
+				mine = append(mine, e)
+			}
+		}
+		s.m.observeEvents(r, mine)
+	}
+	return nil
+}
+
 // Update forwards to the wrapped store; once the write succeeded it counts
 // the audit events of the call of fn that was written, and the outbox
 // entries that call removed (delivered) or marked for a retry.

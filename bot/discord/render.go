@@ -233,7 +233,7 @@ func requestModal(f handlers.Form) *discordgo.InteractionResponse {
 	return &discordgo.InteractionResponse{Type: discordgo.InteractionResponseModal, Data: &discordgo.InteractionResponseData{
 		CustomID: modalRequest, Title: "Request access",
 		Components: []discordgo.MessageComponent{
-			textInput(handlers.FieldRole, "Role", f.Role, clip(strings.Join(names, ", "), 100), discordgo.TextInputShort, true, 100),
+			textInput(handlers.FieldRole, "Roles (comma-separated for several)", f.Role, clip(strings.Join(names, ", "), 100), discordgo.TextInputShort, true, 100),
 			textInput(handlers.FieldDuration, "Duration (30m, 2h, 1d)", f.Duration, "e.g. 2h", discordgo.TextInputShort, true, 20),
 			textInput(handlers.FieldReason, "Reason", f.Reason, "Why you need the access", discordgo.TextInputParagraph, true, 1000),
 		}}}

@@ -461,7 +461,7 @@ func TestFormModal(t *testing.T) {
 		t.Errorf("block ids %v", ids)
 	}
 	role := v.Blocks[0]["element"].(map[string]any)
-	if role["type"] != "static_select" || role["initial_option"].(map[string]any)["value"] != "prod-admin" {
+	if role["type"] != "multi_static_select" || role["initial_options"].([]any)[0].(map[string]any)["value"] != "prod-admin" {
 		t.Errorf("role element %v", role)
 	}
 	if v.Blocks[1]["element"].(map[string]any)["initial_value"] != "1h" {
@@ -510,7 +510,7 @@ func TestFormWithManyRolesUsesExternalSelect(t *testing.T) {
 	}
 	waitFor(t, e.fake, "modal", func() bool { return len(e.fake.Views()) == 1 })
 	v := e.fake.Views()[0]
-	if typ := v.Blocks[0]["element"].(map[string]any)["type"]; typ != "external_select" {
+	if typ := v.Blocks[0]["element"].(map[string]any)["type"]; typ != "multi_external_select" {
 		t.Fatalf("role element type %v with 150 roles", typ)
 	}
 	opts, res, err := e.fake.Suggest(ctx, v.ID, "UALICE", "", handlers.FieldRole, "role-01")

@@ -279,10 +279,17 @@ func stateValue(st *goslack.ViewState, blockID, actionID string) string {
 	if a.SelectedOption.Value != "" {
 		return a.SelectedOption.Value
 	}
+	if len(a.SelectedOptions) > 0 { // a multi-select: "prod-admin,db-admin"
+		var vals []string
+		for _, o := range a.SelectedOptions {
+			vals = append(vals, o.Value)
+		}
+		return strings.Join(vals, ",")
+	}
 	return a.Value
 }
 
-// onBlockSuggestion serves the role external_select from
+// onBlockSuggestion serves the role multi_external_select from
 // Handler.RoleOptions; the options travel in the ack.
 func (b *Bot) onBlockSuggestion(ctx context.Context, sm *socketmode.Client, h Handler, j job) {
 	cb := j.cb

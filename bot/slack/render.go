@@ -8,6 +8,7 @@ import (
 
 	goslack "github.com/slack-go/slack"
 
+	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/handlers"
 )
 
@@ -265,30 +266,45 @@ func roleOption(r handlers.RoleOption) *goslack.OptionBlockObject {
 // static_select; beyond that Slack requires an external_select, served from
 // Handler.RoleOptions through block_suggestion.
 func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
-	sel := &goslack.SelectBlockElement{ActionID: handlers.FieldRole, Placeholder: plain("Choose a role")}
-	var initial *goslack.OptionBlockObject
-	for _, r := range f.Roles {
-		if strings.EqualFold(r.Name, f.Role) {
-			initial = roleOption(r)
+	// A multi-select: several roles in one request ("prod-admin,db-admin"
+	// prefills both).
+	sel := &goslack.MultiSelectBlockElement{ActionID: handlers.FieldRole, Placeholder: plain("Choose one or more roles")}
+	var initial []*goslack.OptionBlockObject
+	for _, name := range access.SplitRoles(f.Role) {
+		var o *goslack.OptionBlockObject
+		for _, r := range f.Roles {
+			if strings.EqualFold(r.Name, name) {
+				o = roleOption(r)
+			}
 		}
-	}
-	if initial == nil && f.Role != "" {
-		initial = roleOption(handlers.RoleOption{Name: f.Role})
+		if o == nil {
+			o = roleOption(handlers.RoleOption{Name: name})
+		}
+		initial = append(initial, o)
 	}
 	if len(f.Roles) <= maxStaticOptions && len(f.Roles) > 0 {
-		sel.Type = goslack.OptTypeStatic
+		sel.Type = goslack.MultiOptTypeStatic
 		for _, r := range f.Roles {
 			sel.Options = append(sel.Options, roleOption(r))
 		}
-		if initial != nil && !hasOption(sel.Options, initial.Value) {
-			initial = nil // Slack refuses an initial_option that is not among the options
+		kept := initial[:0]
+		for _, o := range initial {
+			if hasOption(sel.Options, o.Value) { // Slack refuses an initial option that is not among the options
+				kept = append(kept, o)
+			}
 		}
+		initial = kept
 	} else {
-		sel.Type = goslack.OptTypeExternal
+		sel.Type = goslack.MultiOptTypeExternal
 		zero := 0
 		sel.MinQueryLength = &zero
 	}
-	sel.InitialOption = initial
+	if len(initial) > 0 {
+		sel.InitialOptions = initial
+	}
+	if f.MaxRoles > 0 {
+		sel.MaxSelectedItems = &f.MaxRoles
+	}
 
 	duration := &goslack.PlainTextInputBlockElement{
 		Type: goslack.METPlainTextInput, ActionID: handlers.FieldDuration,
@@ -307,7 +323,8 @@ func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
 		Close:           plain("Cancel"),
 		PrivateMetadata: meta.encode(),
 		Blocks: goslack.Blocks{BlockSet: []goslack.Block{
-			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldRole, Label: plain("Role"), Element: sel},
+			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldRole, Label: plain("Role"), Element: sel,
+				Hint: plain("Pick several to ask for them in one request: each has its own approvers, all end together")},
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldDuration, Label: plain("Duration"), Element: duration,
 				Hint: plain("How long you need it, like 30m, 2h or 1d")},
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason},

@@ -224,6 +224,9 @@ func testFencedWrites(t *testing.T, s access.Store, f access.Fencer) {
 	if err := s.AppendAudit(actx, event("", access.ActDriftRemoved, "a", base)); err != nil {
 		t.Fatalf("fenced AppendAudit by the holder: %v", err)
 	}
+	if err := s.CreateMany(actx, bundleOf("r-f", 2, base)); err != nil { // several roles in one request
+		t.Fatalf("fenced CreateMany by the holder: %v", err)
+	}
 	want := mustGet(t, s, r.ID)
 	nAudit := len(mustAudit(t, s, time.Time{}))
 
@@ -232,6 +235,11 @@ func testFencedWrites(t *testing.T, s access.Store, f access.Fencer) {
 		t.Helper()
 		nr := simple("r-stale234", "bob@example.com", "prod-admin", access.StatePending, base)
 		wantFenced(t, when+": Create", s.Create(sctx, nr, event(nr.ID, access.ActSubmitted, "bob@example.com", base)))
+		many := bundleOf("r-s", 2, base)
+		wantFenced(t, when+": CreateMany", s.CreateMany(sctx, many, event(many[0].ID, access.ActSubmitted, "alice@example.com", base)))
+		if _, err := s.Get(ctx(t), many[1].ID); !errors.Is(err, access.ErrNotFound) {
+			t.Errorf("%s: the refused CreateMany stored a request (Get = %v)", when, err)
+		}
 		calls := 0
 		_, err := s.Update(sctx, r.ID, func(c *access.Request) ([]access.AuditEvent, error) {
 			calls++

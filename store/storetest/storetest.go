@@ -74,6 +74,9 @@ func Run(t *testing.T, open Open, reopen Reopen) {
 		{"AppendAudit", testAppendAudit},
 		{"ConcurrentApprove", testConcurrentApprove},
 		{"ConcurrentDecisions", testConcurrentDecisions},
+		{"CreateManyAllOrNothing", testCreateMany},
+		{"CreateManyExists", testCreateManyExists},
+		{"CreateManyConcurrent", testCreateManyConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -145,6 +148,8 @@ func fullRequest(id string) *access.Request {
 		EscalatedTo: []string{"heidi@example.com", "frank@example.com"},
 		// Scheduled access.
 		StartsAt: at.Add(30 * time.Minute).In(berlin), StartZone: "Europe/Berlin", StartedAt: at.Add(30*time.Minute + time.Second),
+		Bundle:  "b-full2345",
+		Members: []string{id, "r-other234"},
 	}
 }
 

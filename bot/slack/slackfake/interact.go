@@ -183,9 +183,11 @@ func (s *Server) View(id string) (View, bool) {
 }
 
 // SubmitView submits an opened modal as user of team with values by
-// block_id: the text of a plain_text_input, or the value of a select's
-// option. Like the Slack client, it refuses to submit a required input that
-// is empty, or a static_select value that is not among the options.
+// block_id: the text of a plain_text_input, the value of a select's
+// option, or the values of a multi-select's options separated by commas
+// ("prod-admin,db-admin"). Like the Slack client, it refuses to submit a
+// required input that is empty, or a static_select or multi_static_select
+// value that is not among the options.
 func (s *Server) SubmitView(ctx context.Context, viewID, user, team string, values map[string]string) (Result, error) {
 	team = s.teamOr(team)
 	v, ok := s.View(viewID)
@@ -209,6 +211,15 @@ func (s *Server) SubmitView(ctx context.Context, viewID, user, team string, valu
 			}
 			if io, ok := el["initial_option"].(map[string]any); ok {
 				val, _ = io["value"].(string)
+			}
+			if ios, ok := el["initial_options"].([]any); ok {
+				var vals []string
+				for _, o := range ios {
+					om, _ := o.(map[string]any)
+					v, _ := om["value"].(string)
+					vals = append(vals, v)
+				}
+				val = strings.Join(vals, ",")
 			}
 		}
 		if val == "" && !optional {
@@ -236,6 +247,32 @@ func (s *Server) SubmitView(ctx context.Context, viewID, user, team string, valu
 				}
 			}
 			entry["selected_option"] = opt
+		case "multi_static_select", "multi_external_select":
+			sel := []any{}
+			for _, v := range strings.Split(val, ",") {
+				if v == "" {
+					continue
+				}
+				opt := map[string]any{"text": map[string]any{"type": "plain_text", "text": v, "emoji": true}, "value": v}
+				if typ == "multi_static_select" {
+					found := false
+					opts, _ := el["options"].([]any)
+					for _, o := range opts {
+						om, _ := o.(map[string]any)
+						if om["value"] == v {
+							opt, found = om, true
+						}
+					}
+					if !found {
+						return Result{}, fmt.Errorf("slackfake: %q is not an option of %q", v, blockID)
+					}
+				}
+				sel = append(sel, opt)
+			}
+			if max, ok := el["max_selected_items"].(float64); ok && float64(len(sel)) > max {
+				return Result{}, fmt.Errorf("slackfake: %d options chosen in %q, at most %v; the Slack client would not allow it", len(sel), blockID, max)
+			}
+			entry["selected_options"] = sel
 		default:
 			if val == "" {
 				entry["value"] = nil
@@ -282,8 +319,8 @@ func (s *Server) Suggest(ctx context.Context, viewID, user, team, blockID, query
 	for _, b := range v.Blocks {
 		if b["block_id"] == blockID {
 			el, _ := b["element"].(map[string]any)
-			if el["type"] != "external_select" {
-				return nil, Result{}, fmt.Errorf("slackfake: block %q is not an external_select", blockID)
+			if el["type"] != "external_select" && el["type"] != "multi_external_select" {
+				return nil, Result{}, fmt.Errorf("slackfake: block %q is not an external_select or multi_external_select", blockID)
 			}
 			actionID, _ = el["action_id"].(string)
 		}

@@ -665,10 +665,25 @@ func (s *Server) checkView(v map[string]any) apiError {
 	}
 	for _, b := range blocks {
 		el, _ := b["element"].(map[string]any)
-		if el["type"] == "static_select" {
+		if el["type"] == "static_select" || el["type"] == "multi_static_select" {
 			opts, _ := el["options"].([]any)
 			if len(opts) == 0 || len(opts) > 100 {
 				return "invalid_arguments"
+			}
+		}
+		if ios, ok := el["initial_options"].([]any); ok && el["type"] == "multi_static_select" {
+			opts, _ := el["options"].([]any)
+			for _, io := range ios { // every initial option must be one of the options
+				iv, _ := io.(map[string]any)["value"]
+				found := false
+				for _, o := range opts {
+					if o.(map[string]any)["value"] == iv {
+						found = true
+					}
+				}
+				if !found {
+					return "invalid_arguments"
+				}
 			}
 		}
 	}
