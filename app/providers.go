@@ -52,23 +52,23 @@ func (a *App) buildProviders(ctx context.Context) (map[string]access.Provisioner
 // buildRealProviders adds the identity providers with credentials (AWS,
 // Okta) to provs; hc, when set, is their HTTP client.
 func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, hc *http.Client, provs map[string]access.Provisioner) error {
-	if a := cfg.Providers.AWS; a != nil {
+	if cfg.Providers.AWS != nil {
 		var opts []aws.Option
 		if hc != nil {
 			opts = append(opts, aws.WithHTTPClient(hc))
 		}
-		p, err := aws.New(ctx, a.Provider(), log, opts...)
+		p, err := aws.New(ctx, cfg.AWSProvider(), log, opts...)
 		if err != nil {
 			return fmt.Errorf("providers.aws: %w", err)
 		}
 		provs["aws"] = p
 	}
-	if o := cfg.Providers.Okta; o != nil {
+	if cfg.Providers.Okta != nil {
 		var opts []okta.Option
 		if hc != nil {
 			opts = append(opts, okta.WithHTTPClient(hc))
 		}
-		p, err := okta.New(o.Provider(), log, opts...)
+		p, err := okta.New(cfg.OktaProvider(), log, opts...)
 		if err != nil {
 			return fmt.Errorf("providers.okta: %w", err)
 		}

@@ -117,12 +117,15 @@ type AWSConfig struct {
 	Region          string `yaml:"region"`
 	UserNameIsEmail bool   `yaml:"user_name_is_email"`
 	InstanceARN     string `yaml:"instance_arn"`
+	// Session revocation: deny the sessions a user already holds at
+	// revocation (needs instance_arn).
+	RevokeSessions bool `yaml:"revoke_sessions"`
 }
 
 // Provider is the AWS provider's Config for a.
 func (a AWSConfig) Provider() aws.Config {
 	return aws.Config{IdentityStoreID: a.IdentityStoreID, Region: a.Region,
-		UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN}
+		UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN, RevokeSessions: a.RevokeSessions}
 }
 
 // OktaConfig is an Okta org.
@@ -133,12 +136,17 @@ type OktaConfig struct {
 	PrivateKeyFile string   `yaml:"private_key"`
 	KeyID          string   `yaml:"key_id"`
 	Scopes         []string `yaml:"scopes"`
+	// Session revocation: end the user's Okta sessions (and OAuth tokens)
+	// at revocation.
+	RevokeSessions bool `yaml:"revoke_sessions"`
+	OAuthTokens    bool `yaml:"oauth_tokens"`
 }
 
 // Provider is the Okta provider's Config for o.
 func (o OktaConfig) Provider() okta.Config {
 	return okta.Config{OrgURL: o.OrgURL, APIToken: o.APIToken, ClientID: o.ClientID,
-		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes}
+		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes,
+		RevokeSessions: o.RevokeSessions, OAuthTokens: o.OAuthTokens}
 }
 
 // PagerDutyConfig is the PagerDuty REST API.
@@ -237,6 +245,9 @@ type RoleConfig struct {
 	BreakGlass      bool            `yaml:"break_glass"`
 	PendingTTL      string          `yaml:"pending_ttl"`
 	Reconcile       string          `yaml:"reconcile"`
+	// Session revocation: overrides providers.<provider>.revoke_sessions
+	// for this role (aws and okta only).
+	RevokeSessions *bool `yaml:"revoke_sessions"`
 }
 
 // ApproversConfig names who approves a role.
