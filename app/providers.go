@@ -152,6 +152,9 @@ func (a *App) addJobs(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := a.addSessionSweeps(); err != nil {
+		return err
+	}
 	return a.addRotationJobs(ctx)
 }
 
@@ -203,12 +206,20 @@ func checkOnline(ctx context.Context, l *config.Loaded, provs map[string]access.
 			continue
 		}
 		groups := map[string]string{}
+		roles := map[string]access.Role{}
 		for _, rn := range l.Policy.RoleNames() {
 			if r := l.Policy.Roles[rn]; r.Provider == name {
 				groups[rn] = r.Group
+				roles[rn] = r
 			}
 		}
-		lines, problems := c.Check(ctx, groups)
+		var lines []string
+		var problems []error
+		if rc, ok := provs[name].(roleChecker); ok {
+			lines, problems = rc.CheckRoles(ctx, roles)
+		} else {
+			lines, problems = c.Check(ctx, groups)
+		}
 		for _, line := range lines {
 			fmt.Fprintf(stdout, "  %s\n", line)
 		}
