@@ -40,7 +40,7 @@ func (a *App) buildProviders(ctx context.Context) (map[string]access.Provisioner
 		}
 		provs["dryrun"] = d
 	}
-	if err := buildRealProviders(ctx, a.cfg.Config, a.log, a.deps.HTTPClient, provs); err != nil {
+	if err := buildRealProviders(ctx, a.cfg.Config, a.log, a.deps.HTTPClient, a.deps.Clock, provs); err != nil {
 		return nil, err
 	}
 	for name, p := range a.deps.Providers {
@@ -50,12 +50,16 @@ func (a *App) buildProviders(ctx context.Context) (map[string]access.Provisioner
 }
 
 // buildRealProviders adds the identity providers with credentials (AWS,
-// Okta) to provs; hc, when set, is their HTTP client.
-func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, hc *http.Client, provs map[string]access.Provisioner) error {
+// Okta) to provs; hc, when set, is their HTTP client, and clock, when set,
+// their clock (AWS session denials are stamped and expired by it).
+func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, hc *http.Client, clock access.Clock, provs map[string]access.Provisioner) error {
 	if cfg.Providers.AWS != nil {
 		var opts []aws.Option
 		if hc != nil {
 			opts = append(opts, aws.WithHTTPClient(hc))
+		}
+		if clock != nil {
+			opts = append(opts, aws.WithClock(clock))
 		}
 		p, err := aws.New(ctx, cfg.AWSProvider(), log, opts...)
 		if err != nil {
@@ -169,7 +173,7 @@ type checker interface {
 // code (1 on any problem).
 func CheckOnline(ctx context.Context, l *config.Loaded, log *slog.Logger, stdout, stderr io.Writer) int {
 	provs := map[string]access.Provisioner{}
-	if err := buildRealProviders(ctx, l.Config, log, nil, provs); err != nil {
+	if err := buildRealProviders(ctx, l.Config, log, nil, nil, provs); err != nil {
 		fmt.Fprintf(stderr, "providers: %v\n", err)
 		return 1
 	}

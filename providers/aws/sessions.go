@@ -325,7 +325,7 @@ func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
 			InstanceArn: &p.cfg.InstanceARN, PermissionSetArn: &ps.arn, TargetType: ssotypes.ProvisionTargetTypeAllProvisionedAccounts})
 		var conflict *ssotypes.ConflictException
 		if errors.As(err, &conflict) && conflicts < maxConflicts {
-			if err := p.pollPause(ctx, fmt.Errorf("provision permission set %s: %w", ps.name, p.classify(err))); err != nil {
+			if err := p.pollPause(ctx, conflicts, fmt.Errorf("provision permission set %s: %w", ps.name, p.classify(err))); err != nil {
 				return err
 			}
 			continue
@@ -339,8 +339,8 @@ func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
 	if st == nil || st.RequestId == nil {
 		return fmt.Errorf("provision permission set %s: answer without a request id", ps.name)
 	}
-	for st.Status == ssotypes.StatusValuesInProgress {
-		if err := p.pollPause(ctx, fmt.Errorf("provisioning of permission set %s (request %s) still in progress", ps.name, *st.RequestId)); err != nil {
+	for polls := 0; st.Status == ssotypes.StatusValuesInProgress; polls++ {
+		if err := p.pollPause(ctx, polls, fmt.Errorf("provisioning of permission set %s (request %s) still in progress", ps.name, *st.RequestId)); err != nil {
 			return err
 		}
 		out, err := p.sso.DescribePermissionSetProvisioningStatus(ctx, &ssoadmin.DescribePermissionSetProvisioningStatusInput{
@@ -359,13 +359,16 @@ func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
 	return nil
 }
 
-// pollPause waits the poll interval, unless that would not leave time for
-// another call before ctx's deadline: then it returns last at once.
-func (p *Provider) pollPause(ctx context.Context, last error) error {
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < p.sessions.poll+attemptTime {
+// pollPause waits before the n-th status read (or retry): 100 ms, doubling
+// up to the poll interval (provisioning often ends within a second),
+// unless that would not leave time for another call before ctx's
+// deadline: then it returns last at once.
+func (p *Provider) pollPause(ctx context.Context, n int, last error) error {
+	d := min(p.sessions.poll, 100*time.Millisecond<<min(n, 10))
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+attemptTime {
 		return last
 	}
-	return sleep.For(ctx, p.sessions.poll)
+	return sleep.For(ctx, d)
 }
 
 // sessionLines compares the session duration of each permission set the
