@@ -409,7 +409,7 @@ func (p *Provider) CheckRoles(ctx context.Context, roles map[string]access.Role)
 // PT12H, PT1H30M, PT3600S, P1D).
 func parseISODuration(s string) (time.Duration, error) {
 	rest, ok := strings.CutPrefix(s, "P")
-	if !ok || rest == "" {
+	if !ok || rest == "" || strings.HasSuffix(rest, "T") {
 		return 0, errors.New("not an ISO 8601 duration")
 	}
 	var d time.Duration

@@ -409,3 +409,36 @@ func TestRevokeSessionsNeedsInstanceARN(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestSSOFakeSharedThrottleAndProvisioning: SSO Admin's APIs share one
+// budget in the fake as in the service (a GetInlinePolicy right after a
+// DescribePermissionSet is throttled with __type ThrottlingException);
+// a provisioning answers IN_PROGRESS, then its status read SUCCEEDED.
+func TestSSOFakeSharedThrottleAndProvisioning(t *testing.T) {
+	f := newFake(t)
+	ps := f.AddPermissionSet("Admin", "PT1H")
+	c := ssoadmin.NewFromConfig(awsCfg(testKeyID, testSecret), func(o *ssoadmin.Options) {
+		o.BaseEndpoint = &f.URL
+		o.RetryMaxAttempts = 1
+	})
+	ctx := context.Background()
+	inst := awsfake.DefaultInstanceARN
+	f.SetThrottle(0.001, 1, 0, 0)
+	if _, err := c.DescribePermissionSet(ctx, &ssoadmin.DescribePermissionSetInput{InstanceArn: &inst, PermissionSetArn: &ps}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.GetInlinePolicyForPermissionSet(ctx, &ssoadmin.GetInlinePolicyForPermissionSetInput{InstanceArn: &inst, PermissionSetArn: &ps})
+	var te *ssotypes.ThrottlingException
+	if !errors.As(err, &te) {
+		t.Fatalf("second SSO Admin call within the budget: %v, want ThrottlingException", err)
+	}
+	f.SetThrottle(0, 0, 0, 0)
+	out, err := c.ProvisionPermissionSet(ctx, &ssoadmin.ProvisionPermissionSetInput{InstanceArn: &inst, PermissionSetArn: &ps, TargetType: ssotypes.ProvisionTargetTypeAllProvisionedAccounts})
+	if err != nil || out.PermissionSetProvisioningStatus.Status != ssotypes.StatusValuesInProgress {
+		t.Fatalf("provision: %+v, %v", out, err)
+	}
+	st, err := c.DescribePermissionSetProvisioningStatus(ctx, &ssoadmin.DescribePermissionSetProvisioningStatusInput{InstanceArn: &inst, ProvisionPermissionSetRequestId: out.PermissionSetProvisioningStatus.RequestId})
+	if err != nil || st.PermissionSetProvisioningStatus.Status != ssotypes.StatusValuesSucceeded || st.PermissionSetProvisioningStatus.CreatedDate == nil {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+}
