@@ -148,7 +148,14 @@ func (d *policyDoc) denies(user string, t time.Time) bool {
 	return false
 }
 
-func (d *policyDoc) empty() bool { return len(d.foreign) == 0 && len(d.ours) == 0 }
+// text is the policy to write: "" when no statement is left (the policy
+// is then deleted), else render's.
+func (d *policyDoc) text(limit int) (string, error) {
+	if len(d.foreign) == 0 && len(d.ours) == 0 {
+		return "", nil
+	}
+	return d.render(limit)
+}
 
 // render writes the policy. When it does not fit in limit characters
 // (white space not counted), our statements are merged into one for all
@@ -194,6 +201,15 @@ func (d *policyDoc) render(limit int) (string, error) {
 // without white space.
 func (d *policyDoc) build(ours []*denyStatement) (string, int, error) {
 	stmts := slices.Clone(d.foreign)
+	ours = slices.Clone(ours)
+	// A canonical order: the same statements always make the same text, so
+	// a retry can tell that the policy already says what it would write.
+	slices.SortFunc(ours, func(a, b *denyStatement) int {
+		if c := a.until.Compare(b.until); c != 0 {
+			return c
+		}
+		return strings.Compare(strings.Join(a.users, "\n"), strings.Join(b.users, "\n"))
+	})
 	for _, s := range ours {
 		users := slices.Clone(s.users)
 		slices.Sort(users)

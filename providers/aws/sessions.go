@@ -69,10 +69,23 @@ type sessionState struct {
 	clock access.Clock
 	poll  time.Duration
 	locks *sync.Map // permission set ARN -> *sync.Mutex: one writer per set in this process
+	// revokedAt keeps the revocation time of a grant across the attempts
+	// of its revocation in this process (grant key -> time.Time), so that
+	// a retry writes the same policy and can wait for the provisioning an
+	// earlier attempt started instead of starting another: provisioning
+	// many accounts can take longer than one attempt.
+	revokedAt *sync.Map
+	// provisioned is the last provisioning this process started per
+	// permission set (ARN -> provisioning): its request and the policy
+	// text it provisions.
+	provisioned *sync.Map
 }
 
+type provisioning struct{ requestID, policy string }
+
 func newSessionState(cfg Config, s settings) sessionState {
-	st := sessionState{all: cfg.RevokeSessions, roles: cfg.RoleSessions, clock: s.clock, poll: s.pollInterval, locks: &sync.Map{}}
+	st := sessionState{all: cfg.RevokeSessions, roles: cfg.RoleSessions, clock: s.clock, poll: s.pollInterval,
+		locks: &sync.Map{}, revokedAt: &sync.Map{}, provisioned: &sync.Map{}}
 	if st.clock == nil {
 		st.clock = access.SystemClock{}
 	}
@@ -193,38 +206,52 @@ func (p *Provider) denySessions(ctx context.Context, g access.Grant) error {
 	if err != nil {
 		return fail(err)
 	}
-	now := p.sessions.clock.Now().UTC().Truncate(time.Second)
+	at := p.sessions.clock.Now().UTC().Truncate(time.Second)
+	key := g.RequestID + "\x00" + g.Group + "\x00" + access.NormalizeIdentity(g.User)
+	if g.RequestID != "" {
+		v, _ := p.sessions.revokedAt.LoadOrStore(key, at)
+		at = v.(time.Time)
+	}
 	for _, ps := range sets {
-		if err := p.denyIn(ctx, ps, u.name, now); err != nil {
+		if err := p.denyIn(ctx, ps, u.name, at); err != nil {
 			return fail(err)
 		}
 		p.log.InfoContext(ctx, "aws sessions denied", "user", g.User, "user_name", u.name, "permission_set", ps.name,
-			"issued_before", now, "until", now.Add(ps.duration), "request_id", g.RequestID)
+			"issued_before", at, "until", at.Add(ps.duration), "request_id", g.RequestID)
 	}
+	p.sessions.revokedAt.Delete(key)
 	return nil
 }
 
-// denyIn writes the user's deny statement into the permission set (and
-// drops expired ones), makes sure it stuck (another replica may have
-// written the policy in between), and provisions the set.
-func (p *Provider) denyIn(ctx context.Context, ps permissionSet, userName string, now time.Time) error {
+// denyIn writes the user's deny statement for sessions issued before at
+// into the permission set (and drops expired ones), makes sure it stuck
+// (another replica may have written the policy in between), and
+// provisions the set. A policy that already says so is not written again.
+func (p *Provider) denyIn(ctx context.Context, ps permissionSet, userName string, at time.Time) error {
 	defer p.sessions.lock(ps.arn)()
 	for try := 0; ; try++ {
-		doc, err := p.readPolicy(ctx, ps)
+		cur, doc, err := p.readPolicy(ctx, ps)
 		if err != nil {
 			return err
 		}
-		doc.sweep(now)
-		doc.deny(userName, now, now.Add(ps.duration))
-		if err := p.writePolicy(ctx, ps, doc); err != nil {
+		doc.sweep(p.sessions.clock.Now())
+		doc.deny(userName, at, at.Add(ps.duration))
+		text, err := doc.text(PolicyLimit)
+		if err != nil {
+			return fmt.Errorf("permission set %s: %w", ps.name, err)
+		}
+		if text == cur {
+			return p.provision(ctx, ps, text)
+		}
+		if err := p.writePolicy(ctx, ps, text); err != nil {
 			return err
 		}
-		check, err := p.readPolicy(ctx, ps)
+		_, check, err := p.readPolicy(ctx, ps)
 		if err != nil {
 			return err
 		}
-		if check.denies(userName, now) {
-			return p.provision(ctx, ps)
+		if check.denies(userName, at) {
+			return p.provision(ctx, ps, text)
 		}
 		if try == 2 {
 			return fmt.Errorf("permission set %s: the deny statement for %s was overwritten three times by concurrent writers", ps.name, userName)
@@ -265,7 +292,7 @@ func (p *Provider) SweepSessions(ctx context.Context, groups map[string]string) 
 
 func (p *Provider) sweepSet(ctx context.Context, ps permissionSet, now time.Time) error {
 	defer p.sessions.lock(ps.arn)()
-	doc, err := p.readPolicy(ctx, ps)
+	_, doc, err := p.readPolicy(ctx, ps)
 	if err != nil {
 		return err
 	}
@@ -274,28 +301,35 @@ func (p *Provider) sweepSet(ctx context.Context, ps permissionSet, now time.Time
 		return nil
 	}
 	p.log.InfoContext(ctx, "aws expired deny statements removed", "permission_set", ps.name, "statements", n)
-	if err := p.writePolicy(ctx, ps, doc); err != nil {
+	text, err := doc.text(PolicyLimit)
+	if err != nil {
+		return fmt.Errorf("permission set %s: %w", ps.name, err)
+	}
+	if err := p.writePolicy(ctx, ps, text); err != nil {
 		return err
 	}
-	return p.provision(ctx, ps)
+	return p.provision(ctx, ps, text)
 }
 
-func (p *Provider) readPolicy(ctx context.Context, ps permissionSet) (*policyDoc, error) {
+// readPolicy returns the permission set's inline policy as text and parsed.
+func (p *Provider) readPolicy(ctx context.Context, ps permissionSet) (string, *policyDoc, error) {
 	out, err := p.sso.GetInlinePolicyForPermissionSet(ctx, &ssoadmin.GetInlinePolicyForPermissionSetInput{
 		InstanceArn: &p.cfg.InstanceARN, PermissionSetArn: &ps.arn})
 	if err != nil {
-		return nil, fmt.Errorf("get inline policy of permission set %s: %w", ps.name, p.classify(err))
+		return "", nil, fmt.Errorf("get inline policy of permission set %s: %w", ps.name, p.classify(err))
 	}
-	doc, err := parsePolicy(awssdk.ToString(out.InlinePolicy))
+	text := awssdk.ToString(out.InlinePolicy)
+	doc, err := parsePolicy(text)
 	if err != nil {
-		return nil, access.Permanent(fmt.Errorf("inline policy of permission set %s: %w", ps.name, err))
+		return "", nil, access.Permanent(fmt.Errorf("inline policy of permission set %s: %w", ps.name, err))
 	}
-	return doc, nil
+	return text, doc, nil
 }
 
-// writePolicy puts the policy, or deletes it when no statement is left.
-func (p *Provider) writePolicy(ctx context.Context, ps permissionSet, doc *policyDoc) error {
-	if doc.empty() {
+// writePolicy puts the policy text, or deletes the policy when text is ""
+// (no statement left).
+func (p *Provider) writePolicy(ctx context.Context, ps permissionSet, text string) error {
+	if text == "" {
 		_, err := p.sso.DeleteInlinePolicyFromPermissionSet(ctx, &ssoadmin.DeleteInlinePolicyFromPermissionSetInput{
 			InstanceArn: &p.cfg.InstanceARN, PermissionSetArn: &ps.arn})
 		if err != nil {
@@ -303,11 +337,7 @@ func (p *Provider) writePolicy(ctx context.Context, ps permissionSet, doc *polic
 		}
 		return nil
 	}
-	text, err := doc.render(PolicyLimit)
-	if err != nil {
-		return fmt.Errorf("permission set %s: %w", ps.name, err)
-	}
-	_, err = p.sso.PutInlinePolicyToPermissionSet(ctx, &ssoadmin.PutInlinePolicyToPermissionSetInput{
+	_, err := p.sso.PutInlinePolicyToPermissionSet(ctx, &ssoadmin.PutInlinePolicyToPermissionSetInput{
 		InstanceArn: &p.cfg.InstanceARN, PermissionSetArn: &ps.arn, InlinePolicy: &text})
 	if err != nil {
 		return fmt.Errorf("put inline policy of permission set %s: %w", ps.name, p.classify(err))
@@ -315,12 +345,18 @@ func (p *Provider) writePolicy(ctx context.Context, ps permissionSet, doc *polic
 	return nil
 }
 
-// provision pushes the permission set to every account it is provisioned
-// to and waits until that has SUCCEEDED or FAILED. A provisioning of the
-// set already running (ConflictException) is waited out.
-func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
-	var st *ssotypes.PermissionSetProvisioningStatus
-	for conflicts := 0; ; conflicts++ {
+// provision pushes the permission set, whose inline policy is now policy,
+// to every account it is provisioned to and waits until that has
+// SUCCEEDED or FAILED. A provisioning of the set already running
+// (ConflictException) is waited out. When this process already started a
+// provisioning of the same policy (an earlier attempt that ran out of
+// time), that one is waited for, or taken as done when it SUCCEEDED.
+func (p *Provider) provision(ctx context.Context, ps permissionSet, policy string) error {
+	st, err := p.earlierProvisioning(ctx, ps, policy)
+	if err != nil {
+		return err
+	}
+	for conflicts := 0; st == nil; conflicts++ {
 		out, err := p.sso.ProvisionPermissionSet(ctx, &ssoadmin.ProvisionPermissionSetInput{
 			InstanceArn: &p.cfg.InstanceARN, PermissionSetArn: &ps.arn, TargetType: ssotypes.ProvisionTargetTypeAllProvisionedAccounts})
 		var conflict *ssotypes.ConflictException
@@ -334,10 +370,10 @@ func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
 			return fmt.Errorf("provision permission set %s: %w", ps.name, p.classify(err))
 		}
 		st = out.PermissionSetProvisioningStatus
-		break
-	}
-	if st == nil || st.RequestId == nil {
-		return fmt.Errorf("provision permission set %s: answer without a request id", ps.name)
+		if st == nil || st.RequestId == nil {
+			return fmt.Errorf("provision permission set %s: answer without a request id", ps.name)
+		}
+		p.sessions.provisioned.Store(ps.arn, provisioning{requestID: *st.RequestId, policy: policy})
 	}
 	for polls := 0; st.Status == ssotypes.StatusValuesInProgress; polls++ {
 		if err := p.pollPause(ctx, polls, fmt.Errorf("provisioning of permission set %s (request %s) still in progress", ps.name, *st.RequestId)); err != nil {
@@ -354,9 +390,32 @@ func (p *Provider) provision(ctx context.Context, ps permissionSet) error {
 		st = out.PermissionSetProvisioningStatus
 	}
 	if st.Status != ssotypes.StatusValuesSucceeded {
+		p.sessions.provisioned.Delete(ps.arn)
 		return fmt.Errorf("provisioning of permission set %s %s: %s", ps.name, st.Status, awssdk.ToString(st.FailureReason))
 	}
 	return nil
+}
+
+// earlierProvisioning returns the status of the provisioning this process
+// last started for the set when it provisions policy and has not FAILED;
+// nil when a new one is needed.
+func (p *Provider) earlierProvisioning(ctx context.Context, ps permissionSet, policy string) (*ssotypes.PermissionSetProvisioningStatus, error) {
+	v, ok := p.sessions.provisioned.Load(ps.arn)
+	if !ok || v.(provisioning).policy != policy {
+		return nil, nil
+	}
+	id := v.(provisioning).requestID
+	out, err := p.sso.DescribePermissionSetProvisioningStatus(ctx, &ssoadmin.DescribePermissionSetProvisioningStatusInput{
+		InstanceArn: &p.cfg.InstanceARN, ProvisionPermissionSetRequestId: &id})
+	if err != nil {
+		return nil, fmt.Errorf("provisioning status of permission set %s: %w", ps.name, p.classify(err))
+	}
+	st := out.PermissionSetProvisioningStatus
+	if st == nil || st.Status == ssotypes.StatusValuesFailed {
+		p.sessions.provisioned.Delete(ps.arn)
+		return nil, nil
+	}
+	return st, nil
 }
 
 // pollPause waits before the n-th status read (or retry): 100 ms, doubling

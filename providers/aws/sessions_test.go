@@ -442,3 +442,56 @@ func TestSSOFakeSharedThrottleAndProvisioning(t *testing.T) {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
 }
+
+// TestDenyWaitsForEarlierProvisioning: a provisioning that outlasts one
+// attempt's deadline fails the attempt (transient); the retry of the same
+// revocation writes nothing new and waits for that provisioning instead of
+// starting another, keeping the first attempt's revocation time.
+func TestDenyWaitsForEarlierProvisioning(t *testing.T) {
+	f := newFake(t)
+	f.SetProvisioningPolls(1 << 30)
+	clock := testclock.New(t0)
+	p := newSessionProvider(t, f, aws.Config{RevokeSessions: true}, aws.WithClock(clock))
+	group := f.AddGroup("g")
+	ps := f.AddPermissionSet("Admin", "PT1H")
+	f.AddAssignment(group, awsfake.Assignment{AccountID: "111111111111", PermissionSetArn: ps})
+	f.AddMember(group, f.AddUserFull(awsfake.User{UserName: "alice", Email: "alice@example.com"}))
+	grant := access.Grant{RequestID: "r1", Role: "r", Group: group, User: "alice@example.com"}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	err := p.Revoke(ctx, grant)
+	if err == nil || access.IsPermanent(err) || !strings.Contains(err.Error(), "still in progress") {
+		t.Fatalf("first attempt: %v", err)
+	}
+	clock.Advance(time.Minute)
+	f.SetProvisioningPolls(0)
+	if err := p.Revoke(context.Background(), grant); err != nil {
+		t.Fatal(err)
+	}
+	if n, puts := len(f.Provisionings()), f.Calls("PutInlinePolicyToPermissionSet"); n != 1 || puts != 1 {
+		t.Errorf("%d provisionings, %d puts; want 1 and 1", n, puts)
+	}
+	set, _ := f.PermissionSet(ps)
+	if st := ours(readPolicy(t, set.InlinePolicy)); len(st) != 1 || cond(st[0], "DateLessThan", "aws:TokenIssueTime") != "2026-12-01T09:30:00Z" || set.ProvisionedPolicy != set.InlinePolicy {
+		t.Errorf("policy %s, provisioned %s", set.InlinePolicy, set.ProvisionedPolicy)
+	}
+	// A new revocation (another request) starts from the current time.
+	f.AddMember(group, mustUser(t, f, "alice@example.com"))
+	clock.Advance(time.Minute)
+	if err := p.Revoke(context.Background(), access.Grant{RequestID: "r2", Role: "r", Group: group, User: "alice@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	set, _ = f.PermissionSet(ps)
+	if st := ours(readPolicy(t, set.InlinePolicy)); len(st) != 1 || cond(st[0], "DateLessThan", "aws:TokenIssueTime") != "2026-12-01T09:32:00Z" {
+		t.Errorf("second request: %s", set.InlinePolicy)
+	}
+}
+
+func mustUser(t *testing.T, f *awsfake.Server, email string) string {
+	t.Helper()
+	id, ok := f.UserID(email)
+	if !ok {
+		t.Fatalf("no user %s", email)
+	}
+	return id
+}
