@@ -439,6 +439,12 @@ func (p *Provider) sessionLines(ctx context.Context, role access.Role) (lines []
 		return nil, []error{fmt.Errorf("aws: role %s: %w", role.Name, err)}
 	}
 	for _, ps := range sets {
+		if p.sessions.on(role.Name) {
+			// A policy accessbot cannot read would stop every revocation.
+			if _, _, err := p.readPolicy(ctx, ps); err != nil {
+				problems = append(problems, fmt.Errorf("aws: role %s: revoke_sessions: %w", role.Name, err))
+			}
+		}
 		if role.MaxDuration <= 0 || ps.duration <= role.MaxDuration {
 			continue
 		}
@@ -450,7 +456,7 @@ func (p *Provider) sessionLines(ctx context.Context, role access.Role) (lines []
 		lines = append(lines, fmt.Sprintf("aws: warning: role %s: permission set %s (%s) has a session duration of %s, longer than the role's max_duration %s, so sessions would outlive the grant; lower the permission set's session duration to %s or less, or set providers.aws.revoke_sessions (or roles.%s.revoke_sessions)",
 			role.Name, ps.name, ps.arn, access.FormatDuration(ps.duration), access.FormatDuration(role.MaxDuration), access.FormatDuration(role.MaxDuration), role.Name))
 	}
-	return lines, nil
+	return lines, problems
 }
 
 // CheckRoles is Check with the roles themselves (role name -> role): it

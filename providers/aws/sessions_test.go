@@ -391,10 +391,16 @@ func TestCheckRolesSessionDuration(t *testing.T) {
 		strings.Contains(all, "ReadOnly") {
 		t.Errorf("lines:\n%s\nproblems %v", all, problems)
 	}
-	lines, _ = newSessionProvider(t, f, aws.Config{RevokeSessions: true}).CheckRoles(context.Background(), roles)
+	lines, problems = newSessionProvider(t, f, aws.Config{RevokeSessions: true}).CheckRoles(context.Background(), roles)
 	all = strings.Join(lines, "\n")
-	if strings.Contains(all, "warning") || !strings.Contains(all, "revoke_sessions denies them at revocation") {
-		t.Errorf("with revoke_sessions:\n%s", all)
+	if strings.Contains(all, "warning") || !strings.Contains(all, "revoke_sessions denies them at revocation") || len(problems) != 0 {
+		t.Errorf("with revoke_sessions:\n%s\n%v", all, problems)
+	}
+	// An inline policy accessbot could not rewrite is a problem up front.
+	f.SetInlinePolicy(short, `{"Version":"2012-10-17","Statement":[],"Extra":1}`)
+	_, problems = newSessionProvider(t, f, aws.Config{RevokeSessions: true}).CheckRoles(context.Background(), roles)
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), `inline policy of permission set ReadOnly: unexpected top-level key "Extra"`) {
+		t.Errorf("problems %v", problems)
 	}
 }
 
