@@ -435,6 +435,10 @@ func (p *Provider) pollPause(ctx context.Context, n int, last error) error {
 // outlives the grant unless revoke_sessions denies it.
 func (p *Provider) sessionLines(ctx context.Context, role access.Role) (lines []string, problems []error) {
 	sets, err := p.permissionSets(ctx, role.Group)
+	var denied *ssotypes.AccessDeniedException
+	if errors.As(err, &denied) && !p.sessions.on(role.Name) {
+		return []string{fmt.Sprintf("aws: note: role %s: session durations not checked: the credentials may not call sso:DescribePermissionSet (%s)", role.Name, denied.ErrorMessage())}, nil
+	}
 	if err != nil {
 		return nil, []error{fmt.Errorf("aws: role %s: %w", role.Name, err)}
 	}

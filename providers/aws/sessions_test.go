@@ -396,6 +396,21 @@ func TestCheckRolesSessionDuration(t *testing.T) {
 	if strings.Contains(all, "warning") || !strings.Contains(all, "revoke_sessions denies them at revocation") || len(problems) != 0 {
 		t.Errorf("with revoke_sessions:\n%s\n%v", all, problems)
 	}
+	// Without sso:DescribePermissionSet: a note, unless revoke_sessions needs it.
+	f.Deny("DescribePermissionSet")
+	lines, problems = newSessionProvider(t, f, aws.Config{}).CheckRoles(context.Background(), roles)
+	if len(problems) != 0 || !strings.Contains(strings.Join(lines, "\n"), "note: role prod-admin: session durations not checked") {
+		t.Errorf("denied: %q %v", lines, problems)
+	}
+	if _, problems = newSessionProvider(t, f, aws.Config{RevokeSessions: true}).CheckRoles(context.Background(), roles); len(problems) != 1 ||
+		!strings.Contains(problems[0].Error(), "AccessDeniedException") {
+		t.Errorf("denied with revoke_sessions: %v", problems)
+	}
+	f = newFake(t)
+	group = f.AddGroup("prod-admins")
+	short = f.AddPermissionSet("ReadOnly", "PT30M")
+	f.AddAssignment(group, awsfake.Assignment{AccountID: "111111111111", PermissionSetArn: short})
+	roles = map[string]access.Role{"prod-admin": {Name: "prod-admin", Group: group, MaxDuration: time.Hour}}
 	// An inline policy accessbot could not rewrite is a problem up front.
 	f.SetInlinePolicy(short, `{"Version":"2012-10-17","Statement":[],"Extra":1}`)
 	_, problems = newSessionProvider(t, f, aws.Config{RevokeSessions: true}).CheckRoles(context.Background(), roles)
