@@ -240,18 +240,28 @@ func (p *Provider) denyIn(ctx context.Context, ps permissionSet, userName string
 		if err != nil {
 			return fmt.Errorf("permission set %s: %w", ps.name, err)
 		}
-		if text == cur {
-			return p.provision(ctx, ps, text)
+		if text != cur {
+			if err := p.writePolicy(ctx, ps, text); err != nil {
+				return err
+			}
 		}
-		if err := p.writePolicy(ctx, ps, text); err != nil {
-			return err
-		}
+		// SSO Admin has no compare-and-set: another replica may have
+		// written a policy it read before ours. Look again before and
+		// after provisioning; what is provisioned last must hold ours.
 		_, check, err := p.readPolicy(ctx, ps)
 		if err != nil {
 			return err
 		}
 		if check.denies(userName, at) {
-			return p.provision(ctx, ps, text)
+			if err := p.provision(ctx, ps, text); err != nil {
+				return err
+			}
+			if _, check, err = p.readPolicy(ctx, ps); err != nil {
+				return err
+			}
+			if check.denies(userName, at) {
+				return nil
+			}
 		}
 		if try == 2 {
 			return fmt.Errorf("permission set %s: the deny statement for %s was overwritten three times by concurrent writers", ps.name, userName)

@@ -516,3 +516,38 @@ func mustUser(t *testing.T, f *awsfake.Server, email string) string {
 	}
 	return id
 }
+
+// TestDenyRewritesAfterALostUpdate: another writer overwrites the policy
+// right after accessbot's put (the API has no compare-and-set); the check
+// that follows sees the statement missing and writes it again on top of
+// the other writer's policy, which it keeps.
+func TestDenyRewritesAfterALostUpdate(t *testing.T) {
+	f := newFake(t)
+	clock := testclock.New(t0)
+	p := newSessionProvider(t, f, aws.Config{RevokeSessions: true}, aws.WithClock(clock))
+	group := f.AddGroup("g")
+	ps := f.AddPermissionSet("Admin", "PT1H")
+	f.AddAssignment(group, awsfake.Assignment{AccountID: "111111111111", PermissionSetArn: ps})
+	f.AddUserFull(awsfake.User{UserName: "alice", Email: "alice@example.com"})
+	other := `{"Version":"2012-10-17","Statement":[{"Sid":"Other","Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`
+	f.OverwriteAfterPut(other)
+	if err := p.Revoke(context.Background(), access.Grant{RequestID: "r1", Role: "r", Group: group, User: "alice@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := f.PermissionSet(ps)
+	if !strings.Contains(set.InlinePolicy, `"Sid":"Other"`) || len(ours(readPolicy(t, set.InlinePolicy))) != 1 || set.ProvisionedPolicy != set.InlinePolicy {
+		t.Errorf("policy %s (provisioned %s)", set.InlinePolicy, set.ProvisionedPolicy)
+	}
+	if n := f.Calls("PutInlinePolicyToPermissionSet"); n != 2 {
+		t.Errorf("%d puts, want 2", n)
+	}
+	// Overwritten every time: a clear error after three tries.
+	clock.Advance(time.Minute)
+	for range 3 {
+		f.OverwriteAfterPut(other)
+	}
+	err := p.Revoke(context.Background(), access.Grant{RequestID: "r2", Role: "r", Group: group, User: "alice@example.com"})
+	if err == nil || !strings.Contains(err.Error(), "overwritten three times by concurrent writers") {
+		t.Errorf("always overwritten: %v", err)
+	}
+}

@@ -57,6 +57,18 @@ type ssoState struct {
 	provisionings []*Provisioning
 	polls         int      // status reads an IN_PROGRESS provisioning answers before it ends
 	failNext      []string // failure reasons of the next provisionings
+	overwrite     []string // OverwriteAfterPut: policies that replace the next puts
+}
+
+// OverwriteAfterPut makes the fake replace the policy of the next
+// PutInlinePolicyToPermissionSet, right after it was applied, with policy:
+// another writer (a second replica, an administrator) that read the
+// policy before that put and wrote after it, as the API allows (it has no
+// compare-and-set).
+func (s *Server) OverwriteAfterPut(policy string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sso.overwrite = append(s.sso.overwrite, policy)
 }
 
 // AddPermissionSet creates a permission set with the session duration
@@ -224,6 +236,9 @@ func (s *Server) permissionSetOp(op string, in *request) (any, *apiErr) {
 			return nil, validation("The inline policy exceeds the maximum size of %d characters (%d without white space)", MaxInlinePolicySize, compact.Len())
 		}
 		ps.InlinePolicy = pol
+		if len(s.sso.overwrite) > 0 {
+			ps.InlinePolicy, s.sso.overwrite = s.sso.overwrite[0], s.sso.overwrite[1:]
+		}
 		return map[string]any{}, nil
 	case "DeleteInlinePolicyFromPermissionSet":
 		ps.InlinePolicy = ""
