@@ -20,19 +20,20 @@ type sessionSweeper interface {
 	SweepSessions(ctx context.Context, groups map[string]string) error
 }
 
-// addSessionSweeps registers, for each provider that denies sessions, a
-// singleton job that removes its expired denials at the reconcile
+// addSessionSweeps registers, for each provider that denies sessions for
+// some role, a singleton job that removes its expired denials at the reconcile
 // interval. The denials themselves are the record (no state here), so a
 // sweep after a restart finds whatever is due.
 func (a *App) addSessionSweeps() error {
 	for name, p := range a.providers {
 		sw, ok := p.(sessionSweeper)
-		if !ok {
+		se, ends := p.(access.SessionEnder)
+		if !ok || !ends {
 			continue
 		}
-		groups := map[string]string{}
+		groups := map[string]string{} // the roles whose sessions it denies
 		for rn, r := range a.cfg.Policy.Roles {
-			if r.Provider == name {
+			if r.Provider == name && se.SessionsNote(access.Grant{Role: rn, Group: r.Group}) != "" {
 				groups[rn] = r.Group
 			}
 		}

@@ -187,3 +187,46 @@ roles:
 		t.Errorf("after the session duration: %s (provisioned %s)", set.InlinePolicy, set.ProvisionedPolicy)
 	}
 }
+
+// TestNoSessionSweepWithoutRevokeSessions: without revoke_sessions no
+// sweep job is registered (the app's jobs stay as they were).
+func TestNoSessionSweepWithoutRevokeSessions(t *testing.T) {
+	idstore := awsfake.New()
+	defer idstore.Close()
+	g := idstore.AddGroup("g")
+	t.Setenv("AWS_ENDPOINT_URL_IDENTITYSTORE", idstore.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SSO_ADMIN", idstore.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDACCESSBOTTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	for _, c := range []struct {
+		extra string
+		want  bool
+	}{{"", false}, {", revoke_sessions: true", true}} {
+		l, err := config.Load(writeFile(t, `
+chat: {console: {users: {alice: alice@example.com}}}
+providers:
+  aws: {identity_store_id: `+idstore.IdentityStoreID()+`, region: us-east-1, instance_arn: "`+idstore.InstanceARN()+`"}
+roles:
+  prod-admin: {description: d, provider: aws, group: `+g+`, max_duration: 1h, approvers: {users: [bob@example.com]}`+c.extra+`}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(context.Background(), l, Deps{Clock: testclock.New(time.Now()), Store: st, Stdout: &syncBuffer{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = a.Scheduler().RunJob(context.Background(), "sessions-aws")
+		if got := err == nil; got != c.want {
+			t.Errorf("roles.prod-admin%s: sessions-aws job runs: %v (%v), want %v", c.extra, got, err, c.want)
+		}
+		st.Close()
+	}
+}
