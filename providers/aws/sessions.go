@@ -181,9 +181,12 @@ func (p *Provider) permissionSets(ctx context.Context, group string) ([]permissi
 }
 
 // denySessions denies, in every permission set the group holds, the
-// sessions of the user issued before now, until the set's session
-// duration has passed, and provisions each set. Repeating it is harmless:
-// the user's statement is replaced by one with the later time.
+// sessions of the user issued before the revocation, until the set's
+// session duration has passed, and provisions each set. The revocation
+// time is the first attempt's for the retries of one grant in this
+// process (so that a retry can reuse what the attempt before it did);
+// otherwise now. Repeating it is harmless: the user's statement is
+// replaced, never duplicated.
 func (p *Provider) denySessions(ctx context.Context, g access.Grant) error {
 	if !p.sessions.on(g.Role) {
 		return nil
