@@ -230,3 +230,74 @@ roles:
 		st.Close()
 	}
 }
+
+// TestFailedProvisioningKeepsRevoking: when the permission set's
+// provisioning FAILS at expiry, the AWS request stays revoking with the
+// reason (the membership is already gone) and the retry ends it.
+func TestFailedProvisioningKeepsRevoking(t *testing.T) {
+	idstore := awsfake.New()
+	defer idstore.Close()
+	g := idstore.AddGroup("prod-admins")
+	idstore.AddUser("alice@example.com")
+	ps := idstore.AddPermissionSet("AdministratorAccess", "PT1H")
+	idstore.AddAssignment(g, awsfake.Assignment{AccountID: "111111111111", PermissionSetArn: ps})
+	t.Setenv("AWS_ENDPOINT_URL_IDENTITYSTORE", idstore.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SSO_ADMIN", idstore.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDACCESSBOTTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	l, err := config.Load(writeFile(t, `
+chat: {console: {users: {alice: alice@example.com, bob: bob@example.com}}}
+providers:
+  aws: {identity_store_id: `+idstore.IdentityStoreID()+`, region: us-east-1, instance_arn: "`+idstore.InstanceARN()+`"}
+roles:
+  prod-admin: {description: d, provider: aws, group: `+g+`, max_duration: 1h, approvers: {users: [bob@example.com]}, revoke_sessions: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "f.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clock := testclock.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	a, err := New(ctx, l, Deps{Clock: clock, Store: st, Stdout: &syncBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"alice: /access prod-admin 30m fixing checkout", "bob: approve"} {
+		if err := a.Console().Line(ctx, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idstore.FailNextProvisioning("Received a 404 status error: Not supported policy arn:aws:iam::aws:policy/Nope")
+	clock.Advance(30 * time.Minute)
+	if _, err := a.Scheduler().Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := st.List(ctx, access.Filter{})
+	if r := all[0]; r.State != access.StateRevoking || !strings.Contains(r.LastError, "provisioning of permission set AdministratorAccess FAILED: Received a 404") ||
+		len(idstore.MemberEmails(g)) != 0 {
+		t.Fatalf("after a failed provisioning: %s %q, members %v", r.State, r.LastError, idstore.MemberEmails(g))
+	}
+	for i := 0; ; i++ {
+		all, _ = st.List(ctx, access.Filter{})
+		if all[0].State == access.StateEnded {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("never ended: %q", all[0].LastError)
+		}
+		clock.Advance(time.Minute)
+		if _, err := a.Scheduler().Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if set, _ := idstore.PermissionSet(ps); set.ProvisionedPolicy == "" || set.ProvisionedPolicy != set.InlinePolicy {
+		t.Errorf("not provisioned after the retry: %q", set.ProvisionedPolicy)
+	}
+}
