@@ -169,14 +169,17 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 		return nil, err
 	}
 	var rerr error
+	var sessions string // what the provider did to the user's sessions
 	if keeper == nil {
 		p := s.providers[r.Provider]
 		if p == nil {
 			rerr = fmt.Errorf("provider %q is not configured", r.Provider)
 		} else {
 			actx, acancel := s.attempt(mctx)
-			rerr = p.Revoke(actx, Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester})
+			g := Grant{RequestID: r.ID, Role: r.Role, Group: r.Group, User: r.Requester}
+			rerr = p.Revoke(actx, g)
 			acancel()
+			sessions = sessionsNote(p, g)
 		}
 	}
 	if rerr != nil && leaseLost(mctx) {
@@ -218,6 +221,8 @@ func (s *Service) revoke(ctx context.Context, id string) (*Request, error) {
 			case keeper != nil:
 				r.KeepMembership = true
 				ev.Detail += "; membership kept for " + keeper.ID + " until " + keeper.EndsAt.UTC().Format(time.RFC3339)
+			case sessions != "":
+				ev.Detail += "; " + sessions
 			}
 			if r.Alerted && !gone {
 				r.announce(Announcement{ID: "revoke_recovered", Type: EvRevokeRecovered, Actor: SystemActor, At: now,

@@ -40,7 +40,7 @@ func (a *App) buildProviders(ctx context.Context) (map[string]access.Provisioner
 		}
 		provs["dryrun"] = d
 	}
-	if err := buildRealProviders(ctx, a.cfg.Config, a.log, a.deps.HTTPClient, provs); err != nil {
+	if err := buildRealProviders(ctx, a.cfg.Config, a.log, a.deps.HTTPClient, a.deps.Clock, provs); err != nil {
 		return nil, err
 	}
 	for name, p := range a.deps.Providers {
@@ -50,25 +50,29 @@ func (a *App) buildProviders(ctx context.Context) (map[string]access.Provisioner
 }
 
 // buildRealProviders adds the identity providers with credentials (AWS,
-// Okta) to provs; hc, when set, is their HTTP client.
-func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, hc *http.Client, provs map[string]access.Provisioner) error {
-	if a := cfg.Providers.AWS; a != nil {
+// Okta) to provs; hc, when set, is their HTTP client, and clock, when set,
+// their clock (AWS session denials are stamped and expired by it).
+func buildRealProviders(ctx context.Context, cfg config.Config, log *slog.Logger, hc *http.Client, clock access.Clock, provs map[string]access.Provisioner) error {
+	if cfg.Providers.AWS != nil {
 		var opts []aws.Option
 		if hc != nil {
 			opts = append(opts, aws.WithHTTPClient(hc))
 		}
-		p, err := aws.New(ctx, a.Provider(), log, opts...)
+		if clock != nil {
+			opts = append(opts, aws.WithClock(clock))
+		}
+		p, err := aws.New(ctx, cfg.AWSProvider(), log, opts...)
 		if err != nil {
 			return fmt.Errorf("providers.aws: %w", err)
 		}
 		provs["aws"] = p
 	}
-	if o := cfg.Providers.Okta; o != nil {
+	if cfg.Providers.Okta != nil {
 		var opts []okta.Option
 		if hc != nil {
 			opts = append(opts, okta.WithHTTPClient(hc))
 		}
-		p, err := okta.New(o.Provider(), log, opts...)
+		p, err := okta.New(cfg.OktaProvider(), log, opts...)
 		if err != nil {
 			return fmt.Errorf("providers.okta: %w", err)
 		}
@@ -152,6 +156,9 @@ func (a *App) addJobs(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := a.addSessionSweeps(); err != nil {
+		return err
+	}
 	return a.addRotationJobs(ctx)
 }
 
@@ -166,7 +173,7 @@ type checker interface {
 // code (1 on any problem).
 func CheckOnline(ctx context.Context, l *config.Loaded, log *slog.Logger, stdout, stderr io.Writer) int {
 	provs := map[string]access.Provisioner{}
-	if err := buildRealProviders(ctx, l.Config, log, nil, provs); err != nil {
+	if err := buildRealProviders(ctx, l.Config, log, nil, nil, provs); err != nil {
 		fmt.Fprintf(stderr, "providers: %v\n", err)
 		return 1
 	}
@@ -203,12 +210,20 @@ func checkOnline(ctx context.Context, l *config.Loaded, provs map[string]access.
 			continue
 		}
 		groups := map[string]string{}
+		roles := map[string]access.Role{}
 		for _, rn := range l.Policy.RoleNames() {
 			if r := l.Policy.Roles[rn]; r.Provider == name {
 				groups[rn] = r.Group
+				roles[rn] = r
 			}
 		}
-		lines, problems := c.Check(ctx, groups)
+		var lines []string
+		var problems []error
+		if rc, ok := provs[name].(roleChecker); ok {
+			lines, problems = rc.CheckRoles(ctx, roles)
+		} else {
+			lines, problems = c.Check(ctx, groups)
+		}
 		for _, line := range lines {
 			fmt.Fprintf(stdout, "  %s\n", line)
 		}

@@ -160,7 +160,7 @@ roles:
 		t.Fatal(err)
 	}
 	provs := map[string]access.Provisioner{}
-	if err := buildRealProviders(context.Background(), l.Config, nil, nil, provs); err != nil {
+	if err := buildRealProviders(context.Background(), l.Config, nil, nil, nil, provs); err != nil {
 		t.Fatal(err)
 	}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "u.db"))

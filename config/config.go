@@ -123,12 +123,15 @@ type AWSConfig struct {
 	Region          string `yaml:"region"`
 	UserNameIsEmail bool   `yaml:"user_name_is_email"`
 	InstanceARN     string `yaml:"instance_arn"`
+	// Session revocation: deny the sessions a user already holds at
+	// revocation (needs instance_arn).
+	RevokeSessions bool `yaml:"revoke_sessions"`
 }
 
 // Provider is the AWS provider's Config for a.
 func (a AWSConfig) Provider() aws.Config {
 	return aws.Config{IdentityStoreID: a.IdentityStoreID, Region: a.Region,
-		UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN}
+		UserNameIsEmail: a.UserNameIsEmail, InstanceARN: a.InstanceARN, RevokeSessions: a.RevokeSessions}
 }
 
 // OktaConfig is an Okta org.
@@ -139,12 +142,17 @@ type OktaConfig struct {
 	PrivateKeyFile string   `yaml:"private_key"`
 	KeyID          string   `yaml:"key_id"`
 	Scopes         []string `yaml:"scopes"`
+	// Session revocation: end the user's Okta sessions (and OAuth tokens)
+	// at revocation.
+	RevokeSessions bool `yaml:"revoke_sessions"`
+	OAuthTokens    bool `yaml:"oauth_tokens"`
 }
 
 // Provider is the Okta provider's Config for o.
 func (o OktaConfig) Provider() okta.Config {
 	return okta.Config{OrgURL: o.OrgURL, APIToken: o.APIToken, ClientID: o.ClientID,
-		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes}
+		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: o.Scopes,
+		RevokeSessions: o.RevokeSessions, OAuthTokens: o.OAuthTokens}
 }
 
 // PagerDutyConfig is the PagerDuty REST API.
@@ -250,6 +258,9 @@ type RoleConfig struct {
 	EscalateTo    EscalateToConfig `yaml:"escalate_to"`
 	// Scheduled access: how far ahead a start may lie (default: limits.max_schedule_ahead).
 	MaxScheduleAhead string `yaml:"max_schedule_ahead"`
+	// Session revocation: overrides providers.<provider>.revoke_sessions
+	// for this role (aws and okta only).
+	RevokeSessions *bool `yaml:"revoke_sessions"`
 }
 
 // ApproversConfig names who approves a role.

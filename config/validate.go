@@ -56,12 +56,13 @@ func validateRest(cfg Config, ps *Problems) {
 			}
 		}
 	}
-	if a := cfg.Providers.AWS; a != nil {
-		addFieldErrors(ps, a.Provider().Validate())
+	if cfg.Providers.AWS != nil {
+		addFieldErrors(ps, cfg.AWSProvider().Validate())
 	}
-	if o := cfg.Providers.Okta; o != nil {
-		addFieldErrors(ps, o.Provider().Validate())
+	if cfg.Providers.Okta != nil {
+		addFieldErrors(ps, cfg.OktaProvider().Validate())
 	}
+	validateSessions(cfg, ps)
 	// Once here, not per rotation: the rotations share these sections.
 	if p := cfg.Providers.PagerDuty; p != nil {
 		addFieldErrors(ps, p.Provider().ValidateAPI())

@@ -72,6 +72,12 @@ type Config struct {
 	// InstanceARN (optional) lets Check list the account assignments each
 	// group holds (ssoadmin).
 	InstanceARN string
+
+	// Session revocation (revoke_sessions, needs InstanceARN): Revoke also
+	// denies the sessions the user already holds in the group's permission
+	// sets (sessions.go).
+	RevokeSessions bool
+	RoleSessions   map[string]bool // per role name: overrides RevokeSessions
 }
 
 // Option adjusts New; mostly for tests.
@@ -85,6 +91,9 @@ type settings struct {
 	maxBackoff  time.Duration
 	rate        float64
 	cacheTTL    time.Duration
+
+	clock        access.Clock  // session revocation: revocation and expiry times
+	pollInterval time.Duration // session revocation: provisioning status reads
 }
 
 // WithAWSConfig uses cfg instead of config.LoadDefaultConfig.
@@ -119,11 +128,14 @@ type Provider struct {
 	log    *slog.Logger
 	userID *ttlcache.Cache[string]   // lowercased email -> user id
 	users  *ttlcache.Cache[userInfo] // user id -> user
+
+	sessions sessionState // session revocation (sessions.go)
 }
 
 type userInfo struct {
 	email    string
 	disabled bool
+	name     string // Identity Store UserName: the session name of its role sessions
 }
 
 // New builds a Provider from the default AWS configuration chain
@@ -183,6 +195,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Pr
 		userID: ttlcache.New[string](s.cacheTTL, cacheSize),
 		users:  ttlcache.New[userInfo](s.cacheTTL, cacheSize),
 	}
+	p.sessions = newSessionState(cfg, s)
 	p.ids = identitystore.NewFromConfig(awsCfg, func(o *identitystore.Options) {
 		o.Retryer = newRetryer()
 		o.RetryMaxAttempts = s.maxAttempts
@@ -242,7 +255,19 @@ func (p *Provider) Grant(ctx context.Context, g access.Grant) error {
 // a disabled user is removed like any other. An unknown user wraps
 // access.ErrUnknownUser (the membership cannot be checked, so the caller
 // must look), and an unknown group is permanent.
+//
+// Where session revocation is on for the role, it then denies the
+// sessions the user already holds (denySessions); a failure there is
+// returned like a failed removal, so the revocation is retried.
 func (p *Provider) Revoke(ctx context.Context, g access.Grant) error {
+	if err := p.removeMember(ctx, g); err != nil {
+		return err
+	}
+	return p.denySessions(ctx, g)
+}
+
+// removeMember is Revoke's membership removal.
+func (p *Provider) removeMember(ctx context.Context, g access.Grant) error {
 	for attempt := 0; ; attempt++ {
 		uid, err := p.resolve(ctx, g.User, attempt > 0)
 		if err != nil {
@@ -408,7 +433,8 @@ func (p *Provider) describe(ctx context.Context, uid string, fresh bool) (userIn
 	if err != nil {
 		return userInfo{}, p.classify(err)
 	}
-	u := userInfo{email: access.NormalizeIdentity(awssdk.ToString(out.UserName)), disabled: out.UserStatus == types.UserStatusDisabled}
+	u := userInfo{email: access.NormalizeIdentity(awssdk.ToString(out.UserName)), disabled: out.UserStatus == types.UserStatusDisabled,
+		name: awssdk.ToString(out.UserName)}
 	for i, e := range out.Emails {
 		if e.Value != nil && (i == 0 || awssdk.ToBool(&e.Primary)) {
 			u.email = access.NormalizeIdentity(*e.Value)
@@ -437,6 +463,12 @@ func (p *Provider) groupExists(ctx context.Context, group string) error {
 // human-readable findings, problems the failures; it backs
 // `accessbot check --online`.
 func (p *Provider) Check(ctx context.Context, groups map[string]string) (lines []string, problems []error) {
+	return p.check(ctx, groups, nil)
+}
+
+// check is Check; with roles it also compares each permission set's
+// session duration with the role's max_duration (sessionLines).
+func (p *Provider) check(ctx context.Context, groups map[string]string, roles map[string]access.Role) (lines []string, problems []error) {
 	_, err := p.ids.ListGroups(ctx, &identitystore.ListGroupsInput{IdentityStoreId: &p.cfg.IdentityStoreID, MaxResults: awssdk.Int32(1)})
 	if err != nil {
 		return nil, []error{fmt.Errorf("aws: identity store %s: %w", p.cfg.IdentityStoreID, p.classify(err))}
@@ -469,6 +501,10 @@ func (p *Provider) Check(ctx context.Context, groups map[string]string) (lines [
 			lines = append(lines, fmt.Sprintf("aws: note: role %s: group %s holds no account assignments, so membership grants nothing", role, group))
 		default:
 			lines = append(lines, fmt.Sprintf("aws: role %s: group %s holds %s", role, group, strings.Join(held, ", ")))
+			if r, ok := roles[role]; ok {
+				l, ps := p.sessionLines(ctx, r)
+				lines, problems = append(lines, l...), append(problems, ps...)
+			}
 		}
 	}
 	return lines, problems

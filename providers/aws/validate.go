@@ -29,5 +29,9 @@ func (c Config) Validate() []error {
 		errs = append(errs, &FieldError{Path: prefix + "instance_arn",
 			Msg: fmt.Sprintf("%q is not an instance ARN (want arn:aws:sso:::instance/ssoins-...)", c.InstanceARN)})
 	}
+	if c.endsSessions() && c.InstanceARN == "" {
+		errs = append(errs, &FieldError{Path: prefix + "revoke_sessions",
+			Msg: "needs instance_arn (arn:aws:sso:::instance/ssoins-...): the deny statements go into the permission sets of the instance"})
+	}
 	return errs
 }

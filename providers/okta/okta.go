@@ -71,6 +71,12 @@ type Config struct {
 	PrivateKeyFile string   // PEM RSA or EC private key registered with the app
 	KeyID          string   // optional kid of that key
 	Scopes         []string // default DefaultScopes
+
+	// Session revocation (revoke_sessions): Revoke also ends the user's
+	// Okta sessions once the membership is gone.
+	RevokeSessions bool
+	OAuthTokens    bool            // also revoke the OAuth tokens issued to the user (oauthTokens=true)
+	RoleSessions   map[string]bool // per role name: overrides RevokeSessions
 }
 
 // Option adjusts New; mostly for tests.
@@ -119,6 +125,8 @@ type Provider struct {
 	maxAttempts   int
 	maxBackoff    time.Duration
 	throttleWaits int
+
+	sessions sessionSettings // session revocation
 }
 
 type user struct {
@@ -173,6 +181,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
 		gate:        &rateGate{fams: map[string]*famState{}},
 		sem:         make(chan struct{}, max(s.concurrency, 1)),
 		maxAttempts: max(s.maxAttempts, 1), maxBackoff: s.maxBackoff, throttleWaits: s.throttleWaits,
+		sessions: sessionSettings{all: cfg.RevokeSessions, oauthTokens: cfg.OAuthTokens, roles: cfg.RoleSessions},
 	}
 	if token := strings.TrimSpace(cfg.APIToken); token != "" {
 		p.auth = sswsAuth{value: "SSWS " + token}
@@ -185,6 +194,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Provider, error) {
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = DefaultScopes
+		if cfg.endsSessions() {
+			scopes = append(slices.Clone(DefaultScopes), SessionScope)
+		}
 	}
 	p.auth = &oauthAuth{tokenURL: org + "/oauth2/v1/token", clientID: cfg.ClientID, keyID: cfg.KeyID,
 		key: key, alg: alg, scopes: scopes, hc: p.hc, attempts: p.maxAttempts, backoff: p.backoff}
@@ -218,7 +230,20 @@ func (p *Provider) Grant(ctx context.Context, g access.Grant) error {
 // success, and deactivated or suspended users are removed like any other.
 // An unknown user wraps access.ErrUnknownUser (the membership cannot be
 // checked, so the caller must look); an unknown group is permanent.
+//
+// Where session revocation is on for the role, the user's Okta sessions
+// are ended after the removal (see endSessions); a failure there is
+// returned like a failed removal, so the revocation is retried, and a
+// retry finds the membership gone and ends the sessions again.
 func (p *Provider) Revoke(ctx context.Context, g access.Grant) error {
+	if err := p.removeMember(ctx, g); err != nil {
+		return err
+	}
+	return p.endSessions(ctx, g)
+}
+
+// removeMember is Revoke's membership removal.
+func (p *Provider) removeMember(ctx context.Context, g access.Grant) error {
 	u, err := p.resolve(ctx, g.User, false)
 	if err != nil {
 		return fmt.Errorf("okta: remove %s from %s: %w", g.User, g.Group, err)
@@ -239,7 +264,7 @@ func (p *Provider) Revoke(ctx context.Context, g access.Grant) error {
 		}
 		if resp.status == http.StatusNotFound {
 			if fresh, ferr := p.resolve(ctx, g.User, true); ferr == nil && fresh.ID != u.ID {
-				return p.Revoke(ctx, g) // re-created user: try once more with the new id
+				return p.removeMember(ctx, g) // re-created user: try once more with the new id
 			}
 			p.log.DebugContext(ctx, "okta user not in group", "user", g.User, "group", g.Group, "request_id", g.RequestID)
 			return nil

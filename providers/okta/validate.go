@@ -48,6 +48,7 @@ func (c Config) Validate() []error {
 	case !oauth:
 		add("", "no credentials: set api_token (e.g. ${OKTA_API_TOKEN}), or client_id with private_key")
 	}
+	c.validateSessions(add)
 	return errs
 }
 

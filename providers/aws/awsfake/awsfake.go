@@ -8,7 +8,9 @@
 // throttles each API with a token bucket (20 requests/second by default,
 // answering HTTP 400 ThrottlingException "Rate exceeded") and requires a
 // SigV4 Authorization header (signatures are not verified; the access key id
-// may be).
+// may be). SSO Admin's APIs share one token bucket, as the service's 20 TPS
+// is shared; permission sets, their inline policies and their provisioning
+// are in ssoadmin.go.
 package awsfake
 
 import (
@@ -101,6 +103,8 @@ type Server struct {
 	throttled      atomic.Int64
 	hang           fakeswitch.Blackhole // Hang
 	delay          atomic.Int64         // SetDelay, in nanoseconds
+
+	sso ssoState // permission sets, inline policies, provisioning (ssoadmin.go)
 }
 
 // New starts a fake on 127.0.0.1. Call Close when done.
@@ -487,10 +491,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.rps > 0 {
-		lim := s.limiters[op]
+		key := op
+		if service == "SWBExternalService" {
+			key = service // SSO Admin: one budget shared by all its APIs
+		}
+		lim := s.limiters[key]
 		if lim == nil {
 			lim = rate.NewLimiter(rate.Limit(s.rps), s.burst)
-			s.limiters[op] = lim
+			s.limiters[key] = lim
 		}
 		if !lim.Allow() {
 			status, ra := s.throttleStatus, s.retryAfter
@@ -555,6 +563,12 @@ type request struct {
 	PrincipalId   *string
 	PrincipalType *string
 	Filter        *struct{ AccountId *string }
+	// SSO Admin permission sets (ssoadmin.go)
+	PermissionSetArn                *string
+	InlinePolicy                    *string
+	TargetType                      *string
+	TargetId                        *string
+	ProvisionPermissionSetRequestId *string
 }
 
 func str(p *string) string {
@@ -727,7 +741,7 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 
 func (s *Server) ssoAdmin(op string, in *request) (any, *apiErr) {
 	if op != "ListAccountAssignmentsForPrincipal" {
-		return nil, &apiErr{status: 400, code: "UnknownOperationException", msg: "operation " + op + " is not supported by the fake"}
+		return s.permissionSetOp(op, in)
 	}
 	if str(in.InstanceArn) != s.instanceARN {
 		return nil, &apiErr{status: 400, code: "ResourceNotFoundException", msg: "Instance " + str(in.InstanceArn) + " not found"}

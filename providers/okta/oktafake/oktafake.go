@@ -1,7 +1,7 @@
 // Package oktafake is a protocol-faithful fake of the parts of the Okta
 // Management API accessbot uses, for tests: users by id or login and by
 // search, groups, paginated group members (Link headers, after= cursor),
-// PUT/DELETE group membership, and the OAuth 2.0 client-credentials token
+// PUT/DELETE group membership, ending a user's sessions (sessions.go), and the OAuth 2.0 client-credentials token
 // endpoint with private_key_jwt client authentication (the assertion's
 // signature, iss, sub, aud and exp are verified).
 //
@@ -96,6 +96,8 @@ type Server struct {
 
 	throttled atomic.Int64
 	hang      fakeswitch.Blackhole // Hang
+
+	sessions sessionState // sessions.go
 }
 
 // New starts a fake on 127.0.0.1 with a budget of 600 requests per minute
@@ -116,6 +118,7 @@ func New() *Server {
 	mux.HandleFunc("GET /api/v1/groups/{gid}/users", s.auth("okta.groups.read", s.listMembers))
 	mux.HandleFunc("PUT /api/v1/groups/{gid}/users/{uid}", s.auth("okta.groups.manage", s.membership))
 	mux.HandleFunc("DELETE /api/v1/groups/{gid}/users/{uid}", s.auth("okta.groups.manage", s.membership))
+	mux.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.auth("okta.users.manage", s.clearSessions))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oktaError(w, http.StatusNotFound, "E0000022", "The endpoint does not support the provided HTTP method")
 	})
@@ -426,6 +429,7 @@ var routes = []string{
 	"GET /api/v1/groups/{gid}/users",
 	"PUT /api/v1/groups/{gid}/users/{uid}",
 	"DELETE /api/v1/groups/{gid}/users/{uid}",
+	"DELETE /api/v1/users/{id}/sessions",
 }
 
 var routeMux = func() *http.ServeMux {
