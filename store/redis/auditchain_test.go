@@ -1,0 +1,94 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/internal/redistest"
+	"github.com/accessbot/accessbot/store/redis"
+	"github.com/accessbot/accessbot/store/storetest"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func TestAuditChain(t *testing.T) {
+	storetest.RunAudit(t,
+		func(t *testing.T) access.Store { return fresh(t) },
+		func(t *testing.T, s access.Store) access.Store {
+			p := s.(prefixed)
+			if err := p.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s2, err := redis.Open(context.Background(), redistest.URL(t), p.prefix)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { _ = s2.Close() })
+			return prefixed{s2, p.prefix}
+		})
+}
+
+// rewriteStream replaces the audit stream of s with what fn makes of its
+// entries (ids kept unless fn changes them), the way someone with write
+// access to the Redis server can: a stream entry cannot be edited in
+// place, but the stream can be built again.
+func rewriteStream(t *testing.T, s access.Store, fn func(msgs []goredis.XMessage) []goredis.XMessage) access.Store {
+	t.Helper()
+	ctx := context.Background()
+	c := redistest.Client(t)
+	key := "{" + s.(prefixed).prefix + "}:audit"
+	msgs, err := c.XRange(ctx, key, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = fn(msgs)
+	if err := c.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := c.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: m.ID, Values: m.Values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestAuditTamperCaught(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) access.Store { return fresh(t) }, storetest.Tamper{
+		Edit: func(t *testing.T, s access.Store, pos int, change func(*access.AuditEvent)) access.Store {
+			return rewriteStream(t, s, func(msgs []goredis.XMessage) []goredis.XMessage {
+				var ev access.AuditEvent
+				if err := json.Unmarshal([]byte(msgs[pos-1].Values["e"].(string)), &ev); err != nil {
+					t.Fatal(err)
+				}
+				change(&ev)
+				b, _ := json.Marshal(ev)
+				msgs[pos-1].Values = map[string]any{"e": string(b)}
+				return msgs
+			})
+		},
+		Delete: func(t *testing.T, s access.Store, pos int) access.Store {
+			return rewriteStream(t, s, func(msgs []goredis.XMessage) []goredis.XMessage {
+				return append(msgs[:pos-1], msgs[pos:]...)
+			})
+		},
+		Swap: func(t *testing.T, s access.Store, i, j int) access.Store {
+			return rewriteStream(t, s, func(msgs []goredis.XMessage) []goredis.XMessage {
+				msgs[i-1].Values, msgs[j-1].Values = msgs[j-1].Values, msgs[i-1].Values
+				return msgs
+			})
+		},
+		// As the store wrote before the chain existed: XADD, no head.
+		Legacy: func(t *testing.T, s access.Store, evs []access.AuditEvent) access.Store {
+			c := redistest.Client(t)
+			for _, ev := range evs {
+				b, _ := json.Marshal(ev)
+				if err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: "{" + s.(prefixed).prefix + "}:audit", Values: []any{"e", string(b)}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return s
+		},
+	})
+}
