@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/accessbot/accessbot/access"
@@ -18,11 +19,11 @@ import (
 //	{prefix}:audit:head        string: Hash of the last chained event
 //	{prefix}:cursor:<name>     string: an audit stream id (a sink's last delivered event)
 //
-// Lua has no SHA-256, so the hashes are computed here: a write reads the
-// head, links its events to it and hands the script both the head it used
-// and the new one. The script writes only if the head is still the one
-// used (and sets the new head in the same step); otherwise it writes
-// nothing and returns chainMoved, and the write links again.
+// Lua has no SHA-256, so the hashes are computed here: a write links its
+// events to the head and hands the script both the head it used and the
+// new one. The script writes only if the head is still the one used (and
+// sets the new head in the same step); otherwise it writes nothing and
+// returns chainMoved, and the write links again (chainLinker).
 
 var (
 	_ access.AuditStream  = (*Store)(nil)
@@ -38,18 +39,72 @@ const maxChainTries = 500
 
 func (s *Store) auditHeadKey() string { return s.key("audit", "head") }
 
-// chain reads the chain head and links a copy of events to it. It returns
-// the scripts' arguments: the head used, the new head ("" when there are
-// no events) and each event's JSON. Between tries it pauses briefly, so
-// writers racing for the head spread out.
-func (s *Store) chain(ctx context.Context, events []access.AuditEvent) ([]any, error) {
+// chainLinker serialises this process's chained writes: with every
+// writer of a process racing for the one head, a burst of concurrent
+// writes (an expiry sweep after downtime) would mostly lose and link
+// again. One at a time, each starts from the head the previous one wrote,
+// without reading it; only another process's write in between costs a
+// read and a second run.
+type chainLinker struct {
+	once  sync.Once
+	turn  chan struct{} // a token: holding it is linking
+	head  string
+	known bool
+}
+
+// linked links events to the chain head and calls run with the scripts'
+// chain arguments (see chain); run returns the script's reply. On
+// chainMoved it reads the head and runs again, a bounded number of times.
+// Without events, run is called once with empty chain arguments.
+func (s *Store) linked(ctx context.Context, events []access.AuditEvent, run func(chained []any) (int, error)) (int, error) {
 	if len(events) == 0 {
-		return []any{"", ""}, nil
+		return run([]any{"", ""})
 	}
-	head, err := s.AuditHead(ctx)
-	if err != nil {
-		return nil, err
+	l := &s.chain
+	l.once.Do(func() { l.turn = make(chan struct{}, 1) })
+	select {
+	case l.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
+	defer func() { <-l.turn }()
+	for try := 0; ; try++ {
+		if err := pauseChain(ctx, try); err != nil {
+			return 0, err
+		}
+		if !l.known {
+			h, err := s.AuditHead(ctx)
+			if err != nil {
+				return 0, err
+			}
+			l.head, l.known = h, true
+		}
+		chained, err := chain(l.head, events)
+		if err != nil {
+			return 0, err
+		}
+		n, err := run(chained)
+		switch {
+		case err != nil:
+			l.known = false // it may or may not have run
+			return 0, err
+		case n == 1:
+			l.head = chained[1].(string)
+			return n, nil
+		case n != chainMoved:
+			l.known = false // a retried run: the head may be ours, or not
+			return n, nil
+		}
+		l.known = false
+		if try >= maxChainTries {
+			return 0, fmt.Errorf("audit chain head kept moving (%d tries): %w", try+1, access.ErrConflict)
+		}
+	}
+}
+
+// chain links a copy of events to head. It returns the scripts' chain
+// arguments: the head used, the new head and each event's JSON.
+func chain(head string, events []access.AuditEvent) ([]any, error) {
 	evs := make([]access.AuditEvent, len(events))
 	for i, ev := range events {
 		ev.ID = ""
@@ -68,7 +123,8 @@ func (s *Store) chain(ctx context.Context, events []access.AuditEvent) ([]any, e
 	return out, nil
 }
 
-// pauseChain waits a short random time before try (try > 0) links again.
+// pauseChain waits a short random time before try (try > 1) links again:
+// writers of several processes racing for the head spread out.
 func pauseChain(ctx context.Context, try int) error {
 	if try < 2 {
 		return nil

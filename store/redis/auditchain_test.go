@@ -3,7 +3,10 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/accessbot/accessbot/access"
 	"github.com/accessbot/accessbot/internal/redistest"
@@ -91,4 +94,42 @@ func TestAuditTamperCaught(t *testing.T) {
 			return s
 		},
 	})
+}
+
+// Two replicas (two stores, two connections, one prefix) writing at once:
+// each links from the head it last wrote, loses to the other's writes,
+// links again, and the chain stays one unbroken line.
+func TestAuditChainTwoReplicas(t *testing.T) {
+	a := fresh(t)
+	b := redis.New(redistest.Client(t), a.prefix)
+	ctx := context.Background()
+	const perWriter, writers = 25, 4
+	errs := make(chan error, 2*writers*perWriter)
+	var wg sync.WaitGroup
+	for _, s := range []*redis.Store{a.Store, b} {
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					errs <- s.AppendAudit(ctx, access.AuditEvent{At: time.Now(), Action: access.ActDriftRemoved,
+						Actor: access.SystemActor, Detail: fmt.Sprint(w, "/", i)})
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, head, err := access.ReadAuditChain(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := access.VerifyChain(evs, head); !c.Intact() || c.Events != 2*writers*perWriter || c.Start != 1 {
+		t.Fatalf("VerifyChain = %+v (break %+v), want %d events, intact", c, c.Break, 2*writers*perWriter)
+	}
 }

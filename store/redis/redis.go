@@ -66,6 +66,10 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// The audit chain (auditchain.go): this process's writers link one
+	// at a time, starting from the head they last wrote.
+	chain chainLinker
 }
 
 // New returns a store on c with keys under prefix (DefaultPrefix when
@@ -214,30 +218,16 @@ func (s *Store) write(ctx context.Context, old, r *access.Request, expected int6
 		strconv.FormatInt(expected, 10), strconv.FormatInt(r.Version, 10), data, r.ID,
 		due, strconv.FormatInt(r.CreatedAt.UnixMilli(), 10), nOld, tok,
 	}
-	for try := 0; ; try++ {
-		if err := pauseChain(ctx, try); err != nil {
-			return false, err
-		}
-		chained, err := s.chain(ctx, events)
-		if err != nil {
-			return false, err
-		}
-		args := append(slices.Clone(base), chained...)
-		n, err := s.runWrite(ctx, keys, args)
-		if err != nil {
-			return false, err
-		}
-		if n == chainMoved {
-			if try >= maxChainTries {
-				return false, fmt.Errorf("audit chain head kept moving (%d tries): %w", try+1, access.ErrConflict)
-			}
-			continue
-		}
-		if n == 0 && s.landed(ctx, r.ID, r.Version, tok) {
-			return true, nil // a retry of this write, whose first run's reply was lost
-		}
-		return n == 1, nil
+	n, err := s.linked(ctx, events, func(chained []any) (int, error) {
+		return s.runWrite(ctx, keys, append(slices.Clone(base), chained...))
+	})
+	if err != nil {
+		return false, err
 	}
+	if n == 0 && s.landed(ctx, r.ID, r.Version, tok) {
+		return true, nil // a retry of this write, whose first run's reply was lost
+	}
+	return n == 1, nil
 }
 
 // Create stores r (Version set to 1, also on r) with its audit events
@@ -516,30 +506,16 @@ func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) er
 		return nil
 	}
 	tok := writeToken()
-	for try := 0; ; try++ {
-		if err := pauseChain(ctx, try); err != nil {
-			return fmt.Errorf("redis: append audit: %w", err)
-		}
-		vals, err := s.chain(ctx, events)
-		if err != nil {
-			return fmt.Errorf("redis: append audit: %w", err)
-		}
-		var n int
+	_, err := s.linked(ctx, events, func(chained []any) (int, error) {
 		if f, ok := access.FenceFrom(ctx); ok {
-			n, err = s.appendAuditFenced(ctx, f, vals)
-		} else {
-			n, err = s.appendOnce(ctx, tok, vals)
+			return s.appendAuditFenced(ctx, f, chained)
 		}
-		if err != nil {
-			return fmt.Errorf("redis: append audit: %w", err)
-		}
-		if n != chainMoved {
-			return nil
-		}
-		if try >= maxChainTries {
-			return fmt.Errorf("redis: append audit: audit chain head kept moving (%d tries): %w", try+1, access.ErrConflict)
-		}
+		return s.appendOnce(ctx, tok, chained)
+	})
+	if err != nil {
+		return fmt.Errorf("redis: append audit: %w", err)
 	}
+	return nil
 }
 
 // Audit returns the audit events with At at or after since, oldest first
