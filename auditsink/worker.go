@@ -166,6 +166,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			ok, held = got && err == nil, got && err == nil
 			sctx = access.WithFence(ctx, lease.Fence(w.claimKey()))
 		}
+		if !ok {
+			// Another replica delivers and reports the lag; a stale value
+			// here would hold up the max over replicas.
+			w.lag(0)
+		}
 		if ok {
 			n, err := w.Step(sctx)
 			switch {

@@ -31,6 +31,7 @@ func (m *Metrics) AuditSinks(names ...string) *AuditSinks {
 		m.sinks = a
 	})
 	for _, n := range names {
+		m.sinks.lag.WithLabelValues(n)
 		m.sinks.delivered.WithLabelValues(n)
 		m.sinks.failed.WithLabelValues(n)
 	}
