@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -96,11 +95,12 @@ func (a *App) postReport(ctx context.Context, chat handlers.Chat, channel string
 	if err != nil {
 		return fmt.Errorf("weekly report: %w", err)
 	}
-	var b bytes.Buffer
-	if err := report.Markdown(&b, rep); err != nil {
-		return fmt.Errorf("weekly report: %w", err)
+	m := handlers.Message{
+		Title:  fmt.Sprintf("Weekly access report, %s to %s", rep.From.UTC().Format("2006-01-02 15:04"), rep.To.UTC().Format("2006-01-02 15:04 MST")),
+		Text:   report.Chat(rep),
+		Footer: "Tables: accessbot report --since 7d (or --format csv)",
 	}
-	if _, err := chat.Post(ctx, channel, handlers.Message{Title: "Weekly access report", Text: b.String()}); err != nil {
+	if _, err := chat.Post(ctx, channel, m); err != nil {
 		return fmt.Errorf("weekly report: post to %s: %w", channel, err)
 	}
 	return nil

@@ -34,15 +34,7 @@ func mdCell(s string) string {
 func Markdown(w io.Writer, r Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Access report %s to %s\n\n", when(r.From), when(r.To))
-	grants := 0
-	for _, h := range r.Held {
-		grants += h.Grants
-	}
-	fmt.Fprintf(&b, "- Grants: %d, %s hours held\n", grants, hours(r.TotalHours))
-	fmt.Fprintf(&b, "- Break-glass uses: %d (%d not acknowledged)\n", len(r.BreakGlass), unacked(r))
-	fmt.Fprintf(&b, "- Denials: %d\n- Requests timed out: %d\n", len(r.Denials), len(r.TimedOut))
-	fmt.Fprintf(&b, "- Revocations failed or late: %d\n- Drift found: %d\n", len(r.Revocations), len(r.Drift))
-	fmt.Fprintf(&b, "- Standing on-call grants: %s hours\n", hours(r.StandingHours))
+	b.WriteString(summary(r))
 
 	table := func(title string, head []string, rows [][]string) {
 		fmt.Fprintf(&b, "\n## %s\n\n", title)
@@ -84,6 +76,41 @@ func Markdown(w io.Writer, r Report) error {
 	table("Standing on-call (rotation) grants", []string{"Role", "Person", "Shifts", "Hours"}, heldRows(r.Standing))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// summary is the report's figures as a bullet list.
+func summary(r Report) string {
+	var b strings.Builder
+	grants := 0
+	for _, h := range r.Held {
+		grants += h.Grants
+	}
+	fmt.Fprintf(&b, "- Grants: %d, %s hours held\n", grants, hours(r.TotalHours))
+	fmt.Fprintf(&b, "- Break-glass uses: %d (%d not acknowledged)\n", len(r.BreakGlass), unacked(r))
+	fmt.Fprintf(&b, "- Denials: %d\n- Requests timed out: %d\n", len(r.Denials), len(r.TimedOut))
+	fmt.Fprintf(&b, "- Revocations failed or late: %d\n- Drift found: %d\n", len(r.Revocations), len(r.Drift))
+	fmt.Fprintf(&b, "- Standing on-call grants: %s hours\n", hours(r.StandingHours))
+	return b.String()
+}
+
+// Chat is the report for a chat post: the figures, then what needs
+// someone's attention (break-glass uses nobody acknowledged, revocations
+// not done), each on its own line. The tables are left to `accessbot
+// report`: chat platforms do not render them.
+func Chat(r Report) string {
+	var b strings.Builder
+	b.WriteString(summary(r))
+	for _, g := range r.BreakGlass {
+		if g.AckedBy == "" {
+			fmt.Fprintf(&b, "Break-glass by %s (%s, %s) is not acknowledged (request %s)\n", g.Person, g.Role, when(g.At), g.RequestID)
+		}
+	}
+	for _, v := range r.Revocations {
+		if v.RevokedAt.IsZero() {
+			fmt.Fprintf(&b, "Access of %s to %s, due to end %s, is not revoked yet (request %s)\n", v.Person, v.Role, when(v.Due), v.RequestID)
+		}
+	}
+	return b.String()
 }
 
 func unacked(r Report) int {
