@@ -59,6 +59,9 @@ Usage:
   accessbot check --config FILE [--online]      validate the config; print every problem (exit 1 on any)
   accessbot audit --config FILE [--since 24h] [--format jsonl|csv]
                                                 print the audit log
+  accessbot audit verify --config FILE          check the audit log's hash chain (exit 1 when broken)
+  accessbot report --config FILE [--since 7d] [--format md|csv]
+                                                access report from the audit log
   accessbot version
 `
 
@@ -69,6 +72,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "audit" && len(rest) > 0 && rest[0] == "verify" {
+		cmd, rest = "audit verify", rest[1:]
+	}
 	fs := flag.NewFlagSet("accessbot "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (YAML)")
@@ -81,6 +87,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "audit":
 		since = fs.String("since", "24h", "how far back (e.g. 1h, 7d)")
 		format = fs.String("format", "jsonl", "jsonl or csv")
+	case "audit verify":
+	case "report":
+		since = fs.String("since", "7d", "how far back (e.g. 24h, 7d)")
+		format = fs.String("format", "md", "md or csv")
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return 0
@@ -120,6 +130,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdCheck(ctx, loaded, *online, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, loaded, *since, *format, stdout, stderr)
+	case "audit verify":
+		return cmdAuditVerify(ctx, loaded, stdout, stderr)
+	case "report":
+		return cmdReport(ctx, loaded, *since, *format, stdout, stderr)
 	}
 	if err := cmdRun(ctx, loaded, stdin, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "accessbot: %v\n", err)

@@ -69,6 +69,11 @@ type AuditEvent struct {
 	To        State     `json:"to,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+
+	// Tamper-evident chain (auditchain.go): set by the store when it
+	// writes the event, in the same atomic step.
+	PrevHash string `json:"prev_hash,omitempty"` // Hash of the event written before it; "" for the first of a chain
+	Hash     string `json:"hash,omitempty"`      // AuditHash of this event (hex SHA-256)
 }
 
 // SystemActor is the actor of events the bot does on its own (expiry,

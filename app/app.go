@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/auditsink"
 	"github.com/accessbot/accessbot/bot/console"
 	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
@@ -102,6 +103,9 @@ type App struct {
 	metricsDone chan error
 
 	closeStore func()
+
+	// Evidence (evidence.go): the audit sinks' delivery workers.
+	auditSinks []*auditsink.Worker
 }
 
 // New opens the store (with Redis it waits, with backoff, until Redis
@@ -157,6 +161,7 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	raw := st // with its audit capabilities, for the audit sinks
 	if a.metrics != nil {
 		st = a.metrics.WrapStore(st) // keeps Fencer, Counter, Inbox
 	}
@@ -245,6 +250,9 @@ func New(ctx context.Context, l *config.Loaded, d Deps) (_ *App, err error) {
 	if err := a.addJobs(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.addEvidence(raw, chat); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -260,6 +268,9 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.sched.Run(gctx) })
 	g.Go(func() error { return a.runChat(gctx) })
+	for _, w := range a.auditSinks {
+		g.Go(func() error { return w.Run(gctx) })
+	}
 	a.log.InfoContext(ctx, "accessbot running", "version", a.deps.Version, "roles", len(a.cfg.Policy.Roles), "rotations", len(a.cfg.Policy.Rotations))
 	// A stop (SIGTERM): the chat transport stops taking events and
 	// finishes or hands back the rest within shutdown_timeout; the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/accessbot/accessbot/access"
+	"github.com/accessbot/accessbot/auditsink"
 	"github.com/accessbot/accessbot/bot/discord"
 	"github.com/accessbot/accessbot/bot/slack"
 	"github.com/accessbot/accessbot/providers/aws"
@@ -34,6 +35,10 @@ type Config struct {
 	// finish the events it acknowledged before it hands the rest back to
 	// the other replicas (default 20s).
 	ShutdownTimeout string `yaml:"shutdown_timeout"`
+
+	// Evidence for auditors (evidence.go): audit sinks and the weekly report.
+	Audit  *auditsink.Config `yaml:"audit"`  // validated by auditsink.Config.Validate
+	Report *ReportConfig     `yaml:"report"` // the weekly report post
 }
 
 // MetricsConfig is the HTTP server of /metrics, /healthz and /readyz.

@@ -109,6 +109,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Loaded, error) {
 		}
 	}
 	validateRest(cfg, &ps)
+	validateEvidence(cfg, lookup, &ps)
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 		return nil, env.redact(ps)

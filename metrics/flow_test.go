@@ -249,6 +249,7 @@ func (e *flowEnv) check(t *testing.T, stage string, wants ...want) map[string]*d
 func runFlow(t *testing.T) map[string]*dto.MetricFamily {
 	e := newFlowEnv(t)
 	ctx := context.Background()
+	e.m.AuditSinks("siem") // the audit sinks' series, as with a sink configured
 
 	r, err := e.svc.Submit(ctx, access.SubmitInput{Requester: "alice@example.com", Role: "prod-admin", Duration: time.Hour, Reason: "fix the outage"})
 	if err != nil {

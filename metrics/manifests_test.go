@@ -81,7 +81,7 @@ func TestAlertRulesWithPromtool(t *testing.T) {
 		t.Fatalf("%s is %s %s %q, want a named monitoring.coreos.com/v1 PrometheusRule", alertsFile, pr.APIVersion, pr.Kind, pr.Metadata.Name)
 	}
 	want := []string{"AccessbotRevocationFailing", "AccessbotRevocationLate", "AccessbotChatDisconnected",
-		"AccessbotBreakGlassUsed", "AccessbotNoReconcileLeader", "AccessbotDriftFound"}
+		"AccessbotBreakGlassUsed", "AccessbotNoReconcileLeader", "AccessbotDriftFound", "AccessbotAuditSinkLagging"}
 	var got []string
 	for _, g := range pr.Spec.Groups {
 		for _, r := range g.Rules {

@@ -89,6 +89,10 @@ type Metrics struct {
 	state *storeGauges
 
 	health health
+
+	// Audit sinks (auditsink.go): registered on first use.
+	sinksOnce sync.Once
+	sinks     *AuditSinks
 }
 
 // New builds the collectors and registers them.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +38,8 @@ var (
 	bucketSeenExp  = []byte("seen_expiry") // timeKey(expiry) + event id -> empty
 )
 
-var allBuckets = [][]byte{bucketRequests, bucketDue, bucketDueByID, bucketIndex, bucketAudit, bucketSeen, bucketSeenExp}
+var allBuckets = [][]byte{bucketRequests, bucketDue, bucketDueByID, bucketIndex, bucketAudit, bucketSeen, bucketSeenExp,
+	bucketAuditOrder, bucketMeta}
 
 // maxUpdateTries bounds the compare-and-set loop of Update.
 const maxUpdateTries = 100
@@ -97,6 +99,10 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: initialise store file %s: %w", path, err)
+	}
+	if err := db.Update(indexAuditOrder); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: initialise store file %s: index the audit log: %w", path, err)
 	}
 	epoch, err := nextEpoch(db)
 	if err != nil {
@@ -292,9 +298,19 @@ func write(tx *bbolt.Tx, old, r *access.Request, data []byte, events []access.Au
 	return appendAudit(tx, events)
 }
 
-// appendAudit appends events to the audit log, each under a new sequence.
+// appendAudit appends events to the audit log, each under a new sequence,
+// links them to the audit chain and moves its head (auditchain.go).
 func appendAudit(tx *bbolt.Tx, events []access.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
 	audit := tx.Bucket(bucketAudit)
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].ID = ""
+	}
+	meta := tx.Bucket(bucketMeta)
+	head := access.ChainAudit(string(meta.Get(keyAuditHead)), events)
 	for _, ev := range events {
 		seq, err := audit.NextSequence()
 		if err != nil {
@@ -305,9 +321,16 @@ func appendAudit(tx *bbolt.Tx, events []access.AuditEvent) error {
 		if err != nil {
 			return fmt.Errorf("encode audit event: %w", err)
 		}
-		if err := audit.Put(append(timeKey(ev.At), seqKey(seq)...), b); err != nil {
+		k := append(timeKey(ev.At), seqKey(seq)...)
+		if err := audit.Put(k, b); err != nil {
 			return fmt.Errorf("put audit event: %w", err)
 		}
+		if err := tx.Bucket(bucketAuditOrder).Put(seqKey(seq), k); err != nil {
+			return fmt.Errorf("put audit order: %w", err)
+		}
+	}
+	if err := meta.Put(keyAuditHead, []byte(head)); err != nil {
+		return fmt.Errorf("put audit chain head: %w", err)
 	}
 	return nil
 }

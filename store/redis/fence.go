@@ -108,14 +108,18 @@ for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
 return write(keys, args)
 `)
 
-// fencedAuditScript appends audit events behind a fence check.
+// fencedAuditScript appends audit events behind a fence check, linked to
+// the audit chain whose head must still be the one they were linked to.
 //
-// KEYS: claim, lease record, audit stream. ARGV: token, event JSON...
+// KEYS: claim, lease record, audit stream, chain head. ARGV: token, the
+// chain head the events were linked to, the new head, event JSON...
 var fencedAuditScript = goredis.NewScript(fenceCheckLua + `
 if fenced(KEYS[1], KEYS[2], ARGV[1]) then return -1 end
-for i = 2, #ARGV do
+if (redis.call('GET', KEYS[4]) or '') ~= ARGV[2] then return -2 end
+for i = 4, #ARGV do
   redis.call('XADD', KEYS[3], '*', 'e', ARGV[i])
 end
+redis.call('SET', KEYS[4], ARGV[3])
 return 1
 `)
 
@@ -147,18 +151,19 @@ func (s *Store) runWrite(ctx context.Context, keys []string, args []any) (int, e
 	return n, nil
 }
 
-// appendAuditFenced appends the encoded events behind f.
-func (s *Store) appendAuditFenced(ctx context.Context, f access.Fence, events []any) error {
-	keys := append(s.leaseKeys(f.Key), s.key("audit"))
-	args := append([]any{strconv.FormatInt(f.Token, 10)}, events...)
+// appendAuditFenced appends the chained events (s.chain) behind f. It
+// returns 1, or chainMoved when the chain head moved.
+func (s *Store) appendAuditFenced(ctx context.Context, f access.Fence, chained []any) (int, error) {
+	keys := append(s.leaseKeys(f.Key), s.key("audit"), s.auditHeadKey())
+	args := append([]any{strconv.FormatInt(f.Token, 10)}, chained...)
 	n, err := fencedAuditScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if n == fencedReply {
-		return fencedErr(f)
+		return 0, fencedErr(f)
 	}
-	return nil
+	return n, nil
 }
 
 // ClaimFenced takes or renews the claim on key for owner (see

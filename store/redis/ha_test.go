@@ -126,6 +126,7 @@ func TestEveryCommandKeyHasTheHashTag(t *testing.T) {
 	storetest.Run(t, openFresh, reopen)
 	storetest.RunFence(t, openFresh, reopen)
 	storetest.RunInbox(t, openFresh, reopen)
+	storetest.RunAudit(t, openFresh, reopen)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -288,6 +289,7 @@ func TestClusterStore(t *testing.T) {
 	storetest.Run(t, fresh, reopen)
 	storetest.RunFence(t, fresh, reopen)
 	storetest.RunInbox(t, fresh, reopen)
+	storetest.RunAudit(t, fresh, reopen)
 
 	// The stores did spread over more than one primary.
 	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})

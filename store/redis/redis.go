@@ -13,6 +13,8 @@
 //	{prefix}:idx:state:<state>     zset, likewise
 //	{prefix}:idx:role:<role>       zset, likewise
 //	{prefix}:audit                 stream: field e = event JSON
+//	{prefix}:audit:head            string: the audit chain head (auditchain.go)
+//	{prefix}:cursor:<name>         string: an audit sink's last delivered event id
 //	{prefix}:claim:<id>            string: owner, with a TTL
 //	{prefix}:lease:<id>            hash: token, owner of the claim's holding (fence.go)
 //	{prefix}:fence                 string: the last fencing token handed out
@@ -64,6 +66,10 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// The audit chain (auditchain.go): this process's writers link one
+	// at a time, starting from the head they last wrote.
+	chain chainLinker
 }
 
 // New returns a store on c with keys under prefix (DefaultPrefix when
@@ -145,13 +151,19 @@ func dueScore(t time.Time) int64 {
 
 // writeScript stores a request if its version is the expected one ("0":
 // it must not exist), and in the same step moves its due and list index
-// entries and appends the audit events.
+// entries and appends the audit events, linked to the audit chain whose
+// head must still be the one they were linked to (auditchain.go).
 //
-// KEYS: request, due, audit, old index keys (ARGV[7] of them), new index keys.
+// KEYS: request, due, audit, chain head, old index keys (ARGV[7] of them),
+// new index keys.
 // ARGV: expected version, new version, request JSON, id, due score or "",
-// created score, number of old index keys, the write's token, event JSON...
+// created score, number of old index keys, the write's token, the chain
+// head the events were linked to, the new chain head ("" when there are no
+// events), event JSON...
 // The token is kept with the request (field w): a retried run of the same
 // write that finds it knows its first run took effect (retrysafe.go).
+// It returns 1 when written, 0 on a version mismatch and chainMoved when
+// the chain head moved.
 var writeScript = goredis.NewScript(writeLua)
 
 // writeLua is writeScript's source; fencedWriteScript (fence.go) runs it
@@ -160,6 +172,7 @@ const writeLua = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then v = '0' end
 if v ~= ARGV[1] then return 0 end
+if ARGV[10] ~= '' and (redis.call('GET', KEYS[4]) or '') ~= ARGV[9] then return -2 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'data', ARGV[3], 'w', ARGV[8])
 if ARGV[5] == '' then
   redis.call('ZREM', KEYS[2], ARGV[4])
@@ -167,49 +180,47 @@ else
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 end
 local nold = tonumber(ARGV[7])
-for i = 4, 3 + nold do
+for i = 5, 4 + nold do
   redis.call('ZREM', KEYS[i], ARGV[4])
 end
-for i = 4 + nold, #KEYS do
+for i = 5 + nold, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[6], ARGV[4])
 end
-for i = 9, #ARGV do
+for i = 11, #ARGV do
   redis.call('XADD', KEYS[3], '*', 'e', ARGV[i])
 end
+if ARGV[10] ~= '' then redis.call('SET', KEYS[4], ARGV[10]) end
 return 1
 `
 
 // write runs writeScript; it reports false when the version did not match.
+// When the audit chain's head moved between reading it and the script (a
+// concurrent writer), it links the events again to the new head and runs
+// the script again.
 func (s *Store) write(ctx context.Context, old, r *access.Request, expected int64, events []access.AuditEvent) (bool, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return false, fmt.Errorf("encode: %w", err)
 	}
-	keys := []string{s.reqKey(r.ID), s.key("due"), s.key("audit")}
+	keys := []string{s.reqKey(r.ID), s.key("due"), s.key("audit"), s.auditHeadKey()}
 	tok := writeToken()
 	nOld := 0
 	if old != nil {
 		keys = append(keys, s.indexKeys(old)...)
-		nOld = len(keys) - 3
+		nOld = len(keys) - 4
 	}
 	keys = append(keys, s.indexKeys(r)...)
 	due := ""
 	if t, ok := r.DueAt(); ok {
 		due = strconv.FormatInt(dueScore(t), 10)
 	}
-	args := []any{
+	base := []any{
 		strconv.FormatInt(expected, 10), strconv.FormatInt(r.Version, 10), data, r.ID,
 		due, strconv.FormatInt(r.CreatedAt.UnixMilli(), 10), nOld, tok,
 	}
-	for _, ev := range events {
-		ev.ID = ""
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return false, fmt.Errorf("encode audit event: %w", err)
-		}
-		args = append(args, b)
-	}
-	n, err := s.runWrite(ctx, keys, args)
+	n, err := s.linked(ctx, events, func(chained []any) (int, error) {
+		return s.runWrite(ctx, keys, append(slices.Clone(base), chained...))
+	})
 	if err != nil {
 		return false, err
 	}
@@ -488,27 +499,20 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // AppendAudit appends events that go with no request to the audit stream
-// in one step (a script), once even when the client retries it.
+// in one step (a script), linked to the audit chain, once even when the
+// client retries it.
 func (s *Store) AppendAudit(ctx context.Context, events ...access.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	vals := make([]any, len(events))
-	for i, ev := range events {
-		ev.ID = ""
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return fmt.Errorf("redis: append audit: encode event: %w", err)
+	tok := writeToken()
+	_, err := s.linked(ctx, events, func(chained []any) (int, error) {
+		if f, ok := access.FenceFrom(ctx); ok {
+			return s.appendAuditFenced(ctx, f, chained)
 		}
-		vals[i] = b
-	}
-	if f, ok := access.FenceFrom(ctx); ok {
-		if err := s.appendAuditFenced(ctx, f, vals); err != nil {
-			return fmt.Errorf("redis: append audit: %w", err)
-		}
-		return nil
-	}
-	if err := s.appendOnce(ctx, vals); err != nil {
+		return s.appendOnce(ctx, tok, chained)
+	})
+	if err != nil {
 		return fmt.Errorf("redis: append audit: %w", err)
 	}
 	return nil

@@ -67,25 +67,30 @@ func (s *Store) setOnce(ctx context.Context, key string, ttl time.Duration) (boo
 // than the client's retries of one command take.
 const appendTokenTTL = 10 * time.Minute
 
-// appendScript appends audit events once per token: a retried run finds
-// its token and appends nothing.
+// appendScript appends audit events once per token, linked to the audit
+// chain whose head must still be the one they were linked to: a retried
+// run finds its token and appends nothing; a run that finds the head moved
+// appends nothing and leaves no token (the caller links again).
 //
-// KEYS: audit stream, token key. ARGV: token TTL (ms), event JSON...
+// KEYS: audit stream, token key, chain head. ARGV: token TTL (ms), the
+// chain head the events were linked to, the new head, event JSON...
 var appendScript = goredis.NewScript(`
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-for i = 2, #ARGV do
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[2] then return -2 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+for i = 4, #ARGV do
   redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
 end
+redis.call('SET', KEYS[3], ARGV[3])
 return 1
 `)
 
-// appendOnce appends the encoded events in one step, once even when the
-// client retries the command.
-func (s *Store) appendOnce(ctx context.Context, vals []any) error {
-	args := make([]any, 0, len(vals)+1)
+// appendOnce appends the chained events (s.chain) in one step, once per
+// token even when the client retries the command. It returns 1 (or 0 for
+// a retried run), or chainMoved when the chain head moved.
+func (s *Store) appendOnce(ctx context.Context, tok string, chained []any) (int, error) {
+	args := make([]any, 0, len(chained)+1)
 	args = append(args, ttlArg(appendTokenTTL))
-	args = append(args, vals...)
-	return appendScript.Run(ctx, s.c, []string{s.key("audit"), s.key("appended", writeToken())}, args...).Err()
+	args = append(args, chained...)
+	return appendScript.Run(ctx, s.c, []string{s.key("audit"), s.key("appended", tok), s.auditHeadKey()}, args...).Int()
 }

@@ -1066,6 +1066,7 @@ func testAudit(t *testing.T, s access.Store) {
 			g, w := got[i], want[i]
 			g.ID, w.ID = "", ""
 			g.At, w.At = g.At.UTC(), w.At.UTC()
+			g = unchain(t, g)
 			if g != w {
 				t.Errorf("Audit(%v)[%d] = %+v, want %+v", since, i, g, w)
 			}
@@ -1108,6 +1109,7 @@ func testAppendAudit(t *testing.T, s access.Store) {
 		g, w := got[i], want[i]
 		g.ID, w.ID = "", ""
 		g.At, w.At = g.At.UTC(), w.At.UTC()
+		g = unchain(t, g)
 		if g != w {
 			t.Errorf("Audit[%d] = %+v, want %+v", i, g, w)
 		}
