@@ -222,6 +222,16 @@ func newHangEnv(t *testing.T, st access.Store, c *testclock.Clock, opt access.Op
 // with a deadline of its own (the scheduler's ItemTimeout, short here).
 func (e *hangEnv) sweep(t *testing.T, itemTimeout time.Duration) {
 	t.Helper()
+	e.sweepOr(t, itemTimeout, false)
+}
+
+// sweepOr is sweep; with deadlineSkips, a Process call whose deadline ran
+// out before it recorded anything (a store call slow on a loaded machine
+// used the short item deadline up before the provider was called) is
+// logged and left to the next sweep, as the scheduler does: the request
+// stays due at the same time, so the caller retries it at once.
+func (e *hangEnv) sweepOr(t *testing.T, itemTimeout time.Duration, deadlineSkips bool) {
+	t.Helper()
 	ids, err := e.store.Due(context.Background(), e.clock.Now(), 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +240,10 @@ func (e *hangEnv) sweep(t *testing.T, itemTimeout time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), itemTimeout)
 		err := e.svc.Process(ctx, id)
 		cancel()
+		if err != nil && deadlineSkips && errors.Is(err, context.DeadlineExceeded) {
+			t.Logf("process %s: %v (left to the next sweep)", id, err)
+			continue
+		}
 		if err != nil {
 			t.Fatalf("process %s: %v", id, err)
 		}
@@ -324,7 +338,7 @@ func TestHungRevocationRecordedAlertedAndRemoved(t *testing.T) {
 				}
 				// Each Process call has 50ms, like the scheduler's
 				// ItemTimeout; the hung call uses all of it.
-				e.sweep(t, 50*time.Millisecond)
+				e.sweepOr(t, 50*time.Millisecond, true)
 				if alertAt.IsZero() && e.notes.count(access.EvRevokeAlert) > 0 {
 					alertAt = e.clock.Now()
 				}
