@@ -90,6 +90,12 @@ type Refusal struct {
 	Count    int           // how many: characters of a reason (0: not counted), requests, approvers, approvals
 	Limit    int           // the most allowed, or how many are needed
 	People   []string      // who may decide, or acknowledge
+
+	// Request gate (gate.go): who may request a role, what its reasons say.
+	Groups    []string // provider groups whose members may request Role (their names)
+	Rotations []string // rotations whose on-call people may request Role
+	Pattern   string   // the reason pattern the reason did not match
+	Hint      string   // how to write such a reason
 }
 
 // RefusalCode names a Refusal.
@@ -140,6 +146,11 @@ const (
 	RefuseNotDenier          RefusalCode = "not_denier"           // only who denied ID can give the reason (ErrNotAllowed)
 	RefuseDenyReasonRecorded RefusalCode = "deny_reason_recorded" // the reason of denying ID is recorded (ErrAlreadyDecided)
 	RefuseNoDenyDecision     RefusalCode = "no_deny_decision"     // ID has no deny decision (ErrNotAllowed)
+
+	// Request gate (gate.go).
+	RefuseNotRequester       RefusalCode = "not_requester"       // not among Role's requesters: People, Groups, Rotations may (ErrNotAllowed)
+	RefuseRequesterUnchecked RefusalCode = "requester_unchecked" // who may request Role could not be checked; Provider or Rotations failed (ErrRequesterUnchecked)
+	RefuseReasonPattern      RefusalCode = "reason_pattern"      // the reason for Role does not match Pattern; Hint says how (ErrReasonPattern)
 )
 
 // Error describes the refusal for logs: its code and sentinel, the

@@ -3,6 +3,7 @@ package access
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,16 @@ type Role struct {
 	BreakGlass        bool // allowed break-glass users may take it at once
 	PendingTTL        time.Duration
 	Reconcile         string // "", "report", "remove"
+
+	// Request gate (gate.go): who may ask, what a reason must say, when
+	// a request is approved without a click, where its card goes and who
+	// is told of its outcome.
+	Requesters       *Requesters    // nil: everyone may request the role
+	ReasonPattern    *regexp.Regexp // nil: any reason
+	ReasonHint       string         // how to write a reason that matches ReasonPattern
+	AutoApprove      *AutoApprove   // nil: every request needs approval
+	ApprovalsChannel string         // where the role's approval card goes; "": the chat default
+	Notify           []string       // identities told of outcomes (not approvers)
 }
 
 // Rotation is an on-call rotation; the OnCall port answers who is on it.

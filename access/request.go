@@ -148,6 +148,11 @@ type Request struct {
 	// here and is retried at its NextTry; an entry whose worker died is
 	// delivered by the sweep (the request's due time includes the outbox).
 	Outbox []Announcement `json:"outbox,omitempty"`
+
+	// Request gate (gate.go): AutoApproved is the auto_approve rule that
+	// approved the request without a click ("on call for platform during
+	// mon-fri 09:00-18:00 Europe/Berlin"); "" when people decided.
+	AutoApproved string `json:"auto_approved,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such

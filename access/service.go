@@ -58,6 +58,11 @@ type Options struct {
 	// minute, counted across replicas through the store (default 20;
 	// negative: no limit). See Throttle.
 	CommandsPerMinute int
+
+	// Request gate (gate.go): MembershipCacheFor is how long a provider's
+	// answer to "is this person in that group" is kept for the requesters
+	// check (default 5 minutes). Failed lookups are never kept.
+	MembershipCacheFor time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +101,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommandsPerMinute == 0 {
 		o.CommandsPerMinute = 20
+	}
+	if o.MembershipCacheFor <= 0 {
+		o.MembershipCacheFor = DefaultMembershipCacheFor
 	}
 	return o
 }
@@ -143,6 +151,11 @@ type Service struct {
 	rot rotationState // shift grants: per-rotation options and announced problems (rotation.go)
 
 	cmds localCounter // per-user command counts when the store is no Counter (limits.go)
+
+	// Request gate (gate.go): provider -> group membership lookups, and
+	// their answers kept for Options.MembershipCacheFor.
+	groups  map[string]GroupMembership
+	members membershipCache
 }
 
 // NewService checks the dependencies and returns a Service.
@@ -169,6 +182,9 @@ func NewService(d Deps) (*Service, error) {
 		if ml, ok := p.(MemberLister); ok {
 			s.listers[name] = ml
 		}
+	}
+	if err := s.findGroupMembership(d.Providers); err != nil {
+		return nil, err
 	}
 	if s.clock == nil {
 		s.clock = SystemClock{}

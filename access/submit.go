@@ -167,18 +167,31 @@ func (s *Service) writeCtx(ctx context.Context) (context.Context, context.Cancel
 // its audit event and asks the approvers. Validation failures are
 // *Refusal values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
 // ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
-// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity) and change nothing.
+// ErrUnknownUser, ErrUserDisabled, ErrNoIdentity; from the request gate
+// ErrNotAllowed, ErrRequesterUnchecked, ErrReasonPattern) and change
+// nothing. A request an auto_approve rule meets is stored approved by
+// SystemActor and provisioned at once (see createApproved).
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
 	role, d, reason, err := s.validate(in)
 	if err != nil {
 		return nil, err
 	}
 	requester := normID(in.Requester)
+	// The request gate (gate.go): who may ask, what the reason must say.
+	if err := s.MayRequest(ctx, role, requester); err != nil {
+		return nil, err
+	}
+	if err := checkReason(role, reason); err != nil {
+		return nil, err
+	}
 	if err := s.overlap(ctx, requester, role); err != nil {
 		return nil, err
 	}
 	if err := s.checkUser(ctx, role, requester); err != nil {
 		return nil, err
+	}
+	if rule := s.autoApproval(ctx, role, requester, s.clock.Now()); rule != "" {
+		return s.createApproved(ctx, requester, role, d, reason, rule)
 	}
 	return s.create(ctx, KindRequest, "", requester, role, d, reason)
 }
