@@ -150,7 +150,7 @@ func TestRequestersGate(t *testing.T) {
 			want: access.Refusal{Code: access.RefuseNotRequester, Role: "gated", People: []string{"alice@example.com"},
 				Groups: []string{"sre"}, Rotations: []string{"platform"}}},
 		{name: "group member while the provider fails", who: "gina@example.com", at: t0, fail: errors.New("okta: timeout"),
-			err: access.ErrRequesterUnchecked,
+			err:  access.ErrRequesterUnchecked,
 			want: access.Refusal{Code: access.RefuseRequesterUnchecked, Role: "gated", Provider: "dir", Groups: []string{"sre"}}},
 	}
 	for _, c := range cases {
