@@ -23,6 +23,9 @@ func cmdCheck(ctx context.Context, l *config.Loaded, online bool, stdout, stderr
 		fmt.Fprintf(stdout, "  role %s: %s group %s, up to %s, %d approval(s) from %s\n", name, r.Provider, r.Group,
 			access.FormatDuration(r.MaxDuration), r.Approvals, approverSummary(r))
 	}
+	for _, w := range l.Warnings {
+		fmt.Fprintf(stdout, "WARNING %s\n", w)
+	}
 	if !online {
 		return 0
 	}

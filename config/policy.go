@@ -244,6 +244,7 @@ func buildRole(cfg Config, provs map[string]bool, name string, rc RoleConfig, ps
 	if len(rots) == 0 && role.Approvals > len(role.ApproverUsers) && len(role.ApproverUsers) > 0 {
 		ps.add(path+".approvals", "needs %d approvals but only %d approvers are named", role.Approvals, len(role.ApproverUsers))
 	}
+	buildGate(cfg, provs, path, rc, &role, ps)
 	return role
 }
 
