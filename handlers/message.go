@@ -120,6 +120,10 @@ type Form struct {
 	Role     string       // prefilled values
 	Duration string
 	Reason   string
+
+	// ReasonHint says how reasons must be written (the roles'
+	// reason_hint), for the reason field's hint; "" when no role asks.
+	ReasonHint string
 }
 
 // RoleOption is one choice of the form's role field.

@@ -94,7 +94,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 	switch ev.Type {
 	case access.EvSubmitted:
 		card := Card(r, ev.Role)
-		if ch := n.chat.ApprovalsChannel(); ch != "" {
+		if ch := n.approvalsChannel(ev.Role); ch != "" {
 			if !posted(PurposeApproval, "") {
 				ref, err := n.chat.Post(ctx, ch, card)
 				keep(ref, PurposeApproval, "", err)
@@ -107,6 +107,12 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			}
 		}
 		what := "Your request"
+		if r.AutoApproved != "" {
+			dm(Message{Title: "Request " + r.ID + " was auto-approved", Color: "good",
+				Text: fmt.Sprintf("Your request for *%s* (%s) was approved without a click: %s. You will hear when it is active.",
+					r.Role, access.FormatDuration(r.Duration), r.AutoApproved)})
+			break
+		}
 		if r.Kind == access.KindExtension {
 			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
 		}
@@ -191,6 +197,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			keep(ref, PurposeAlert, "", err)
 		}
 	}
+	tellNotify(ev, send) // the role's notify list: outcomes by DM (gate.go)
 	return refs, errors.Join(errs...)
 }
 
@@ -302,6 +309,7 @@ func Card(r *access.Request, role access.Role) Message {
 	if r.State == access.StateActive && r.Kind != access.KindExtension {
 		m.Fields[5].Value = "active until " + stamp(r.EndsAt) + " (" + approvedLine(r) + ")"
 	}
+	markAutoApproved(&m, r)
 	return m
 }
 
@@ -336,6 +344,9 @@ func approvedLine(r *access.Request) string {
 		return "break-glass"
 	case access.KindRotation:
 		return "on-call shift of " + r.Rotation
+	}
+	if r.AutoApproved != "" {
+		return "auto-approved: " + r.AutoApproved
 	}
 	return "approved by " + approvedBy(r)
 }

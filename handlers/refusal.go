@@ -120,6 +120,10 @@ func refusalText(r *access.Refusal) string {
 		return fmt.Sprintf("the reason for denying request %s is already recorded", r.ID)
 	case access.RefuseNoDenyDecision:
 		return fmt.Sprintf("request %s has no deny decision to give a reason for", r.ID)
+
+	// Request gate (gate.go).
+	case access.RefuseNotRequester, access.RefuseRequesterUnchecked, access.RefuseReasonPattern:
+		return gateRefusalText(r)
 	}
 	return "accessbot cannot do that; nothing was changed"
 }

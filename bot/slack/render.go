@@ -310,10 +310,23 @@ func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldRole, Label: plain("Role"), Element: sel},
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldDuration, Label: plain("Duration"), Element: duration,
 				Hint: plain("How long you need it, like 30m, 2h or 1d")},
-			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason},
+			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason,
+				Hint: reasonHint(f)},
 		}},
 	}
 }
+
+// reasonHint shows how the roles want reasons written (their reason_hint)
+// under the reason field; nil when no role asks.
+func reasonHint(f handlers.Form) *goslack.TextBlockObject {
+	if f.ReasonHint == "" {
+		return nil
+	}
+	return plain(truncatePlain(f.ReasonHint, maxInputHint))
+}
+
+// maxInputHint is the longest hint of an input block.
+const maxInputHint = 2000
 
 func hasOption(opts []*goslack.OptionBlockObject, value string) bool {
 	for _, o := range opts {
