@@ -209,7 +209,7 @@ func (s *Service) createApproved(ctx context.Context, requester string, role Rol
 	r := &Request{
 		ID: NewID(), Kind: KindRequest, Requester: requester, Role: role.Name, Provider: role.Provider, Group: role.Group,
 		Duration: d, Reason: reason, State: StateApproved, CreatedAt: now, UpdatedAt: now,
-		Approvers: approvers, Needed: role.Approvals, AutoApproved: rule,
+		Approvers: approvers, Needed: 1, AutoApproved: rule, // the one approval is accessbot's
 		Decisions: []Decision{{By: SystemActor, Approve: true, Reason: "auto-approved: " + rule, At: now}},
 	}
 	sub := s.event(r, ActSubmitted, requester, "", StatePending, reason)

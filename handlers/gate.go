@@ -141,6 +141,9 @@ func outcomeNotice(ev access.Event) (Message, bool) {
 		return Message{}, false
 	}
 	head := fmt.Sprintf("%s's request %s for %s", r.Requester, r.ID, r.Role)
+	if r.Kind == access.KindExtension {
+		head = fmt.Sprintf("%s's extension request %s (+%s on %s) for %s", r.Requester, r.ID, access.FormatDuration(r.Duration), r.Target, r.Role)
+	}
 	fields := []Field{{"Requester", r.Requester}, {"Role", r.Role}, {"Duration", access.FormatDuration(r.Duration)},
 		{"Reason", userText(r.Reason)}}
 	m := Message{Fields: fields, Footer: "You are told because you are on the notify list of " + r.Role + "; you cannot decide it."}
@@ -201,6 +204,11 @@ func markAutoApproved(m *Message, r *access.Request) {
 		return
 	}
 	m.Text = "Auto-approved by accessbot: " + r.AutoApproved + "."
+	for i, f := range m.Fields {
+		if f.Label == "Approvers" {
+			m.Fields[i].Value = "none needed (auto-approved)"
+		}
+	}
 	m.Fields = append(m.Fields, Field{"Auto-approved", r.AutoApproved})
 }
 

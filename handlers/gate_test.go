@@ -211,6 +211,9 @@ func TestAutoApprovedCardAndReply(t *testing.T) {
 		if f.Label == "Status" && !strings.Contains(f.Value, "auto-approved: listed for auto-approval") {
 			t.Fatalf("status %q", f.Value)
 		}
+		if f.Label == "Approvers" && f.Value != "none needed (auto-approved)" {
+			t.Fatalf("approvers %q", f.Value)
+		}
 	}
 	if !found {
 		t.Fatalf("card fields %+v", card.Fields)
