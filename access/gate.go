@@ -145,6 +145,15 @@ func (s *Service) MayRequest(ctx context.Context, role Role, identity string) er
 		People: slices.Clone(rq.Users), Groups: groups, Rotations: slices.Clone(rq.Rotations)}
 }
 
+// gate applies the role's requesters and reason pattern to a request (or
+// an extension) of requester: nil, or the *Refusal.
+func (s *Service) gate(ctx context.Context, role Role, requester, reason string) error {
+	if err := s.MayRequest(ctx, role, requester); err != nil {
+		return err
+	}
+	return checkReason(role, reason)
+}
+
 // checkReason refuses a reason that does not match the role's pattern.
 func checkReason(role Role, reason string) error {
 	if role.ReasonPattern == nil || role.ReasonPattern.MatchString(reason) {

@@ -387,3 +387,37 @@ func TestParseHours(t *testing.T) {
 		})
 	}
 }
+
+// An extension is a request too: the role's requesters and reason
+// pattern hold for it.
+func TestGateHoldsForExtensions(t *testing.T) {
+	e, _ := gateEnv(t)
+	ctx := context.Background()
+	p := e.svc.Policy()
+	role := p.Roles["incident"]
+	role.Requesters = &access.Requesters{Users: []string{"alice@example.com"}}
+	p.Roles["incident"] = role
+	r, err := e.svc.Submit(ctx, access.SubmitInput{Requester: "alice@example.com", Role: "incident", Duration: time.Hour, Reason: "INC-1 checkout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = e.svc.Decide(ctx, r.ID, "dave@example.com", true, ""); err != nil || r.State != access.StateActive {
+		t.Fatalf("decide: %v", err)
+	}
+	if _, err := e.svc.Extend(ctx, r.ID, "alice@example.com", time.Hour, "more time"); !errors.Is(err, access.ErrReasonPattern) {
+		t.Fatalf("extension off the pattern: %v", err)
+	}
+	role.Requesters = &access.Requesters{Users: []string{"zed@example.com"}}
+	p.Roles["incident"] = role
+	if _, err := e.svc.Extend(ctx, r.ID, "alice@example.com", time.Hour, "INC-1 more time"); !errors.Is(err, access.ErrNotAllowed) {
+		t.Fatalf("extension by someone no longer among the requesters: %v", err)
+	}
+	if pend, _ := e.store.List(ctx, access.Filter{States: []access.State{access.StatePending}}); len(pend) != 0 {
+		t.Fatalf("%d extensions stored", len(pend))
+	}
+	role.Requesters = nil
+	p.Roles["incident"] = role
+	if x, err := e.svc.Extend(ctx, r.ID, "alice@example.com", time.Hour, "INC-1 more time"); err != nil || x.State != access.StatePending {
+		t.Fatalf("extension: %v", err)
+	}
+}

@@ -178,10 +178,7 @@ func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) 
 	}
 	requester := normID(in.Requester)
 	// The request gate (gate.go): who may ask, what the reason must say.
-	if err := s.MayRequest(ctx, role, requester); err != nil {
-		return nil, err
-	}
-	if err := checkReason(role, reason); err != nil {
+	if err := s.gate(ctx, role, requester, reason); err != nil {
 		return nil, err
 	}
 	if err := s.overlap(ctx, requester, role); err != nil {
