@@ -64,6 +64,12 @@ func (h *Handler) mayRequest(ctx context.Context, chatUser string) func(access.R
 	}
 }
 
+// ReasonHint is the hint for a request form's reason field (Form.ReasonHint),
+// for transports that build the form themselves.
+func (h *Handler) ReasonHint(roles []RoleOption, chosen string) string {
+	return h.reasonHint(roles, chosen)
+}
+
 // reasonHint is the hint for the form's reason field: the chosen role's
 // reason_hint, else those of the listed roles that have one.
 func (h *Handler) reasonHint(roles []RoleOption, chosen string) string {
