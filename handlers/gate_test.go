@@ -234,3 +234,61 @@ func TestRequesterUncheckedWording(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// Every outcome reaches the notify list once, without buttons; other
+// events (a submission waiting for approval, one approval of two, a
+// shift grant) do not.
+func TestNotifyListOutcomes(t *testing.T) {
+	ctx := context.Background()
+	role := access.Role{Name: "db", Notify: []string{"Sec@example.com", "alice@example.com"}}
+	base := access.Request{ID: "r-1", Kind: access.KindRequest, Requester: "alice@example.com", Role: "db", Duration: time.Hour,
+		Reason: "x", Needed: 2, EndsAt: time.Date(2031, 1, 1, 12, 0, 0, 0, time.UTC)}
+	two := []access.Decision{{By: "bob@example.com", Approve: true}, {By: "dave@example.com", Approve: true}}
+	for _, tc := range []struct {
+		name  string
+		ev    access.EventType
+		actor string
+		mod   func(r *access.Request)
+		title string // "": no DM
+	}{
+		{"pending", access.EvSubmitted, "alice@example.com", nil, ""},
+		{"first of two approvals", access.EvApproval, "bob@example.com", func(r *access.Request) { r.Decisions = two }, ""},
+		{"second approval", access.EvApproval, "dave@example.com", func(r *access.Request) { r.Decisions = two }, "was approved"},
+		{"denied", access.EvDenied, "bob@example.com", nil, "was denied"},
+		{"timed out", access.EvTimedOut, access.SystemActor, nil, "timed out"},
+		{"active", access.EvActive, access.SystemActor, nil, "is active"},
+		{"failed", access.EvFailed, access.SystemActor, func(r *access.Request) { r.Failure = "boom" }, "failed"},
+		{"ended", access.EvEnded, access.SystemActor, func(r *access.Request) { r.State = access.StateEnded }, "has ended"},
+		{"shift grant", access.EvActive, access.SystemActor, func(r *access.Request) { r.Kind = access.KindRotation }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &chat{dms: map[string][]handlers.Message{}}
+			r := base
+			if tc.mod != nil {
+				tc.mod(&r)
+			}
+			refs, err := handlers.NewNotifier(c, nil).Notify(ctx, access.Event{Type: tc.ev, Request: &r, Actor: tc.actor, Role: role, ID: "e@1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.dms["sec@example.com"]
+			if tc.title == "" {
+				if len(got) != 0 {
+					t.Fatalf("told: %s", titles(got))
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Title != "alice@example.com's request r-1 for db "+tc.title || len(got[0].Buttons) != 0 {
+				t.Fatalf("DMs %+v", got)
+			}
+			// A retry of the same entry sends nothing again.
+			r.Messages = refs
+			if _, err := handlers.NewNotifier(c, nil).Notify(ctx, access.Event{Type: tc.ev, Request: &r, Actor: tc.actor, Role: role, ID: "e@1"}); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.dms["sec@example.com"]) != 1 {
+				t.Fatalf("a retry told sec again: %s", titles(c.dms["sec@example.com"]))
+			}
+		})
+	}
+}
