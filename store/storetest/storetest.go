@@ -136,6 +136,8 @@ func fullRequest(id string) *access.Request {
 		Cleanup: true,
 		Outbox: []access.Announcement{{ID: "revoke_alert", Type: access.EvRevokeAlert, Actor: "accessbot", Reason: "Throttling",
 			At: at.Add(9 * time.Minute), Tries: 2, NextTry: at.Add(10 * time.Minute).In(berlin), LastError: "not_in_channel"}},
+		// Request gate.
+		AutoApproved: "on call for platform during mon-fri 09:00-18:00 Europe/Berlin",
 	}
 }
 
