@@ -24,6 +24,9 @@ func cmdCheck(ctx context.Context, l *config.Loaded, online bool, stdout, stderr
 			access.FormatDuration(r.MaxDuration), r.Approvals, approverSummary(r))
 		printNudges(stdout, r)
 	}
+	for _, w := range l.Warnings {
+		fmt.Fprintf(stdout, "WARNING %s\n", w)
+	}
 	if !online {
 		return 0
 	}

@@ -127,6 +127,13 @@ func (s *Service) SubmitRoles(ctx context.Context, in SubmitInput, roles []strin
 	}
 	requester := normID(in.Requester)
 	for _, it := range items {
+		// The request gate holds for every role (gate.go): who may ask,
+		// what the reason must say. One refusal refuses the request.
+		if err := s.gate(ctx, it.role, requester, reason); err != nil {
+			return nil, err
+		}
+	}
+	for _, it := range items {
 		if err := s.overlap(ctx, requester, it.role); err != nil {
 			return nil, err
 		}

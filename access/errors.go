@@ -93,6 +93,11 @@ type Refusal struct {
 
 	// Scheduled access: the time zone a start was read in.
 	Zone string
+	// Request gate (gate.go): who may request a role, what its reasons say.
+	Groups    []string // provider groups whose members may request Role (their names)
+	Rotations []string // rotations whose on-call people may request Role
+	Pattern   string   // the reason pattern the reason did not match
+	Hint      string   // how to write such a reason
 }
 
 // RefusalCode names a Refusal.
@@ -147,6 +152,10 @@ const (
 	// Several roles in one request (bundle.go).
 	RefuseTooManyRoles   RefusalCode = "too_many_roles"   // Count roles named, at most Limit (ErrTooManyRoles)
 	RefuseBundleNoneOpen RefusalCode = "bundle_none_open" // no role of bundle ID is in the state the action needs (ErrNotActive or ErrAlreadyDecided)
+	// Request gate (gate.go).
+	RefuseNotRequester       RefusalCode = "not_requester"       // not among Role's requesters: People, Groups, Rotations may (ErrNotAllowed)
+	RefuseRequesterUnchecked RefusalCode = "requester_unchecked" // who may request Role could not be checked; Provider or Rotations failed (ErrRequesterUnchecked)
+	RefuseReasonPattern      RefusalCode = "reason_pattern"      // the reason for Role does not match Pattern; Hint says how (ErrReasonPattern)
 )
 
 // Error describes the refusal for logs: its code and sentinel, the

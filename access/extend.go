@@ -33,6 +33,9 @@ func (s *Service) Extend(ctx context.Context, id, by string, d time.Duration, re
 	if err != nil {
 		return nil, err
 	}
+	if err := s.gate(ctx, role, by, reason); err != nil { // requesters and reason_pattern (gate.go)
+		return nil, err
+	}
 	now := s.clock.Now()
 	if newEnd := cur.EndsAt.Add(d); newEnd.Sub(now) > role.MaxDuration {
 		return nil, &Refusal{Code: RefuseExtendTooLong, Err: ErrTooLong, ID: cur.ID, Role: role.Name, Duration: d, At: newEnd,

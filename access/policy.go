@@ -3,6 +3,7 @@ package access
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,15 @@ type Role struct {
 	EscalateRotations []string      // rotations whose on-call people are asked at escalation
 	// Scheduled access: how far ahead a start may lie (0: DefaultMaxScheduleAhead).
 	MaxScheduleAhead time.Duration
+	// Request gate (gate.go): who may ask, what a reason must say, when
+	// a request is approved without a click, where its card goes and who
+	// is told of its outcome.
+	Requesters       *Requesters    // nil: everyone may request the role
+	ReasonPattern    *regexp.Regexp // nil: any reason
+	ReasonHint       string         // how to write a reason that matches ReasonPattern
+	AutoApprove      *AutoApprove   // nil: every request needs approval
+	ApprovalsChannel string         // where the role's approval card goes; "": the chat default
+	Notify           []string       // identities told of outcomes (not approvers)
 }
 
 // Rotation is an on-call rotation; the OnCall port answers who is on it.

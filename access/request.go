@@ -174,6 +174,10 @@ type Request struct {
 	// a request of a single role.
 	Bundle  string   `json:"bundle,omitempty"`
 	Members []string `json:"members,omitempty"`
+	// Request gate (gate.go): AutoApproved is the auto_approve rule that
+	// approved the request without a click ("on call for platform during
+	// mon-fri 09:00-18:00 Europe/Berlin"); "" when people decided.
+	AutoApproved string `json:"auto_approved,omitempty"`
 }
 
 // Announcement is one outbox entry: a message (or a set of messages, such

@@ -62,6 +62,10 @@ type Options struct {
 	// RolesPerRequest is how many roles one request may name (default 5;
 	// see SubmitRoles).
 	RolesPerRequest int
+	// Request gate (gate.go): MembershipCacheFor is how long a provider's
+	// answer to "is this person in that group" is kept for the requesters
+	// check (default 5 minutes). Failed lookups are never kept.
+	MembershipCacheFor time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +107,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RolesPerRequest <= 0 {
 		o.RolesPerRequest = DefaultRolesPerRequest
+	}
+	if o.MembershipCacheFor <= 0 {
+		o.MembershipCacheFor = DefaultMembershipCacheFor
 	}
 	return o
 }
@@ -150,6 +157,11 @@ type Service struct {
 	rot rotationState // shift grants: per-rotation options and announced problems (rotation.go)
 
 	cmds localCounter // per-user command counts when the store is no Counter (limits.go)
+
+	// Request gate (gate.go): provider -> group membership lookups, and
+	// their answers kept for Options.MembershipCacheFor.
+	groups      map[string]GroupMembership
+	memberCache membershipCache
 }
 
 // NewService checks the dependencies and returns a Service.
@@ -176,6 +188,9 @@ func NewService(d Deps) (*Service, error) {
 		if ml, ok := p.(MemberLister); ok {
 			s.listers[name] = ml
 		}
+	}
+	if err := s.findGroupMembership(d.Providers); err != nil {
+		return nil, err
 	}
 	if s.clock == nil {
 		s.clock = SystemClock{}

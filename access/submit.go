@@ -179,13 +179,20 @@ func (s *Service) writeCtx(ctx context.Context) (context.Context, context.Cancel
 // *Refusal values (wrapping ErrUnknownRole, ErrBadDuration, ErrTooLong,
 // ErrNoReason, ErrReasonTooLong, ErrDuplicate, ErrNoApprovers,
 // ErrUnknownUser, ErrUserDisabled, ErrNoIdentity, and ErrBadStart for a
-// start that is unreadable, past or too far ahead) and change nothing.
+// start that is unreadable, past or too far ahead; from the request gate
+// ErrNotAllowed, ErrRequesterUnchecked, ErrReasonPattern) and change
+// nothing. A request an auto_approve rule meets is stored approved by
+// SystemActor and provisioned at once, or at its start (see createApproved).
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) {
 	role, d, reason, err := s.validate(in)
 	if err != nil {
 		return nil, err
 	}
 	requester := normID(in.Requester)
+	// The request gate (gate.go): who may ask, what the reason must say.
+	if err := s.gate(ctx, role, requester, reason); err != nil {
+		return nil, err
+	}
 	if err := s.overlap(ctx, requester, role); err != nil {
 		return nil, err
 	}
@@ -195,6 +202,9 @@ func (s *Service) Submit(ctx context.Context, in SubmitInput) (*Request, error) 
 	}
 	if err := s.checkUser(ctx, role, requester); err != nil {
 		return nil, err
+	}
+	if rule := s.autoApproval(ctx, role, requester, s.clock.Now()); rule != "" {
+		return s.createApproved(ctx, requester, role, d, reason, rule, scheduled(start, zone))
 	}
 	return s.create(ctx, KindRequest, "", requester, role, d, reason, scheduled(start, zone))
 }

@@ -266,6 +266,13 @@ type RoleConfig struct {
 	// Session revocation: overrides providers.<provider>.revoke_sessions
 	// for this role (aws and okta only).
 	RevokeSessions *bool `yaml:"revoke_sessions"`
+	// Request gate (config/gate.go, access/gate.go).
+	Requesters       *RequestersConfig  `yaml:"requesters"`        // who may ask; absent: everyone
+	ReasonPattern    string             `yaml:"reason_pattern"`    // Go RE2 the reason must match
+	ReasonHint       string             `yaml:"reason_hint"`       // how to write such a reason
+	AutoApprove      *AutoApproveConfig `yaml:"auto_approve"`      // approved without a click when met
+	ApprovalsChannel string             `yaml:"approvals_channel"` // the role's approval cards go here
+	Notify           []string           `yaml:"notify"`            // identities told of outcomes
 }
 
 // ApproversConfig names who approves a role.
@@ -336,6 +343,10 @@ type Loaded struct {
 	ShutdownTimeout time.Duration
 
 	env expansions // what ${VAR} expanded to, for Redact
+
+	// Warnings are what check prints but does not refuse (a role anyone
+	// may request), each at its key path.
+	Warnings Problems
 }
 
 // Redact replaces every value that came from ${VAR} expansion in s by its

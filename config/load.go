@@ -61,6 +61,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Loaded, error) {
 	}
 	l := &Loaded{Config: cfg, env: env}
 	l.Policy, l.Rotations = buildPolicy(cfg, &ps)
+	l.Warnings = gateWarnings(cfg)
 	l.Sweep = 15 * time.Second
 	if cfg.Scheduler.Sweep != "" {
 		d, err := time.ParseDuration(cfg.Scheduler.Sweep)

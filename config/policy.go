@@ -246,6 +246,7 @@ func buildRole(cfg Config, provs map[string]bool, name string, rc RoleConfig, ps
 		ps.add(path+".approvals", "needs %d approvals but only %d approvers are named", role.Approvals, len(role.ApproverUsers))
 	}
 	buildNudges(cfg, path, rc, &role, dur, ps)
+	buildGate(cfg, provs, path, rc, &role, ps)
 	return role
 }
 

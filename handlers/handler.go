@@ -52,6 +52,8 @@ type Service interface {
 	CancelBundle(ctx context.Context, bundle, by string) (*access.BundleOutcome, error)
 	ExtendBundle(ctx context.Context, bundle, by string, d time.Duration, reason string) ([]*access.Request, error)
 	RolesPerRequest() int
+	// MayRequest: nil when the identity may request the role now (gate.go).
+	MayRequest(ctx context.Context, role access.Role, identity string) error
 }
 
 var _ Service = (*access.Service)(nil)
@@ -284,20 +286,26 @@ const helpText = "*Usage*\n" +
 func (h *Handler) help() Reply { return Reply{Message: Message{Title: "accessbot", Text: helpText}} }
 
 func (h *Handler) form(ctx context.Context, chatUser, role, duration, reason string) Reply {
-	return Reply{Form: &Form{Roles: h.RoleOptions(ctx, chatUser, ""), Role: role, Duration: duration, Reason: reason,
+	roles := h.RoleOptions(ctx, chatUser, "")
+	return Reply{Form: &Form{Roles: roles, Role: role, Duration: duration, Reason: reason, ReasonHint: h.reasonHint(roles, role),
 		MaxRoles: h.svc.RolesPerRequest()},
 		Message: Message{Text: "Fill in the request form (role, duration and reason)."}}
 }
 
 // RoleOptions lists the roles whose name or description contains query
-// (case-insensitive), for the form's role picker.
-func (h *Handler) RoleOptions(_ context.Context, _ string, query string) []RoleOption {
+// (case-insensitive) and that chatUser may request, for the form's role
+// picker.
+func (h *Handler) RoleOptions(ctx context.Context, chatUser string, query string) []RoleOption {
 	p := h.svc.Policy()
 	q := strings.ToLower(strings.TrimSpace(query))
 	var out []RoleOption
+	may := h.mayRequest(ctx, chatUser)
 	for _, name := range p.RoleNames() {
 		r := p.Roles[name]
 		if q != "" && !strings.Contains(name, q) && !strings.Contains(strings.ToLower(r.Description), q) {
+			continue
+		}
+		if !may(r) {
 			continue
 		}
 		out = append(out, RoleOption{Name: name, Description: r.Description, MaxDuration: access.FormatDuration(r.MaxDuration)})
@@ -328,6 +336,9 @@ func (h *Handler) submit(ctx context.Context, chatUser, roleName, dur, reason st
 	r, err := h.svc.Submit(ctx, access.SubmitInput{Requester: who, Role: roleName, Duration: d, Reason: reason})
 	if err != nil {
 		return h.fail(ctx, err)
+	}
+	if r.AutoApproved != "" {
+		return autoApprovedReply(r)
 	}
 	return text("Request %s for *%s* (%s) sent for approval to %s. You will hear back here.",
 		r.ID, r.Role, access.FormatDuration(r.Duration), strings.Join(r.Approvers, ", "))
@@ -442,8 +453,12 @@ func (h *Handler) roles(ctx context.Context, chatUser string) Reply {
 	who, _ := h.identity(ctx, chatUser)
 	p := h.svc.Policy()
 	var b strings.Builder
+	may := h.mayRequest(ctx, chatUser)
 	for _, name := range p.RoleNames() {
 		role := p.Roles[name]
+		if !may(role) {
+			continue
+		}
 		approvers, err := h.svc.Approvers(ctx, role, who)
 		ap := listOr(approvers, "nobody right now")
 		if err != nil {
@@ -456,7 +471,11 @@ func (h *Handler) roles(ctx context.Context, chatUser string) Reply {
 		if role.BreakGlass && p.MayBreakGlass(who) {
 			b.WriteString("; break-glass allowed for you")
 		}
+		b.WriteString(gateNotes(role))
 		b.WriteString("\n")
+	}
+	if b.Len() == 0 && len(p.Roles) > 0 {
+		return text("There is no role you may request.")
 	}
 	if b.Len() == 0 {
 		return text("No roles are configured.")
@@ -645,7 +664,7 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 				return Reply{}, FormErrors{FieldStart: msg}
 			case errors.Is(err, access.ErrBadDuration), errors.Is(err, access.ErrTooLong):
 				return Reply{}, FormErrors{FieldDuration: msg}
-			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong):
+			case errors.Is(err, access.ErrNoReason), errors.Is(err, access.ErrReasonTooLong), errors.Is(err, access.ErrReasonPattern):
 				return Reply{}, FormErrors{FieldReason: msg}
 			case errors.Is(err, access.ErrNoIdentity), errors.Is(err, access.ErrRateLimited), errors.Is(err, access.ErrConflict):
 				return h.fail(ctx, err), nil
@@ -654,6 +673,9 @@ func (h *Handler) SubmitForm(ctx context.Context, in FormInput) (Reply, FormErro
 			}
 		}
 		return h.fail(ctx, err), nil
+	}
+	if r.AutoApproved != "" {
+		return autoApprovedReply(r), nil
 	}
 	if !r.StartsAt.IsZero() {
 		return scheduledSubmitted(r), nil
@@ -749,6 +771,9 @@ func approvedBy(r *access.Request) string {
 	}
 	if r.Kind == access.KindRotation {
 		return "on-call rotation " + r.Rotation
+	}
+	if r.AutoApproved != "" {
+		return "accessbot (auto-approved: " + r.AutoApproved + ")"
 	}
 	return listOr(by, "nobody")
 }

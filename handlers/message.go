@@ -130,6 +130,9 @@ type Form struct {
 	// MaxRoles is how many roles one request may name (several roles in
 	// one request); 0: no cap shown.
 	MaxRoles int
+	// ReasonHint says how reasons must be written (the roles'
+	// reason_hint), for the reason field's hint; "" when no role asks.
+	ReasonHint string
 }
 
 // RoleOption is one choice of the form's role field.

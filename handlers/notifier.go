@@ -105,7 +105,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			break
 		}
 		card := Card(r, ev.Role)
-		if ch := n.chat.ApprovalsChannel(); ch != "" {
+		if ch := n.approvalsChannel(ev.Role); ch != "" {
 			if !posted(PurposeApproval, "") {
 				ref, err := n.chat.Post(ctx, ch, card)
 				keep(ref, PurposeApproval, "", err)
@@ -118,6 +118,12 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			}
 		}
 		what := "Your request"
+		if r.AutoApproved != "" {
+			dm(Message{Title: "Request " + r.ID + " was auto-approved", Color: "good",
+				Text: fmt.Sprintf("Your request for *%s* (%s) was approved without a click: %s. You will hear when it is active.",
+					r.Role, access.FormatDuration(r.Duration), r.AutoApproved)})
+			break
+		}
 		if r.Kind == access.KindExtension {
 			what = "Your extension request (+" + access.FormatDuration(r.Duration) + " on " + r.Target + ")"
 		}
@@ -217,6 +223,7 @@ func (n *Notifier) Notify(ctx context.Context, ev access.Event) ([]access.Messag
 			keep(ref, PurposeAlert, "", err)
 		}
 	}
+	tellNotify(ev, send) // the role's notify list: outcomes by DM (gate.go)
 	return refs, errors.Join(errs...)
 }
 
@@ -383,6 +390,7 @@ func Card(r *access.Request, role access.Role) Message {
 	if !r.StartsAt.IsZero() {
 		m.Fields = append(m.Fields, Field{"Starts", startText(r)})
 	}
+	markAutoApproved(&m, r)
 	return m
 }
 
@@ -417,6 +425,9 @@ func approvedLine(r *access.Request) string {
 		return "break-glass"
 	case access.KindRotation:
 		return "on-call shift of " + r.Rotation
+	}
+	if r.AutoApproved != "" {
+		return "auto-approved: " + r.AutoApproved
 	}
 	return "approved by " + approvedBy(r)
 }

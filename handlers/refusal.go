@@ -130,6 +130,10 @@ func refusalText(r *access.Refusal) string {
 			return fmt.Sprintf("no role of request %s is active, so there is nothing to end or extend; see `/access list`", clipText(r.ID, 40))
 		}
 		return fmt.Sprintf("no role of request %s is waiting for a decision any more; nothing was changed", clipText(r.ID, 40))
+
+	// Request gate (gate.go).
+	case access.RefuseNotRequester, access.RefuseRequesterUnchecked, access.RefuseReasonPattern:
+		return gateRefusalText(r)
 	}
 	return "accessbot cannot do that; nothing was changed"
 }

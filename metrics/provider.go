@@ -20,8 +20,17 @@ type Provisioner struct {
 
 // WrapProvisioner returns p, named name (the key of the providers map and
 // the requests' Provider), observed by m, with exactly the optional
-// capabilities (access.MemberLister, access.UserChecker) p has.
+// capabilities (access.MemberLister, access.UserChecker,
+// access.GroupMembership) p has.
 func (m *Metrics) WrapProvisioner(name string, p access.Provisioner) access.Provisioner {
+	w := m.wrapProvisioner(name, p)
+	if gm, ok := p.(access.GroupMembership); ok {
+		return withGroupMembership(w, &groupMember{m.provisionerOf(w), gm}) // provider_gate.go
+	}
+	return w
+}
+
+func (m *Metrics) wrapProvisioner(name string, p access.Provisioner) access.Provisioner {
 	w := &Provisioner{p: p, name: name, m: m}
 	ml, isM := p.(access.MemberLister)
 	uc, isU := p.(access.UserChecker)

@@ -163,6 +163,11 @@ func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *dis
 	case "request":
 		if opt[optRole] == "" || opt[optDuration] == "" || opt[optReason] == "" {
 			f := handlers.Form{Roles: h.RoleOptions(ctx, user, ""), Role: opt[optRole], Duration: opt[optDuration], Reason: opt[optReason]}
+			if rh, ok := h.(interface {
+				ReasonHint([]handlers.RoleOption, string) string
+			}); ok { // the roles' reason_hint, as the reason's placeholder
+				f.ReasonHint = rh.ReasonHint(f.Roles, f.Role)
+			}
 			b.answerNow(ctx, log, i, requestModal(f))
 			return
 		}

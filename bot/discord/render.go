@@ -235,7 +235,7 @@ func requestModal(f handlers.Form) *discordgo.InteractionResponse {
 		Components: []discordgo.MessageComponent{
 			textInput(handlers.FieldRole, "Roles (comma-separated for several)", f.Role, clip(strings.Join(names, ", "), 100), discordgo.TextInputShort, true, 100),
 			textInput(handlers.FieldDuration, "Duration (30m, 2h, 1d)", f.Duration, "e.g. 2h", discordgo.TextInputShort, true, 20),
-			textInput(handlers.FieldReason, "Reason", f.Reason, "Why you need the access", discordgo.TextInputParagraph, true, 1000),
+			textInput(handlers.FieldReason, "Reason", f.Reason, reasonPlaceholder(f), discordgo.TextInputParagraph, true, 1000),
 		}}}
 }
 
@@ -244,4 +244,13 @@ func askModal(a handlers.Ask) *discordgo.InteractionResponse {
 	return &discordgo.InteractionResponse{Type: discordgo.InteractionResponseModal, Data: &discordgo.InteractionResponseData{
 		CustomID: clip(modalAsk+a.Action+":"+a.RequestID, maxCustomID), Title: clip(a.Title, maxModalTitle),
 		Components: []discordgo.MessageComponent{textInput(inputAsk, a.Label, "", "", discordgo.TextInputParagraph, true, 1000)}}}
+}
+
+// reasonPlaceholder shows the roles' reason_hint in the reason field
+// (a placeholder holds at most 100 characters).
+func reasonPlaceholder(f handlers.Form) string {
+	if f.ReasonHint == "" {
+		return "Why you need the access"
+	}
+	return clip(f.ReasonHint, 100)
 }

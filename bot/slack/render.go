@@ -327,11 +327,24 @@ func requestModal(f handlers.Form, meta modalMeta) goslack.ModalViewRequest {
 				Hint: plain("Pick several to ask for them in one request: each has its own approvers, all end together")},
 			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldDuration, Label: plain("Duration"), Element: duration,
 				Hint: plain("How long you need it, like 30m, 2h or 1d")},
-			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason},
+			&goslack.InputBlock{Type: goslack.MBTInput, BlockID: handlers.FieldReason, Label: plain("Reason"), Element: reason,
+				Hint: reasonHint(f)},
 			startBlock(f),
 		}},
 	}
 }
+
+// reasonHint shows how the roles want reasons written (their reason_hint)
+// under the reason field; nil when no role asks.
+func reasonHint(f handlers.Form) *goslack.TextBlockObject {
+	if f.ReasonHint == "" {
+		return nil
+	}
+	return plain(truncatePlain(f.ReasonHint, maxInputHint))
+}
+
+// maxInputHint is the longest hint of an input block.
+const maxInputHint = 2000
 
 func hasOption(opts []*goslack.OptionBlockObject, value string) bool {
 	for _, o := range opts {

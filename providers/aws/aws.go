@@ -49,6 +49,8 @@ var (
 	_ access.Provisioner  = (*Provider)(nil)
 	_ access.MemberLister = (*Provider)(nil)
 	_ access.UserChecker  = (*Provider)(nil)
+
+	_ access.GroupMembership = (*Provider)(nil)
 )
 
 // Defaults. The service allows about 20 requests/second per API per identity
@@ -348,6 +350,41 @@ func (p *Provider) Members(ctx context.Context, group string) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// IsMember reports whether the user (email) is a member of the group,
+// from the user's memberships (ListGroupMembershipsForMember, every page
+// until the group is found). A user the identity store does not know is
+// no member.
+func (p *Provider) IsMember(ctx context.Context, email, group string) (bool, error) {
+	uid, err := p.resolve(ctx, email, false)
+	if errors.Is(err, access.ErrUnknownUser) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("aws: groups of %s: %w", email, err)
+	}
+	pages := identitystore.NewListGroupMembershipsForMemberPaginator(p.ids, &identitystore.ListGroupMembershipsForMemberInput{
+		IdentityStoreId: &p.cfg.IdentityStoreID,
+		MemberId:        &types.MemberIdMemberUserId{Value: uid},
+		MaxResults:      awssdk.Int32(100),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if isNotFound(err, "") {
+			p.forgetUser(email, uid)
+			return false, nil // deleted since it was looked up: no member
+		}
+		if err != nil {
+			return false, fmt.Errorf("aws: groups of %s: %w", email, p.classify(err))
+		}
+		for _, m := range page.GroupMemberships {
+			if awssdk.ToString(m.GroupId) == group {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // activeUser resolves email and refuses disabled users. The status is read

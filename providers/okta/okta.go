@@ -43,6 +43,8 @@ var (
 	_ access.Provisioner  = (*Provider)(nil)
 	_ access.MemberLister = (*Provider)(nil)
 	_ access.UserChecker  = (*Provider)(nil)
+
+	_ access.GroupMembership = (*Provider)(nil)
 )
 
 const userAgent = "accessbot (okta provider)"
@@ -317,6 +319,52 @@ func (p *Provider) Members(ctx context.Context, groupID string) ([]string, error
 		next = nextLink(resp.header.Values("Link"))
 	}
 	return out, nil
+}
+
+// IsMember reports whether the user (login or email) is a member of the
+// group, from the user's groups (GET /api/v1/users/{id}/groups, following
+// every rel="next" link until the group is found). A user Okta does not
+// know is no member.
+func (p *Provider) IsMember(ctx context.Context, identity, groupID string) (bool, error) {
+	u, err := p.resolve(ctx, identity, false)
+	if errors.Is(err, access.ErrUnknownUser) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("okta: groups of %s: %w", identity, err)
+	}
+	next := p.org + "/api/v1/users/" + url.PathEscape(u.ID) + "/groups?limit=" + strconv.Itoa(pageSize)
+	for pages := 0; next != ""; pages++ {
+		if pages > 100000 {
+			return false, fmt.Errorf("okta: groups of %s: pagination does not end", identity)
+		}
+		nu, err := url.Parse(next)
+		if err != nil || nu.Scheme+"://"+nu.Host != p.org {
+			return false, access.Permanent(fmt.Errorf("okta: groups of %s: next link %q is not on the org", identity, next))
+		}
+		resp, err := p.do(ctx, http.MethodGet, nu.RequestURI())
+		if err != nil {
+			return false, fmt.Errorf("okta: groups of %s: %w", identity, err)
+		}
+		if resp.status == http.StatusNotFound {
+			p.users.Forget(access.NormalizeIdentity(identity))
+			return false, nil // deleted since it was looked up: no member
+		}
+		if resp.status != http.StatusOK {
+			return false, fmt.Errorf("okta: groups of %s: %w", identity, resp.err())
+		}
+		var groups []group
+		if err := json.Unmarshal(resp.body, &groups); err != nil {
+			return false, fmt.Errorf("okta: groups of %s: decode: %w", identity, err)
+		}
+		for _, g := range groups {
+			if g.ID == groupID {
+				return true, nil
+			}
+		}
+		next = nextLink(resp.header.Values("Link"))
+	}
+	return false, nil
 }
 
 // Check verifies that the org answers with these credentials and that every

@@ -150,6 +150,8 @@ func fullRequest(id string) *access.Request {
 		StartsAt: at.Add(30 * time.Minute).In(berlin), StartZone: "Europe/Berlin", StartedAt: at.Add(30*time.Minute + time.Second),
 		Bundle:  "b-full2345",
 		Members: []string{id, "r-other234"},
+		// Request gate.
+		AutoApproved: "on call for platform during mon-fri 09:00-18:00 Europe/Berlin",
 	}
 }
 

@@ -664,6 +664,12 @@ func (s *Server) checkView(v map[string]any) apiError {
 		return "invalid_arguments"
 	}
 	for _, b := range blocks {
+		// An input block's hint is plain_text of at most 2,000 characters.
+		if h, ok := b["hint"].(map[string]any); ok {
+			if t, _ := h["text"].(string); h["type"] != "plain_text" || t == "" || utf8.RuneCountInString(t) > 2000 {
+				return "invalid_arguments"
+			}
+		}
 		el, _ := b["element"].(map[string]any)
 		if el["type"] == "static_select" || el["type"] == "multi_static_select" {
 			opts, _ := el["options"].([]any)

@@ -718,6 +718,37 @@ func (s *Server) identityStore(op string, in *request) (any, *apiErr) {
 		}
 		return out, nil
 
+	case "ListGroupMembershipsForMember":
+		if in.MemberId == nil || in.MemberId.UserId == nil {
+			return nil, validation("MemberId.UserId is required")
+		}
+		u, e := s.userLocked(*in.MemberId.UserId)
+		if e != nil {
+			return nil, e
+		}
+		start, size, e := s.page(in)
+		if e != nil {
+			return nil, e
+		}
+		var ms []*membership
+		for _, m := range s.members {
+			if m.user == u.ID {
+				ms = append(ms, m)
+			}
+		}
+		slices.SortFunc(ms, func(a, b *membership) int { return int(a.seq - b.seq) })
+		end := min(start+size, len(ms))
+		var list []map[string]any
+		for _, m := range ms[min(start, end):end] {
+			list = append(list, map[string]any{"IdentityStoreId": s.storeID, "MembershipId": m.id,
+				"GroupId": m.group, "MemberId": map[string]any{"UserId": m.user}})
+		}
+		out := map[string]any{"GroupMemberships": orEmpty(list)}
+		if end < len(ms) {
+			out["NextToken"] = token(end)
+		}
+		return out, nil
+
 	case "IsMemberInGroups":
 		if in.MemberId == nil || in.MemberId.UserId == nil {
 			return nil, validation("MemberId.UserId is required")

@@ -119,6 +119,7 @@ func New() *Server {
 	mux.HandleFunc("PUT /api/v1/groups/{gid}/users/{uid}", s.auth("okta.groups.manage", s.membership))
 	mux.HandleFunc("DELETE /api/v1/groups/{gid}/users/{uid}", s.auth("okta.groups.manage", s.membership))
 	mux.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.auth("okta.users.manage", s.clearSessions))
+	mux.HandleFunc("GET /api/v1/users/{id}/groups", s.auth("okta.users.read", s.userGroups))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oktaError(w, http.StatusNotFound, "E0000022", "The endpoint does not support the provided HTTP method")
 	})
@@ -430,6 +431,7 @@ var routes = []string{
 	"PUT /api/v1/groups/{gid}/users/{uid}",
 	"DELETE /api/v1/groups/{gid}/users/{uid}",
 	"DELETE /api/v1/users/{id}/sessions",
+	"GET /api/v1/users/{id}/groups",
 }
 
 var routeMux = func() *http.ServeMux {
@@ -830,4 +832,55 @@ func verify(alg string, key crypto.PublicKey, input, sig []byte) bool {
 		return ecdsa.Verify(k, digest, r, s)
 	}
 	return false
+}
+
+// userGroups serves GET /api/v1/users/{id}/groups: the groups the user
+// (by id or login) is a member of, ordered by id, paged like the member
+// lists (limit, after, separate Link headers with rel="next").
+func (s *Server) userGroups(w http.ResponseWriter, r *http.Request) {
+	limit, ok := s.limitParam(w, r)
+	if !ok {
+		return
+	}
+	after := r.URL.Query().Get("after")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.PathValue("id")
+	u := s.users[id]
+	if u == nil {
+		for _, x := range s.users {
+			if strings.EqualFold(x.Login, id) {
+				u = x
+			}
+		}
+	}
+	if u == nil {
+		notFound(w, id, "User")
+		return
+	}
+	var gids []string
+	for gid, ms := range s.members {
+		if _, ok := ms[u.ID]; ok {
+			gids = append(gids, gid)
+		}
+	}
+	slices.Sort(gids)
+	start := 0
+	if after != "" {
+		start, _ = slices.BinarySearch(gids, after)
+		if start < len(gids) && gids[start] == after {
+			start++
+		}
+	}
+	end := min(start+limit, len(gids))
+	out := []map[string]any{}
+	for _, gid := range gids[start:end] {
+		out = append(out, s.groupJSON(s.groups[gid]))
+	}
+	w.Header().Add("Link", "<"+s.URL+r.URL.RequestURI()+">; rel=\"self\"")
+	if end < len(gids) {
+		next := url.Values{"limit": {strconv.Itoa(limit)}, "after": {gids[end-1]}}
+		w.Header().Add("Link", "<"+s.URL+"/api/v1/users/"+u.ID+"/groups?"+next.Encode()+">; rel=\"next\"")
+	}
+	writeJSON(w, out)
 }
