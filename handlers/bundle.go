@@ -74,11 +74,7 @@ func (h *Handler) roleList(ctx context.Context, c Command, list string, args []s
 }
 
 func (h *Handler) submitRoles(ctx context.Context, chatUser string, roles []string, dur, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -261,11 +257,7 @@ func (h *Handler) revokeBundle(ctx context.Context, who, id, reason string) Repl
 }
 
 func (h *Handler) extendBundle(ctx context.Context, chatUser, id, dur, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}

@@ -313,6 +313,20 @@ func (h *Handler) RoleOptions(ctx context.Context, chatUser string, query string
 	return out
 }
 
+// whoAndDuration resolves who typed a command and the duration they typed
+// in it; an error is for h.fail.
+func (h *Handler) whoAndDuration(ctx context.Context, chatUser, dur string) (string, time.Duration, error) {
+	who, err := h.identity(ctx, chatUser)
+	if err != nil {
+		return "", 0, err
+	}
+	d, err := parseDuration(dur)
+	if err != nil {
+		return "", 0, err
+	}
+	return who, d, nil
+}
+
 func parseDuration(s string) (time.Duration, error) {
 	d, err := access.ParseDuration(s)
 	if errors.Is(err, access.ErrTooLong) {
@@ -325,11 +339,7 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 func (h *Handler) submit(ctx context.Context, chatUser, roleName, dur, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -345,11 +355,7 @@ func (h *Handler) submit(ctx context.Context, chatUser, roleName, dur, reason st
 }
 
 func (h *Handler) breakGlass(ctx context.Context, chatUser, roleName, dur, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -368,11 +374,7 @@ func (h *Handler) breakGlass(ctx context.Context, chatUser, roleName, dur, reaso
 }
 
 func (h *Handler) extend(ctx context.Context, chatUser, id, dur, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}

@@ -121,11 +121,7 @@ func (h *Handler) scheduledCommand(ctx context.Context, c Command, role string, 
 
 // submitScheduled submits a request that starts at start.
 func (h *Handler) submitScheduled(ctx context.Context, chatUser, roleName, dur, start, reason string) Reply {
-	who, err := h.identity(ctx, chatUser)
-	if err != nil {
-		return h.fail(ctx, err)
-	}
-	d, err := parseDuration(dur)
+	who, d, err := h.whoAndDuration(ctx, chatUser, dur)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
