@@ -16,23 +16,29 @@ import (
 // them exists (or one id is given twice) it writes nothing and returns 0.
 // Each is written like writeScript writes a new request (version 1, due
 // and list index entries, the write's token in field w); the audit events
-// are appended once.
+// are appended once, linked to the audit chain whose head must still be
+// the one they were linked to (auditchain.go): otherwise it writes
+// nothing and returns chainMoved (-2).
 //
-// KEYS: due, audit, then for each request: request, then its index keys (4).
-// ARGV: number of requests, the write's token, number of events, event
-// JSON..., then for each request: JSON, id, due score or "", created score.
+// KEYS: due, audit, chain head, then for each request: request, then its
+// index keys (4).
+// ARGV: number of requests, the write's token, number of events, the
+// chain head the events were linked to, the new chain head ("" when there
+// are no events), event JSON..., then for each request: JSON, id, due
+// score or "", created score.
 const createManyLua = `
 local n = tonumber(ARGV[1])
 local nev = tonumber(ARGV[3])
 local seen = {}
 for i = 0, n - 1 do
-  local k = KEYS[3 + i * 5]
+  local k = KEYS[4 + i * 5]
   if seen[k] or redis.call('EXISTS', k) == 1 then return 0 end
   seen[k] = true
 end
+if ARGV[5] ~= '' and (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then return -2 end
 for i = 0, n - 1 do
-  local k = 3 + i * 5
-  local a = 4 + nev + i * 4
+  local k = 4 + i * 5
+  local a = 6 + nev + i * 4
   redis.call('HSET', KEYS[k], 'v', '1', 'data', ARGV[a], 'w', ARGV[2])
   if ARGV[a + 2] ~= '' then
     redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 1])
@@ -41,9 +47,10 @@ for i = 0, n - 1 do
     redis.call('ZADD', KEYS[k + j], ARGV[a + 3], ARGV[a + 1])
   end
 end
-for i = 4, 3 + nev do
+for i = 6, 5 + nev do
   redis.call('XADD', KEYS[2], '*', 'e', ARGV[i])
 end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5]) end
 return 1
 `
 
@@ -72,16 +79,8 @@ func (s *Store) CreateMany(ctx context.Context, rs []*access.Request, events ...
 		return errors.New("redis: create many: no requests")
 	}
 	tok := writeToken()
-	keys := []string{s.key("due"), s.key("audit")}
-	args := []any{len(rs), tok, len(events)}
-	for _, ev := range events {
-		ev.ID = ""
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return fmt.Errorf("redis: create many: encode audit event: %w", err)
-		}
-		args = append(args, b)
-	}
+	keys := []string{s.key("due"), s.key("audit"), s.auditHeadKey()}
+	var tail []any // each request's arguments, after the events
 	for _, r := range rs {
 		if r == nil {
 			return errors.New("redis: create many: request is nil")
@@ -101,19 +100,23 @@ func (s *Store) CreateMany(ctx context.Context, rs []*access.Request, events ...
 		if t, ok := next.DueAt(); ok {
 			due = strconv.FormatInt(dueScore(t), 10)
 		}
-		args = append(args, data, r.ID, due, strconv.FormatInt(next.CreatedAt.UnixMilli(), 10))
+		tail = append(tail, data, r.ID, due, strconv.FormatInt(next.CreatedAt.UnixMilli(), 10))
 	}
-	var n int
-	var err error
-	if f, ok := access.FenceFrom(ctx); ok {
-		n, err = fencedCreateManyScript.Run(ctx, s.c, append(s.leaseKeys(f.Key), keys...),
-			append([]any{strconv.FormatInt(f.Token, 10)}, args...)...).Int()
-		if err == nil && n == fencedReply {
-			err = fencedErr(f)
+	n, err := s.linked(ctx, events, func(chained []any) (int, error) {
+		// chained: the head used, the new head, then each event's JSON.
+		args := []any{len(rs), tok, len(chained) - 2}
+		args = append(args, chained...)
+		args = append(args, tail...)
+		if f, ok := access.FenceFrom(ctx); ok {
+			n, err := fencedCreateManyScript.Run(ctx, s.c, append(s.leaseKeys(f.Key), keys...),
+				append([]any{strconv.FormatInt(f.Token, 10)}, args...)...).Int()
+			if err == nil && n == fencedReply {
+				err = fencedErr(f)
+			}
+			return n, err
 		}
-	} else {
-		n, err = createManyScript.Run(ctx, s.c, keys, args...).Int()
-	}
+		return createManyScript.Run(ctx, s.c, keys, args...).Int()
+	})
 	if err != nil {
 		return fmt.Errorf("redis: create many: %w", err)
 	}

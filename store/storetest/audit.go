@@ -100,8 +100,15 @@ func testChainLinks(t *testing.T, s access.Store) {
 	if err := s.AppendAudit(ctx(t), d, d); err != nil {
 		t.Fatal(err)
 	}
-	evs := wantIntact(t, as, 5)
-	wantActions := []access.Action{access.ActSubmitted, access.ActApproved, access.ActGranted, access.ActDriftRemoved, access.ActDriftRemoved}
+	// Several roles in one request: CreateMany links its events too.
+	b := bundleOf("r-chainb", 2, base)
+	if err := s.CreateMany(ctx(t), b, event(b[0].ID, access.ActSubmitted, "alice@example.com", base),
+		event(b[1].ID, access.ActSubmitted, "alice@example.com", base)); err != nil {
+		t.Fatal(err)
+	}
+	evs := wantIntact(t, as, 7)
+	wantActions := []access.Action{access.ActSubmitted, access.ActApproved, access.ActGranted, access.ActDriftRemoved, access.ActDriftRemoved,
+		access.ActSubmitted, access.ActSubmitted}
 	prev := ""
 	for i, ev := range evs {
 		if ev.Action != wantActions[i] {
