@@ -224,10 +224,17 @@ func TestEscalationRecorded(t *testing.T) {
 	if at, _ := r.DueAt(); !at.Equal(r.EscalateAt) {
 		t.Fatalf("due at %v, want the escalation %v", at, r.EscalateAt)
 	}
+	if w, _ := e.svc.AwaitingDecision(ctx, "heidi@example.com"); len(w) != 0 {
+		t.Fatalf("waiting for heidi before the escalation: %d", len(w))
+	}
 	e.runUntil(t, r.ID, t0.Add(30*time.Minute))
 	got, _ := e.store.Get(ctx, r.ID)
 	if !got.Escalated() || !slices.Equal(got.EscalatedTo, []string{"heidi@example.com", "carol@example.com"}) {
 		t.Fatalf("escalated %v to %v", got.Escalated(), got.EscalatedTo)
+	}
+	// Their Home and /access list show it waiting for their decision.
+	if w, _ := e.svc.AwaitingDecision(ctx, "heidi@example.com"); len(w) != 1 || w[0].ID != r.ID {
+		t.Fatalf("waiting for heidi after the escalation: %v", w)
 	}
 	if at, _ := got.DueAt(); !at.Equal(got.PendingUntil) {
 		t.Fatalf("due at %v after the escalation, want the time-out %v", at, got.PendingUntil)

@@ -86,6 +86,9 @@ func homeConcerned(ev access.Event) []string {
 	for _, a := range r.Approvers {
 		add(a)
 	}
+	for _, a := range r.EscalatedTo { // asked too once it was escalated
+		add(a)
+	}
 	for _, d := range r.Decisions {
 		add(d.By)
 	}

@@ -290,3 +290,18 @@ func TestHomeShowsScheduledAccess(t *testing.T) {
 		t.Errorf("alice's scheduled grant: %+v", mine.Grants)
 	}
 }
+
+// Once a request is escalated, the people it was escalated to see it in
+// their Home: theirs is refreshed with the requester's and approvers'.
+func TestEscalatedPeoplesHomesRefreshed(t *testing.T) {
+	c := &homeChat{chat: &chat{dms: map[string][]handlers.Message{}, channel: "approvals", security: "sec"}}
+	n := handlers.NewNotifier(c, nil)
+	at := time.Date(2031, 3, 4, 10, 30, 0, 0, time.UTC)
+	r := &access.Request{ID: "r-esc23456", Requester: "alice@example.com", Role: "prod-admin", State: access.StatePending,
+		Duration: time.Hour, Reason: "x", Approvers: []string{"bob@example.com"}, Needed: 1, PendingUntil: at.Add(time.Hour),
+		EscalatedAt: at, EscalatedTo: []string{"heidi@example.com"}}
+	_, _ = n.Notify(context.Background(), access.Event{Type: access.EvEscalated, Request: r, ID: "escalated@3"})
+	if got := c.take(); !containsAll(got, "alice@example.com", "bob@example.com", "heidi@example.com") {
+		t.Errorf("homes refreshed after the escalation: %v", got)
+	}
+}
