@@ -201,6 +201,20 @@ func (s *Service) createBundle(ctx context.Context, kind Kind, requester string,
 			tw(r, &ev)
 		}
 		evs = append(evs, ev)
+		// A role whose auto_approve rule the requester meets now is
+		// approved by accessbot at once, as a request of one role is
+		// (createApproved); the others wait for their approvers.
+		if kind == KindRequest {
+			if rule := s.autoApproval(ctx, items[i].role, requester, now); rule != "" {
+				r.State, r.Needed, r.AutoApproved = StateApproved, 1, rule
+				r.PendingUntil, r.RemindAt, r.EscalateAt = time.Time{}, time.Time{}, time.Time{}
+				r.Decisions = []Decision{{By: SystemActor, Approve: true, Reason: "auto-approved: " + rule, At: now}}
+				appr := s.event(r, ActApproved, SystemActor, StatePending, StateApproved, "")
+				appr.Detail = "auto-approved: " + rule
+				evs = append(evs, appr)
+				s.onApproval(r, SystemActor, now)
+			}
+		}
 	}
 	s.owe(rs[0], EvSubmitted, requester, "", now) // the one card of the bundle
 	wctx, cancel := s.writeCtx(ctx)
@@ -232,6 +246,15 @@ func (s *Service) createBundle(ctx context.Context, kind Kind, requester string,
 	for i, r := range rs {
 		rs[i] = s.reload(wctx, r)
 		s.wake(rs[i])
+	}
+	for i, r := range rs {
+		if r.State == StateApproved && !r.Scheduled() {
+			if p, err := s.provision(ctx, r.ID); err == nil {
+				rs[i] = p
+			} else {
+				s.log.WarnContext(ctx, "bundle: grant of an auto-approved role", "request_id", r.ID, "err", err)
+			}
+		}
 	}
 	return rs, nil
 }

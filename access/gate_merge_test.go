@@ -68,3 +68,58 @@ func TestAutoApprovedScheduled(t *testing.T) {
 		t.Fatalf("requester told of the schedule %d times", n)
 	}
 }
+
+// In a request of several roles, each role whose auto_approve rule the
+// requester meets is approved by accessbot and granted at once; the
+// others wait for their approvers, and all end together.
+func TestBundleAutoApprovesEachRoleItsRuleMeets(t *testing.T) {
+	e, _ := gateEnv(t)
+	ctx := context.Background()
+	rs, err := e.svc.SubmitRoles(ctx, access.SubmitInput{Requester: "bob@example.com", Duration: time.Hour, Reason: "fixing checkout"},
+		[]string{"auto", "prod-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRole := map[string]*access.Request{}
+	for _, r := range rs {
+		byRole[r.Role] = r
+	}
+	auto, other := byRole["auto"], byRole["prod-admin"]
+	if auto == nil || other == nil || auto.Bundle == "" || auto.Bundle != other.Bundle {
+		t.Fatalf("bundle %+v", rs)
+	}
+	if auto.State != access.StateActive || auto.AutoApproved == "" || !auto.EndsAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("auto role: %s by %q until %v", auto.State, auto.AutoApproved, auto.EndsAt)
+	}
+	if other.State != access.StatePending || other.AutoApproved != "" {
+		t.Fatalf("other role: %s by %q", other.State, other.AutoApproved)
+	}
+	if m, _ := e.prov.Members(ctx, auto.Group); len(m) != 1 || m[0] != "bob@example.com" {
+		t.Fatalf("members of the auto role's group: %v", m)
+	}
+	if m, _ := e.prov.Members(ctx, other.Group); len(m) != 0 {
+		t.Fatalf("the other role was granted without approval: %v", m)
+	}
+	evs, _ := e.store.Audit(ctx, time.Time{})
+	approvals := 0
+	for _, ev := range evs {
+		if ev.Action == access.ActApproved {
+			approvals++
+			if ev.RequestID != auto.ID || ev.Actor != access.SystemActor || ev.Detail != "auto-approved: "+auto.AutoApproved {
+				t.Fatalf("approval event %+v", ev)
+			}
+		}
+	}
+	if approvals != 1 {
+		t.Fatalf("%d approval events, want the auto role's one", approvals)
+	}
+	// dave approves the other role: it ends with the first.
+	e.clock.Advance(10 * time.Minute)
+	if _, err := e.svc.Decide(ctx, other.ID, "dave@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.store.Get(ctx, other.ID)
+	if got.State != access.StateActive || !got.EndsAt.Equal(auto.EndsAt) {
+		t.Fatalf("other role after dave: %s until %v, want until %v", got.State, got.EndsAt, auto.EndsAt)
+	}
+}
