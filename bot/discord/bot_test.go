@@ -63,8 +63,8 @@ func TestCommandsManifestIsWhatTheBotRegisters(t *testing.T) {
 		}
 		subs[om["name"].(string)] = names
 	}
-	want2 := map[string][]string{"request": {"role!~", "duration", "reason"}, "breakglass": {"role!", "duration!", "reason!"},
-		"list": nil, "roles": nil, "oncall": {"rotation"}, "revoke": {"target!", "reason"}, "cancel": {"id!"},
+	want2 := map[string][]string{"request": {"role!~", "duration", "reason", "start"}, "breakglass": {"role!", "duration!", "reason!"},
+		"list": {"which"}, "roles": nil, "oncall": {"rotation"}, "revoke": {"target!", "reason"}, "cancel": {"id!"},
 		"extend": {"id!", "duration!", "reason!"}, "help": nil}
 	if mustJSON(subs) != mustJSON(want2) {
 		t.Errorf("subcommands %v, want %v", subs, want2)

@@ -16,6 +16,8 @@ const (
 	optRotation = "rotation"
 	optTarget   = "target"
 	optID       = "id"
+	optStart    = "start" // request: a start ahead (scheduled access), read in UTC
+	optWhich    = "which" // list: one list alone
 )
 
 // Commands returns the one /access command with its subcommands, as
@@ -34,16 +36,21 @@ func Commands() []*discordgo.ApplicationCommand {
 	}
 	role := str(optRole, "The role to request", true)
 	role.Autocomplete = true
+	which := str(optWhich, "One list alone, more of it", false)
+	for _, c := range []string{"grants", "pending", "waiting", "oncall"} {
+		which.Choices = append(which.Choices, &discordgo.ApplicationCommandOptionChoice{Name: c, Value: c})
+	}
 	return []*discordgo.ApplicationCommand{{
 		Type:        discordgo.ChatApplicationCommand,
 		Name:        "access",
 		Description: "Just-in-time access: request, approve, revoke",
 		Options: []*discordgo.ApplicationCommandOption{
-			sub("request", "Ask for a role for a while",
-				role, str(optDuration, "How long, e.g. 30m, 2h, 1d", false), str(optReason, "Why you need it", false)),
+			sub("request", "Ask for a role (or several, comma-separated) for a while",
+				role, str(optDuration, "How long, e.g. 30m, 2h, 1d", false), str(optReason, "Why you need it", false),
+				str(optStart, "Start later, in UTC: 22:00 or 2026-12-01T22:00 (or with an offset, +01:00)", false)),
 			sub("breakglass", "Emergency access: granted at once and announced to the security team",
 				str(optRole, "The role", true), str(optDuration, "How long, e.g. 1h", true), str(optReason, "Why", true)),
-			sub("list", "Your pending and active requests"),
+			sub("list", "Your access, your pending requests, what waits for your decision, who is on call", which),
 			sub("roles", "What you may request, for how long, and who approves"),
 			sub("oncall", "Who is on call now and next", str(optRotation, "A rotation (all when left out)", false)),
 			sub("revoke", "End access early", str(optTarget, "A request id or a role you hold", true), str(optReason, "Why", false)),

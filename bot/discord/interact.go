@@ -172,9 +172,16 @@ func (b *Bot) onCommand(ctx context.Context, log *slog.Logger, h Handler, i *dis
 			return
 		}
 		text = opt[optRole] + " " + opt[optDuration] + " " + opt[optReason]
+		if opt[optStart] != "" {
+			// Scheduled access: Discord has no profile time zone, so a
+			// start without an offset is read in UTC.
+			text = opt[optRole] + " " + opt[optDuration] + " at " + opt[optStart] + " " + opt[optReason]
+		}
 	case "breakglass":
 		text = "breakglass " + opt[optRole] + " " + opt[optDuration] + " " + opt[optReason]
-	case "list", "roles", "help":
+	case "list":
+		text = "list " + opt[optWhich]
+	case "roles", "help":
 		text = sub.Name
 	case "oncall":
 		text = "oncall " + opt[optRotation]
