@@ -79,6 +79,11 @@ func TestE2EScheduledGrant(t *testing.T) {
 		t.Fatalf("not granted within 1s of the start: %v", err)
 	}
 	t.Logf("granted %v after the start", time.Since(at))
+	// The membership lands before the grant is recorded: wait (within
+	// the same second) for the record.
+	if err := w.fake.Wait(wctx, func() bool { return w.state(t, id) == access.StateActive }); err != nil {
+		t.Fatalf("grant not recorded within 1s of the start: state %s", w.state(t, id))
+	}
 	r, err := w.svc.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)

@@ -554,8 +554,16 @@ func (w *world) lastEnd() time.Time {
 	return last
 }
 
-// logTails returns the last n lines of each replica's log.
+// logTails returns the last n lines of each replica's log. With
+// ACCESSBOT_HA_LOGS set to a folder, the whole logs are copied there too.
 func (w *world) logTails(n int) string {
+	if dir := os.Getenv("ACCESSBOT_HA_LOGS"); dir != "" {
+		for _, r := range w.reps {
+			if data, err := os.ReadFile(r.logPath); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, w.t.Name()+"-replica-"+r.name+".log"), data, 0o644)
+			}
+		}
+	}
 	var b strings.Builder
 	for _, r := range w.reps {
 		data, _ := os.ReadFile(r.logPath)
