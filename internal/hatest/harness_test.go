@@ -528,9 +528,23 @@ func approveValue(blocks []map[string]any) string {
 
 // settle waits until no request is approved, active or revoking any more
 // (every grant has ended and been removed) or until deadline.
+//
+// Every further kill after the last grant's end, beyond the first, may
+// have hit the worker that had just taken a removal over, and moves the
+// deadline by one more lease TTL (as lateLimit allows the removal), three
+// at most.
 func (w *world) settle(deadline time.Time) {
 	ctx := context.Background()
-	for time.Now().Before(deadline) {
+	last := w.lastEnd()
+	for {
+		w.mu.Lock()
+		kills := slices.Clone(w.kills)
+		w.mu.Unlock()
+		now := time.Now()
+		limit := min(lateLimit(deadline.Sub(last), kills, last.Sub(w.start), now.Sub(w.start)), deadline.Sub(last)+3*leaseTTL)
+		if !now.Before(last.Add(limit)) {
+			return
+		}
 		live, err := w.store.List(ctx, access.Filter{States: []access.State{access.StateApproved, access.StateActive, access.StateRevoking}})
 		if err == nil && len(live) == 0 {
 			return
