@@ -270,10 +270,16 @@ const guardWait = 3 * time.Second
 // claim is re-entrant for its owner). Replicas sharing the store serialise
 // on it too. When the guard stays taken for guardWait the answer is a
 // *Refusal wrapping ErrConflict ("try again").
+//
+// The guard is short (half a lease TTL) and renewed while fn runs: the
+// guard of a replica that died inside fn lapses within that, before the
+// command it was handling is taken over from the chat inbox (after the
+// inbox lease, a whole lease TTL). A guard that outlived the inbox lease
+// turned the taken-over command away as "busy", and it was lost.
 func (s *Service) guarded(ctx context.Context, requester string, fn func() error) error {
 	key := "submit:" + requester
 	owner := s.owner + "/" + NewID()
-	ttl := 2 * s.opt.StoreTimeout
+	ttl := max(s.opt.LeaseTTL/2, 10*time.Millisecond)
 	give := time.NewTimer(guardWait)
 	defer give.Stop()
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
@@ -294,7 +300,27 @@ func (s *Service) guarded(ctx context.Context, requester string, fn func() error
 		t.Stop()
 		return &Refusal{Code: RefuseBusy, Err: ErrConflict}
 	}
-	defer func() { _ = s.store.Release(context.WithoutCancel(ctx), key, owner) }()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // renew the guard while fn runs
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/3)
+				_, _ = s.store.Claim(rctx, key, owner, ttl)
+				cancel()
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done // no renewal may recreate the guard after it is given back
+		_ = s.store.Release(context.WithoutCancel(ctx), key, owner)
+	}()
 	return fn()
 }
 
